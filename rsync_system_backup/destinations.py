@@ -1,0 +1,209 @@
+"""
+Parsing and rendering of rsync locations.
+
+rsync knows four ways to name the place where files go; :class:`Destination`
+understands all of them::
+
+    /local/directory                                local directory
+    [user@]host:directory                           remote shell (SSH)
+    [user@]host::module[/directory]                 rsync daemon
+    rsync://[user@]host[:port]/module[/directory]   rsync daemon (URL)
+
+As in rsync, an expression whose first colon comes after a slash is a local
+path, so ``./a:b`` names a local directory.
+"""
+
+import posixpath
+import re
+
+from property_manager import PropertyManager, mutable_property
+
+from rsync_system_backup.exceptions import InvalidDestinationError, ParentDirectoryUnavailable
+
+USER_AND_HOST = r'(?:(?P<username>[^@:/]+)@)?(?P<hostname>\[[^\]/]+\]|[^@:/\[\]]+)'
+"""Regular expression fragment that matches ``[user@]host`` (the host may be an IPv6 address in brackets)."""
+
+DAEMON_URL_PATTERN = re.compile(
+    r'^rsync://' + USER_AND_HOST + r'(?::(?P<port_number>[^/]*))?/(?P<module>[^/]+)(?:/(?P<directory>.*))?$',
+    re.DOTALL,
+)
+"""Matches ``rsync://[user@]host[:port]/module[/directory]``."""
+
+DAEMON_PATTERN = re.compile(r'^' + USER_AND_HOST + r'::(?P<module>[^/]+)(?:/(?P<directory>.*))?$', re.DOTALL)
+"""Matches ``[user@]host::module[/directory]``."""
+
+REMOTE_SHELL_PATTERN = re.compile(r'^' + USER_AND_HOST + r':(?P<directory>.*)$', re.DOTALL)
+"""Matches ``[user@]host:directory``."""
+
+
+class Destination(PropertyManager):
+
+    """
+    A location that rsync can write to, split into its parts.
+
+    Create one from an expression (``Destination(expression='server:/backups/latest')``)
+    or from its parts (``Destination(hostname='server', directory='/backups/latest')``).
+    """
+
+    @mutable_property
+    def directory(self):
+        """The directory on the local or remote system, or inside the daemon's module (a string)."""
+        return ''
+
+    @mutable_property
+    def hostname(self):
+        """The name or address of the remote system (a string, empty for local destinations)."""
+        return ''
+
+    @mutable_property
+    def module(self):
+        """The name of the rsync daemon module (a string, empty unless the destination is a daemon)."""
+        return ''
+
+    @mutable_property
+    def port_number(self):
+        """The TCP port of the rsync daemon (an integer, or :data:`None` for rsync's default)."""
+        return None
+
+    @mutable_property
+    def username(self):
+        """The user name to log in as on the remote system (a string, empty for the default)."""
+        return ''
+
+    @property
+    def is_local(self):
+        """:data:`True` when the destination is a directory on this system."""
+        return not self.hostname
+
+    @property
+    def is_daemon(self):
+        """:data:`True` when the destination is a module of an rsync daemon."""
+        return bool(self.module)
+
+    @property
+    def is_remote_shell(self):
+        """:data:`True` when the destination is reached over a remote shell (SSH)."""
+        return bool(self.hostname) and not self.module
+
+    @property
+    def ssh_alias(self):
+        """The host name as SSH wants it (IPv6 addresses lose their brackets)."""
+        return self.hostname.strip('[]')
+
+    @property
+    def parent_directory(self):
+        """
+        The directory that holds :attr:`directory` (where snapshots are created).
+
+        :raises: :exc:`.ParentDirectoryUnavailable` when :attr:`directory` is
+                 the root directory or empty, which have no parent to hold
+                 snapshots.
+        """
+        trimmed = self.directory.rstrip('/')
+        if not trimmed:
+            raise ParentDirectoryUnavailable(
+                "The destination %r has no parent directory to hold snapshots: "
+                "use a subdirectory, for example %r." % (self.expression, self.expression.rstrip('/') + '/latest')
+            )
+        return posixpath.dirname(trimmed) or '.'
+
+    @property
+    def expression(self):
+        """
+        The destination in rsync's syntax (a string).
+
+        Assigning an expression parses it and replaces every part.
+
+        :raises: :exc:`.InvalidDestinationError` (on assignment) when the
+                 expression is empty or not one of rsync's location syntaxes.
+        """
+        if self.is_daemon:
+            user = self.username + '@' if self.username else ''
+            path = self.module + ('/' + self.directory if self.directory else '')
+            if self.port_number:
+                return 'rsync://%s%s:%i/%s' % (user, self.hostname, self.port_number, path)
+            return '%s%s::%s' % (user, self.hostname, path)
+        if self.hostname:
+            user = self.username + '@' if self.username else ''
+            return '%s%s:%s' % (user, self.hostname, self.directory)
+        return self.directory
+
+    @expression.setter
+    def expression(self, value):
+        """Parse an rsync location and store its parts."""
+        parts = parse_expression(value)
+        self.directory = parts.get('directory') or ''
+        self.hostname = parts.get('hostname') or ''
+        self.module = parts.get('module') or ''
+        self.port_number = parts.get('port_number')
+        self.username = parts.get('username') or ''
+
+    def __str__(self):
+        """Render the destination in rsync's syntax."""
+        return self.expression
+
+
+def parse_expression(value):
+    """
+    Split an rsync location into its parts.
+
+    :param value: The location (a string).
+    :returns: A :class:`dict` with some of the keys ``username``,
+              ``hostname``, ``port_number``, ``module`` and ``directory``.
+    :raises: :exc:`.InvalidDestinationError` when the expression is empty,
+             names a remote system without a directory, has a port that is not
+             a number from 1 to 65535, or fits none of rsync's syntaxes.
+    """
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidDestinationError("The destination is empty: give a directory or an rsync location.")
+    if value.startswith('rsync://'):
+        match = DAEMON_URL_PATTERN.match(value)
+        if not match:
+            raise InvalidDestinationError(
+                "Can't parse the destination %r: expected rsync://[USER@]HOST[:PORT]/MODULE[/DIRECTORY]." % value
+            )
+        parts = match.groupdict()
+        parts['port_number'] = parse_port_number(value, parts['port_number'])
+        return parts
+    first_colon = value.find(':')
+    first_slash = value.find('/')
+    if first_colon == -1 or (first_slash != -1 and first_slash < first_colon):
+        return dict(directory=value)
+    for pattern in (DAEMON_PATTERN, REMOTE_SHELL_PATTERN):
+        match = pattern.match(value)
+        if match:
+            parts = match.groupdict()
+            if pattern is REMOTE_SHELL_PATTERN and parts['directory'].startswith(':'):
+                raise InvalidDestinationError(
+                    "The destination %r names no rsync daemon module: write %s::MODULE[/DIRECTORY]."
+                    % (value, parts['hostname'])
+                )
+            if pattern is REMOTE_SHELL_PATTERN and not parts['directory']:
+                raise InvalidDestinationError(
+                    "The destination %r names no directory on %s: add one, for example %s/backups/latest."
+                    % (value, parts['hostname'], value)
+                )
+            return parts
+    raise InvalidDestinationError(
+        "Can't parse the destination %r: expected a local directory, [USER@]HOST:DIRECTORY, "
+        "[USER@]HOST::MODULE[/DIRECTORY] or rsync://[USER@]HOST[:PORT]/MODULE[/DIRECTORY]." % value
+    )
+
+
+def parse_port_number(expression, text):
+    """
+    Validate the port number of an ``rsync://`` location.
+
+    :param expression: The whole location (a string, used in the message).
+    :param text: The text between the colon and the slash, or :data:`None`.
+    :returns: The port number (an integer) or :data:`None` when none was given.
+    :raises: :exc:`.InvalidDestinationError` when the port is not a number
+             from 1 to 65535.
+    """
+    if text is None:
+        return None
+    if text.isdigit() and 0 < int(text) < 65536:
+        return int(text)
+    raise InvalidDestinationError(
+        "The port %r in the destination %r is not a number from 1 to 65535." % (text, expression)
+    )

@@ -1,0 +1,60 @@
+"""
+Exceptions raised by `rsync-system-backup`.
+
+Every problem that the program knows how to explain derives from
+:class:`RsyncSystemBackupError`, so callers (the command line interface among
+them) can tell a known failure, which deserves a one-line message, from a bug,
+which deserves a traceback.
+"""
+
+
+class RsyncSystemBackupError(Exception):
+    """Base class for every known problem reported by `rsync-system-backup`."""
+
+
+class UnsupportedPlatformError(RsyncSystemBackupError):
+    """Raised when the program runs on an operating system other than Linux (and isn't forced)."""
+
+
+class InvalidDestinationError(RsyncSystemBackupError):
+    """Raised when a destination expression can't be parsed as an rsync location."""
+
+
+class MissingBackupDiskError(RsyncSystemBackupError):
+    """Raised when the device behind the configured encrypted filesystem isn't connected."""
+
+
+class FailedToUnlockError(RsyncSystemBackupError):
+    """Raised when the encrypted filesystem is still locked after ``cryptdisks_start`` ran."""
+
+
+class FailedToMountError(RsyncSystemBackupError):
+    """Raised when the mount point still isn't a mount point after ``mount`` ran."""
+
+
+class DestinationContextUnavailable(RsyncSystemBackupError):
+    """Raised when commands must run on a destination that can't execute them (an rsync daemon)."""
+
+
+class ParentDirectoryUnavailable(RsyncSystemBackupError):
+    """Raised when the destination directory has no parent directory to hold snapshots."""
+
+
+class InvalidDestinationDirectory(RsyncSystemBackupError):
+    """Raised when the destination directory is not located inside the mount point."""
+
+
+class InvalidSourceError(RsyncSystemBackupError):
+    """Raised when the source of the backup doesn't exist or isn't a directory."""
+
+
+class InvalidOptionError(RsyncSystemBackupError):
+    """Raised when an option or its value is not acceptable."""
+
+
+class TransferFailedError(RsyncSystemBackupError):
+    """Raised when rsync fails to transfer the files (any exit code except 0, 23 and 24)."""
+
+
+class SnapshotFailedError(RsyncSystemBackupError):
+    """Raised when the snapshot of the destination directory can't be created."""

@@ -1,0 +1,89 @@
+"""
+Small filesystem operations on the destination, local or remote.
+
+Each function takes an :mod:`executor` execution context. Local contexts
+that need no privilege escalation get plain Python calls (no helper process);
+every other context gets a command, with ``sudo`` where asked for.
+"""
+
+import os
+
+from executor.contexts import LocalContext
+
+
+def runs_in_process(context, sudo):
+    """
+    Check whether an operation can be done with Python calls instead of a command.
+
+    :param context: An execution context.
+    :param sudo: :data:`True` when the operation needs superuser privileges.
+    :returns: :data:`True` for a local context that already has the
+              privileges the operation needs.
+    """
+    return isinstance(context, LocalContext) and (not sudo or os.geteuid() == 0)
+
+
+def list_directory(context, directory, sudo=False):
+    """
+    List the names in a directory.
+
+    :param context: An execution context.
+    :param directory: The directory's pathname (a string).
+    :param sudo: :data:`True` to list it with superuser privileges.
+    :returns: A list of names (strings), empty when the directory doesn't exist.
+    """
+    if runs_in_process(context, sudo):
+        try:
+            return os.listdir(directory)
+        except FileNotFoundError:
+            return []
+    if not context.test('test', '-d', directory, sudo=sudo):
+        return []
+    output = context.capture('find', directory, '-mindepth', '1', '-maxdepth', '1', '-printf', r'%f\0',
+                             sudo=sudo, shell=False, tty=False)
+    return [name for name in output.split('\0') if name]
+
+
+def make_directory(context, directory, sudo=False):
+    """
+    Create a directory and its missing parents (it may exist already).
+
+    :param context: An execution context.
+    :param directory: The directory's pathname (a string).
+    :param sudo: :data:`True` to create it with superuser privileges.
+    """
+    if runs_in_process(context, sudo):
+        os.makedirs(directory, exist_ok=True)
+    else:
+        context.execute('mkdir', '-p', directory, sudo=sudo, shell=False, tty=False)
+
+
+def rename_directory(context, old, new, sudo=False):
+    """
+    Rename a directory atomically (within one filesystem).
+
+    :param context: An execution context.
+    :param old: The current pathname (a string).
+    :param new: The new pathname (a string), which must not exist.
+    :param sudo: :data:`True` to rename it with superuser privileges.
+    """
+    if runs_in_process(context, sudo):
+        os.rename(old, new)
+    else:
+        context.execute('mv', '--no-target-directory', old, new, sudo=sudo, shell=False, tty=False)
+
+
+def remove_trees(context, pathnames, sudo=False, ionice=None):
+    """
+    Remove directory trees, all of them with one ``rm`` process.
+
+    ``rm -rf`` is faster than :func:`shutil.rmtree()` on large trees, so even
+    local removals run it.
+
+    :param context: An execution context.
+    :param pathnames: The pathnames to remove (a list of strings).
+    :param sudo: :data:`True` to remove them with superuser privileges.
+    :param ionice: The I/O scheduling class for the removal (a string or :data:`None`).
+    """
+    if pathnames:
+        context.execute('rm', '-rf', '--', *pathnames, sudo=sudo, ionice=ionice, shell=False, tty=False)

@@ -1,0 +1,144 @@
+"""
+Timestamped snapshots of the destination directory.
+
+A snapshot is made with ``cp --archive --link`` into a temporary name that
+ends in :data:`INCOMPLETE_SUFFIX`, and renamed to its final name only when the
+copy succeeded, so a directory with a snapshot name is always complete.
+Leftovers of an interrupted copy are removed by the next snapshot.
+"""
+
+import datetime
+import logging
+import posixpath
+import re
+import time
+
+from rsync_system_backup.exceptions import SnapshotFailedError
+from rsync_system_backup.filesystem import list_directory, remove_trees, rename_directory
+
+SNAPSHOT_NAME_FORMAT = '%Y-%m-%d_%H-%M-%S'
+"""The :func:`~time.strftime()` format of new snapshot names (no spaces or colons)."""
+
+LEGACY_SNAPSHOT_NAME_FORMAT = '%Y-%m-%d %H:%M:%S'
+"""The format of rsync-system-backup 1.1's snapshot names, still recognised and rotated."""
+
+INCOMPLETE_SUFFIX = '.incomplete'
+"""The suffix of a snapshot that is still being copied."""
+
+SNAPSHOT_NAME_PATTERN = re.compile(r'''
+    ^ (?P<year>\d{4}) - (?P<month>\d{2}) - (?P<day>\d{2})
+    (?: _ (?=\d{2}-) | \x20 (?=\d{2}:\d{2}:\d{2}$) )
+    (?P<hour>\d{2}) [-:] (?P<minute>\d{2}) [-:] (?P<second>\d{2}) $
+''', re.VERBOSE)
+"""
+Matches exactly the snapshot names this program writes: the current format
+(``2024-05-01_13-45-00``) and the format of version 1.1
+(``2024-05-01 13:45:00``). The named groups are the ones rotate-backups
+expects of a timestamp pattern.
+"""
+
+logger = logging.getLogger(__name__)
+
+
+def format_snapshot_name(moment):
+    """
+    Name the snapshot taken at a given moment.
+
+    :param moment: A :class:`datetime.datetime` value.
+    :returns: The snapshot's name (a string).
+    """
+    return moment.strftime(SNAPSHOT_NAME_FORMAT)
+
+
+def is_snapshot_name(name):
+    """
+    Check whether a name is that of a complete snapshot.
+
+    :param name: A directory entry's name (a string).
+    :returns: :data:`True` when the name matches :data:`SNAPSHOT_NAME_PATTERN`.
+    """
+    return SNAPSHOT_NAME_PATTERN.match(name) is not None
+
+
+def is_incomplete_snapshot_name(name):
+    """
+    Check whether a name is that of a snapshot that is (or was) still being copied.
+
+    :param name: A directory entry's name (a string).
+    :returns: :data:`True` for a snapshot name followed by :data:`INCOMPLETE_SUFFIX`.
+    """
+    return name.endswith(INCOMPLETE_SUFFIX) and is_snapshot_name(name[:-len(INCOMPLETE_SUFFIX)])
+
+
+def choose_snapshot_name(existing_names, clock=datetime.datetime.now):
+    """
+    Pick a name for a new snapshot that no existing entry has.
+
+    Names have a resolution of one second; when the current second's name is
+    taken (two runs within one second), this waits for the next second.
+
+    :param existing_names: The names in the snapshot directory (a collection of strings).
+    :param clock: A function returning the current local time.
+    :returns: The new snapshot's name (a string).
+    """
+    while True:
+        name = format_snapshot_name(clock())
+        if name not in existing_names:
+            return name
+        time.sleep(0.1)
+
+
+def remove_incomplete_snapshots(context, parent_directory, names, sudo=False, ionice=None):
+    """
+    Remove what interrupted snapshot copies left behind.
+
+    :param context: The destination's execution context.
+    :param parent_directory: The directory that holds the snapshots (a string).
+    :param names: The names in that directory (a list of strings).
+    :param sudo: :data:`True` to remove them with superuser privileges.
+    :param ionice: The I/O scheduling class for the removal.
+    :returns: The removed names (a list of strings).
+    """
+    leftovers = sorted(name for name in names if is_incomplete_snapshot_name(name))
+    for name in leftovers:
+        logger.warning("Removing %s, left behind by an interrupted snapshot.", posixpath.join(parent_directory, name))
+    remove_trees(context, [posixpath.join(parent_directory, name) for name in leftovers], sudo=sudo, ionice=ionice)
+    return leftovers
+
+
+def create_snapshot(context, directory, parent_directory, sudo=False, dry_run=False, ionice=None):
+    """
+    Snapshot a directory with ``cp --archive --link``, atomically.
+
+    :param context: The destination's execution context.
+    :param directory: The directory to snapshot (a string).
+    :param parent_directory: The directory that holds the snapshots (a string).
+    :param sudo: :data:`True` to copy with superuser privileges.
+    :param dry_run: :data:`True` to only say what would be done.
+    :param ionice: The I/O scheduling class for the copy.
+    :returns: The pathname of the new snapshot (a string).
+    :raises: :exc:`.SnapshotFailedError` when the copy fails; nothing is left
+             behind under a snapshot name then.
+    """
+    names = list_directory(context, parent_directory, sudo=sudo)
+    name = choose_snapshot_name(set(names))
+    final_pathname = posixpath.join(parent_directory, name)
+    if dry_run:
+        logger.info("Would create snapshot %s (dry run).", final_pathname)
+        return final_pathname
+    remove_incomplete_snapshots(context, parent_directory, names, sudo=sudo, ionice=ionice)
+    temporary_pathname = final_pathname + INCOMPLETE_SUFFIX
+    logger.info("Creating snapshot %s ..", final_pathname)
+    try:
+        copy = context.execute('cp', '--archive', '--link', directory, temporary_pathname,
+                               check=False, sudo=sudo, ionice=ionice, shell=False, tty=False)
+        if copy.returncode != 0:
+            raise SnapshotFailedError(
+                "cp --archive --link failed with exit code %i while snapshotting %s; "
+                "the earlier snapshots are intact." % (copy.returncode, directory)
+            )
+        rename_directory(context, temporary_pathname, final_pathname, sudo=sudo)
+    except BaseException:
+        remove_trees(context, [temporary_pathname], sudo=sudo)
+        raise
+    return final_pathname

@@ -1,0 +1,134 @@
+"""Tests of snapshot rotation on real directories (rotate-backups plans, this package removes)."""
+
+import datetime
+import os
+
+import pytest
+
+from rsync_system_backup import DEFAULT_ROTATION_SCHEME, RsyncSystemBackup
+from treeutils import list_names
+
+
+def make_snapshots(directory, names):
+    """Create empty snapshot directories (with a file inside, so removal is real)."""
+    for name in names:
+        os.makedirs(os.path.join(str(directory), name))
+        with open(os.path.join(str(directory), name, 'file'), 'w') as handle:
+            handle.write(name)
+
+
+def rotate(directory, **options):
+    """Rotate the snapshots next to ``directory/latest`` through the Python API."""
+    options.setdefault('notifications_enabled', False)
+    RsyncSystemBackup(destination=str(directory / 'latest'), backup_enabled=False, snapshot_enabled=False,
+                      rotate_enabled=True, **options).execute()
+
+
+@pytest.fixture
+def backups(tmp_path):
+    """A backup directory with an empty ``latest``."""
+    directory = tmp_path / 'backups'
+    (directory / 'latest').mkdir(parents=True)
+    return directory
+
+
+def test_default_scheme():
+    """The default scheme is 24 hourly, 7 daily, 4 weekly and all monthly snapshots."""
+    assert DEFAULT_ROTATION_SCHEME == dict(hourly=24, daily=7, weekly=4, monthly='always')
+    assert RsyncSystemBackup(destination='/b/latest').rotation_scheme == DEFAULT_ROTATION_SCHEME
+
+
+def test_daily_scheme_keeps_oldest_per_day_and_newest(backups):
+    """Each kept day keeps its oldest snapshot; the newest snapshot is kept although it is not the oldest."""
+    names = ['2024-05-%02d_%s' % (day, time) for day in range(10, 16) for time in ('08-00-00', '20-00-00')]
+    make_snapshots(backups, names)
+    rotate(backups, rotation_scheme=dict(daily=3))
+    assert list_names(backups) == [
+        '2024-05-13_08-00-00', '2024-05-14_08-00-00', '2024-05-15_08-00-00', '2024-05-15_20-00-00', 'latest',
+    ]
+
+
+def test_prefer_recent_is_not_the_default(backups):
+    """As in version 1.1, the oldest snapshot of a time slot is the one that stays."""
+    make_snapshots(backups, ['2024-05-01_10-00-00', '2024-05-01_10-20-00', '2024-05-01_10-40-00'])
+    rotate(backups, rotation_scheme=dict(hourly=24))
+    assert list_names(backups) == ['2024-05-01_10-00-00', '2024-05-01_10-40-00', 'latest']
+
+
+def test_default_scheme_on_many_snapshots(backups):
+    """Hourly snapshots over 70 days, rotated with the default scheme, keep exactly what the scheme says."""
+    newest = datetime.datetime(2024, 3, 31, 23, 0, 0)
+    moments = [newest - datetime.timedelta(hours=hours) for hours in range(70 * 24)]
+    make_snapshots(backups, [m.strftime('%Y-%m-%d_%H-%M-%S') for m in moments])
+    rotate(backups)
+    kept = set(list_names(backups)) - {'latest'}
+    expected = set()
+    # hourly=24: the 24 hours up to the newest.
+    expected.update(m for m in moments if newest - m < datetime.timedelta(hours=24))
+    # daily=7 (strict): each day's oldest snapshot (00:00), if not older than 7 days before the newest.
+    expected.update(datetime.datetime(2024, 3, day) for day in range(25, 32))
+    # weekly=4 (strict): each ISO week's oldest snapshot, if not older than 4 weeks before the newest.
+    weeks = {}
+    for m in sorted(moments):
+        weeks.setdefault(m.isocalendar()[:2], m)
+    expected.update(sorted(m for m in weeks.values() if m >= newest - datetime.timedelta(weeks=4))[-4:])
+    # monthly=always: the oldest snapshot of every month.
+    months = {}
+    for m in sorted(moments):
+        months.setdefault((m.year, m.month), m)
+    expected.update(months.values())
+    assert kept == set(m.strftime('%Y-%m-%d_%H-%M-%S') for m in expected)
+    assert newest.strftime('%Y-%m-%d_%H-%M-%S') in kept
+
+
+def test_legacy_names_are_rotated(backups):
+    """Snapshots named by version 1.1 ('YYYY-MM-DD HH:MM:SS') are rotated along with new ones."""
+    make_snapshots(backups, ['2024-05-01 10:00:00', '2024-05-01 10:30:00', '2024-05-01_10-45-00'])
+    rotate(backups, rotation_scheme=dict(hourly=24))
+    assert list_names(backups) == ['2024-05-01 10:00:00', '2024-05-01_10-45-00', 'latest']
+
+
+def test_only_snapshot_names_are_touched(backups):
+    """Folders with other names (even with timestamps in them) and temporary snapshots survive rotation."""
+    others = ['2023-01-01 report', 'notes-2023-01-01', '2023-01-01', '2023-01-01_00-00-00.incomplete',
+              '2023-01-01_00-00', '2023-01-01 00-00-00', '2023-01-01_00:00:00']
+    make_snapshots(backups, others)
+    make_snapshots(backups, ['2024-05-01_10-00-00', '2024-05-01_10-30-00', '2024-05-01_11-00-00'])
+    rotate(backups, rotation_scheme=dict(daily=1))
+    assert list_names(backups) == sorted(others + ['2024-05-01_10-00-00', '2024-05-01_11-00-00', 'latest'])
+
+
+def test_dry_run_removes_nothing(backups):
+    """A dry run plans the rotation but removes nothing."""
+    names = ['2024-05-01_10-00-00', '2024-05-01_10-30-00', '2024-05-01_11-00-00']
+    make_snapshots(backups, names)
+    rotate(backups, rotation_scheme=dict(daily=1), dry_run=True)
+    assert list_names(backups) == names + ['latest']
+
+
+def test_plan_reports_kept_and_removed(backups):
+    """rotate_snapshots() returns what it kept (with reasons) and what it removed."""
+    make_snapshots(backups, ['2024-05-01_10-00-00', '2024-05-01_10-30-00', '2024-05-02_10-00-00'])
+    program = RsyncSystemBackup(destination=str(backups / 'latest'), rotation_scheme=dict(daily=7))
+    plan = program.rotate_snapshots()
+    assert [os.path.basename(p) for p in plan.removed] == ['2024-05-01_10-30-00']
+    assert [(os.path.basename(p), reasons) for p, reasons in plan.kept] == [
+        ('2024-05-01_10-00-00', ['daily']), ('2024-05-02_10-00-00', ['daily', 'newest']),
+    ]
+
+
+def test_configuration_file_overrides_scheme(backups, tmp_path, monkeypatch):
+    """A section for the snapshot directory in ~/.rotate-backups.ini replaces the scheme (as in 1.1)."""
+    home = tmp_path / 'home'
+    home.mkdir()
+    (home / '.rotate-backups.ini').write_text('[%s]\nhourly = 1\n' % backups)
+    monkeypatch.setenv('HOME', str(home))
+    make_snapshots(backups, ['2024-05-01_09-00-00', '2024-05-01_10-00-00', '2024-05-01_11-00-00'])
+    rotate(backups, rotation_scheme=dict(daily=7))
+    assert list_names(backups) == ['2024-05-01_11-00-00', 'latest']
+
+
+def test_empty_directory(backups):
+    """Rotating a directory without snapshots does nothing."""
+    rotate(backups)
+    assert list_names(backups) == ['latest']
