@@ -7,10 +7,12 @@ heavy, so ``--help`` and usage errors answer at once.
 """
 
 import getopt
-import logging
 import os
 import sys
 
+from rsync_system_backup import DEFAULT_ROTATION_SCHEME
+from rsync_system_backup.exceptions import InvalidOptionError
+from rsync_system_backup.rotation_schemes import FREQUENCIES, override_rotation_scheme, parse_retention
 from rsync_system_backup.usage import USAGE_TEXT
 
 SHORT_OPTIONS = 'bsrm:c:t:i:unx:fvqh'
@@ -19,6 +21,9 @@ SHORT_OPTIONS = 'bsrm:c:t:i:unx:fvqh'
 LONG_OPTIONS = [
     'backup', 'snapshot', 'rotate', 'mount=', 'crypto=', 'tunnel=', 'ionice=', 'no-sudo',
     'dry-run', 'multi-fs', 'exclude=', 'force', 'disable-notifications', 'verbose', 'quiet', 'help',
+    'daemon-port=', 'password-file=', 'log-file=', 'accept-existing', 'wait',
+    'minutely=', 'hourly=', 'daily=', 'weekly=', 'monthly=', 'yearly=', 'prefer-recent', 'relaxed',
+    'snapshot-method=',
 ]
 """The long options, in :func:`getopt.gnu_getopt()` syntax."""
 
@@ -29,13 +34,20 @@ SHORT_TO_LONG = {
 }
 """The long name of each short option."""
 
+EXIT_BUSY = 75
+"""The exit code when another run holds the destination's lock (EX_TEMPFAIL: try again later)."""
+
 IONICE_CLASSES = ('idle', 'best-effort', 'realtime', '1', '2', '3')
 """The values that ``-i/--ionice`` accepts (ionice's class names and numbers)."""
 
 ACTIONS = ('backup_enabled', 'snapshot_enabled', 'rotate_enabled')
 """The properties behind ``-b``, ``-s`` and ``-r``."""
 
-logger = logging.getLogger('rsync_system_backup')
+LOG_FILE_FORMAT = '%(asctime)s rsync-system-backup[%(process)d] %(levelname)s %(message)s'
+"""The format of the lines in the ``--log-file``."""
+
+LOGGER_NAME = 'rsync_system_backup'
+"""The logger that :func:`run()` reports the outcome on (:mod:`logging` is imported only for a run)."""
 
 
 class UsageError(Exception):
@@ -52,6 +64,8 @@ class CommandLine(object):
         self.verbosity = 0
         self.show_help = False
         self.seen_options = set()
+        self.log_file = None
+        self.rotation_overrides = {}
 
 
 def parse_command_line(arguments, environment=os.environ):
@@ -73,6 +87,12 @@ def parse_command_line(arguments, environment=os.environ):
         apply_option(parsed, option, value)
     if parsed.show_help:
         return parsed
+    if parsed.rotation_overrides:
+        try:
+            scheme = override_rotation_scheme(DEFAULT_ROTATION_SCHEME, parsed.rotation_overrides)
+        except InvalidOptionError as e:
+            raise UsageError(str(e))
+        parsed.program_options['rotation_scheme'] = scheme
     if len(positional) > 2:
         raise UsageError("Expected [SOURCE] DESTINATION, got %i arguments: %s (quote names with spaces)."
                          % (len(positional), ' '.join(map(repr, positional))))
@@ -120,8 +140,16 @@ def apply_option(parsed, option, value):
             settings['crypto_device'] = check_not_empty(name, value)
         elif name == '--tunnel':
             settings['tunnel'] = check_not_empty(name, value)
+        elif name == '--daemon-port':
+            settings['daemon_port'] = check_port_number(name, value)
+        elif name == '--password-file':
+            settings['password_file'] = check_not_empty(name, value)
+        elif name == '--log-file':
+            parsed.log_file = check_not_empty(name, value)
         elif name == '--ionice':
             settings['ionice'] = check_ionice_class(value)
+        elif name == '--snapshot-method':
+            settings['snapshot_method'] = check_snapshot_method(value)
         elif name == '--no-sudo':
             settings['sudo_enabled'] = False
         elif name == '--dry-run':
@@ -132,6 +160,16 @@ def apply_option(parsed, option, value):
             settings['force'] = True
         elif name == '--disable-notifications':
             settings['notifications_enabled'] = False
+        elif name == '--accept-existing':
+            settings['accept_existing'] = True
+        elif name == '--wait':
+            settings['wait_for_lock'] = True
+        elif name[2:] in FREQUENCIES:
+            parsed.rotation_overrides[name[2:]] = check_retention(name, value)
+        elif name == '--prefer-recent':
+            settings['prefer_recent'] = True
+        elif name == '--relaxed':
+            settings['strict'] = False
 
 
 def option_name(option):
@@ -170,6 +208,35 @@ def check_not_empty(name, value):
     return value
 
 
+def check_port_number(name, value):
+    """
+    Refuse a value that is not a TCP port number.
+
+    :param name: What the value is for (used in the message).
+    :param value: The value (a string).
+    :returns: The port number (an integer).
+    :raises: :exc:`UsageError` unless the value is a number from 1 to 65535.
+    """
+    if not (value.isdigit() and 0 < int(value) < 65536):
+        raise UsageError("%s must be a port number from 1 to 65535, not %r." % (name, value))
+    return int(value)
+
+
+def check_retention(name, value):
+    """
+    Refuse a count of snapshots that rotation can't use.
+
+    :param name: The option (``--hourly`` and so on).
+    :param value: The value (a string).
+    :returns: A whole number or ``'always'``.
+    :raises: :exc:`UsageError` for anything else.
+    """
+    try:
+        return parse_retention(name[2:], value)
+    except InvalidOptionError:
+        raise UsageError("Invalid %s value %r: give a number of snapshots (0 or more) or 'always'." % (name, value))
+
+
 def check_exclude_pattern(value):
     """
     Refuse an exclude pattern that rsync would misread.
@@ -185,6 +252,21 @@ def check_exclude_pattern(value):
     return value
 
 
+def check_snapshot_method(value):
+    """
+    Refuse a snapshot method that doesn't exist.
+
+    :param value: The method's name (a string).
+    :returns: The name.
+    :raises: :exc:`UsageError` for anything but :data:`.METHOD_NAMES`.
+    """
+    from rsync_system_backup.snapshot_methods import check_method_name
+    try:
+        return check_method_name(value)
+    except InvalidOptionError as e:
+        raise UsageError(str(e))
+
+
 def check_ionice_class(value):
     """
     Refuse an I/O scheduling class that ionice doesn't know.
@@ -198,20 +280,46 @@ def check_ionice_class(value):
     return value
 
 
-def configure_logging(verbosity):
+def configure_logging(verbosity, log_file=None):
     """
-    Send log messages to the terminal, with colours where it supports them.
+    Send log messages to the terminal (with colours where it supports them), the system log and a file.
+
+    An rsync daemon discards what its ``post-xfer exec`` command writes, so
+    such runs report in the system log (as in version 1.1; see
+    :mod:`.system_log` for which messages go there, and set
+    ``$COLOREDLOGS_SYSLOG`` to ``false`` to turn it off) and in the log file.
 
     :param verbosity: The number of ``-v`` options minus the number of ``-q`` options.
+    :param log_file: The pathname of a file to append the messages to (a string or :data:`None`).
+    :raises: :exc:`~exceptions.OSError` when the log file can't be opened.
     """
+    import logging
     import coloredlogs
-    level = logging.INFO - 10 * verbosity
-    coloredlogs.install(level=max(logging.DEBUG, min(logging.CRITICAL, level)))
+    from rsync_system_backup.system_log import enable_system_log
+    level = max(logging.DEBUG, min(logging.CRITICAL, logging.INFO - 10 * verbosity))
+    coloredlogs.install(level=level)
+    enable_system_log(on_terminal=stderr_is_terminal())
+    if log_file:
+        handler = logging.FileHandler(log_file)
+        handler.setLevel(level)
+        handler.setFormatter(logging.Formatter(LOG_FILE_FORMAT))
+        logging.getLogger().addHandler(handler)
 
 
 def connected_to_terminal():
     """:data:`True` when any of the standard streams is a terminal (so a person is watching)."""
     return any(stream is not None and stream.isatty() for stream in (sys.stdin, sys.stdout, sys.stderr))
+
+
+def stderr_is_terminal():
+    """
+    Check whether standard error, where messages and progress go, is a terminal.
+
+    :returns: :data:`True` on a terminal (progress, colours and a summary
+              block), :data:`False` under cron, systemd and the like (no
+              progress or colours, and a one-line summary).
+    """
+    return sys.stderr is not None and sys.stderr.isatty()
 
 
 def main(arguments=None):
@@ -230,7 +338,11 @@ def main(arguments=None):
     if parsed.show_help:
         sys.stdout.write(USAGE_TEXT)
         return
-    configure_logging(parsed.verbosity)
+    try:
+        configure_logging(parsed.verbosity, parsed.log_file)
+    except OSError as e:
+        sys.stderr.write("Error: Can't open the log file %s: %s\n" % (parsed.log_file, e.strerror or e))
+        sys.exit(1)
     sys.exit(run(parsed.program_options))
 
 
@@ -241,19 +353,34 @@ def run(program_options):
     :param program_options: Keyword arguments for :class:`.RsyncSystemBackup`.
     :returns: The exit code (an integer).
     """
-    from rsync_system_backup.exceptions import MissingBackupDiskError, RsyncSystemBackupError
+    import logging
+    from rsync_system_backup.exceptions import BackupInProgressError, MissingBackupDiskError, RsyncSystemBackupError
+    from rsync_system_backup.signals import Interrupted, stop_on_signals
+    logger = logging.getLogger(LOGGER_NAME)
     try:
         from rsync_system_backup import RsyncSystemBackup
-        if program_options.pop('tunnel', None):
-            raise UsageError("-t/--tunnel is not supported yet.")
-        RsyncSystemBackup(**program_options).execute()
+        from rsync_system_backup.summary import report_summary
+        on_terminal = stderr_is_terminal()
+        # -q hides the progress along with the informational messages.
+        show_progress = on_terminal and logger.isEnabledFor(logging.INFO)
+        with stop_on_signals():
+            program = RsyncSystemBackup(show_progress=show_progress, **program_options)
+            program.execute()
+        report_summary(program.summary, on_terminal)
+    except Interrupted as e:
+        logger.error("Aborting: interrupted by %s; every cleanup has run and the earlier snapshots are intact.",
+                     e.signal_name)
+        return e.exit_code
+    except BackupInProgressError as e:
+        logger.error("Aborting due to error: %s", e)
+        return EXIT_BUSY
     except MissingBackupDiskError as e:
         if not connected_to_terminal():
             logger.info("Skipping backup: %s", e)
             return 0
         logger.error("Aborting due to error: %s", e)
         return 1
-    except (RsyncSystemBackupError, UsageError) as e:
+    except RsyncSystemBackupError as e:
         logger.error("Aborting due to error: %s", e)
         return 1
     except Exception:

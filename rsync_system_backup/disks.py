@@ -6,17 +6,23 @@ Unlocking and mounting the backup disk, as reusable context managers.
 mounts a filesystem listed in ``/etc/fstab``. Each one undoes on exit only
 what it did on entry, also when the block in between fails, and both run
 their commands through an execution context, so they work on the system
-behind an SSH destination as well as on this one.
+behind an SSH destination as well as on this one. Stacked, unlocking comes
+first::
+
+    with UnlockedDevice(context, 'backups'), MountedFilesystem(context, '/mnt/backups'):
+        ...  # write to /mnt/backups
 """
 
 import logging
-import posixpath
 
 from rsync_system_backup.exceptions import FailedToMountError, FailedToUnlockError, MissingBackupDiskError
-from rsync_system_backup.tabfiles import find_crypttab_entry, parse_crypttab, resolve_device
+from rsync_system_backup.tabfiles import find_crypttab_entry, find_fstab_entry, parse_crypttab, parse_fstab
 
 CRYPTTAB_FILE = '/etc/crypttab'
 """Where the encrypted filesystems are configured."""
+
+FSTAB_FILE = '/etc/fstab'
+"""Where the filesystems that ``mount DIRECTORY`` knows are configured."""
 
 logger = logging.getLogger(__name__)
 
@@ -38,44 +44,66 @@ class UnlockedDevice(object):
         self.sudo = sudo
         self.unlocked_by_us = False
 
-    @property
-    def mapper_device(self):
-        """The device that appears when the filesystem is unlocked (a string)."""
-        return posixpath.join('/dev/mapper', self.target)
+    def find_entry(self):
+        """
+        Find :attr:`target` in ``/etc/crypttab``.
+
+        :returns: A :class:`.CrypttabEntry`.
+        :raises: :exc:`.FailedToUnlockError` when the file can't be read or
+                 has no entry for :attr:`target`.
+        """
+        text = read_table(self.context, CRYPTTAB_FILE, FailedToUnlockError)
+        entry = find_crypttab_entry(parse_crypttab(text), self.target)
+        if entry is None:
+            raise FailedToUnlockError("%s has no entry for %r: add one (see the documentation on encrypted disks)."
+                                      % (CRYPTTAB_FILE, self.target))
+        return entry
 
     def find_source_device(self):
         """
-        Find the encrypted device of :attr:`target` in ``/etc/crypttab``.
+        Find the encrypted device of :attr:`target`.
 
-        :returns: The device's pathname (a string).
-        :raises: :exc:`.FailedToUnlockError` when crypttab has no such target.
+        :returns: The device's pathname (a string): the source field of its
+                  ``/etc/crypttab`` entry, where ``UUID=``, ``LABEL=``,
+                  ``PARTUUID=`` and ``PARTLABEL=`` lead to ``/dev/disk/by-*``.
+        :raises: :exc:`.FailedToUnlockError` (see :meth:`find_entry()`, and
+                 for a tag without a value such as ``UUID=``).
         """
-        if not self.context.exists(CRYPTTAB_FILE):
-            raise FailedToUnlockError("%s doesn't exist: add an entry for %r to it." % (CRYPTTAB_FILE, self.target))
-        text = self.context.read_file(CRYPTTAB_FILE).decode('utf-8', 'replace')
-        entry = find_crypttab_entry(parse_crypttab(text), self.target)
-        if entry is None:
-            raise FailedToUnlockError("%s has no entry for %r: add one (see the documentation)."
-                                      % (CRYPTTAB_FILE, self.target))
-        return resolve_device(entry.source)
+        entry = self.find_entry()
+        try:
+            return entry.device
+        except ValueError as e:
+            raise FailedToUnlockError("The entry for %r in %s names no device: %s" % (self.target, CRYPTTAB_FILE, e))
 
     def ensure_available(self):
         """
         Check that the encrypted device is connected.
 
-        :raises: :exc:`.MissingBackupDiskError` when it isn't.
+        :raises: :exc:`.MissingBackupDiskError` when it isn't, or
+                 :exc:`.FailedToUnlockError` (see :meth:`find_source_device()`).
         """
         device = self.find_source_device()
         if not self.context.exists(device):
             raise MissingBackupDiskError("The backup disk %s (%s in %s) isn't connected."
                                          % (device, self.target, CRYPTTAB_FILE))
 
+    @property
+    def mapper_device(self):
+        """The device that appears when the filesystem is unlocked (a string)."""
+        return '/dev/mapper/' + self.target
+
     def is_unlocked(self):
         """:data:`True` when :attr:`mapper_device` exists."""
         return self.context.exists(self.mapper_device)
 
     def __enter__(self):
-        """Unlock the filesystem unless it is unlocked already."""
+        """
+        Unlock the filesystem unless it is unlocked already.
+
+        :raises: :exc:`.MissingBackupDiskError` when the disk isn't connected,
+                 :exc:`.FailedToUnlockError` when it is still locked after
+                 ``cryptdisks_start`` ran (or has no usable crypttab entry).
+        """
         self.ensure_available()
         if self.is_unlocked():
             logger.info("%s is unlocked already.", self.target)
@@ -90,14 +118,16 @@ class UnlockedDevice(object):
         return self
 
     def __exit__(self, exc_type=None, exc_value=None, traceback=None):
-        """Lock the filesystem again if :meth:`__enter__` unlocked it."""
+        """Lock the filesystem again if :meth:`__enter__` unlocked it (failures are logged)."""
         if self.unlocked_by_us:
+            self.unlocked_by_us = False
             logger.info("Locking %s with cryptdisks_stop ..", self.target)
             stopped = self.context.execute('cryptdisks_stop', self.target, check=False,
                                            sudo=self.sudo, shell=False, tty=False)
-            if stopped.returncode != 0:
-                logger.error("cryptdisks_stop %s failed with exit code %i.", self.target, stopped.returncode)
-            self.unlocked_by_us = False
+            # cryptdisks_stop exits 0 even when it fails, so look for the device.
+            if stopped.returncode != 0 or self.is_unlocked():
+                logger.error("cryptdisks_stop %s (exit code %i) didn't lock it: %s still exists.",
+                             self.target, stopped.returncode, self.mapper_device)
 
 
 class MountedFilesystem(object):
@@ -122,24 +152,68 @@ class MountedFilesystem(object):
         return self.context.test('mountpoint', '-q', self.mount_point, shell=False, tty=False)
 
     def __enter__(self):
-        """Mount the filesystem unless it is mounted already."""
+        """
+        Mount the filesystem unless it is mounted already.
+
+        :raises: :exc:`.FailedToMountError` when :attr:`mount_point` still
+                 isn't a mount point after ``mount`` ran.
+        """
         if self.is_mounted():
             logger.info("%s is mounted already.", self.mount_point)
             return self
         logger.info("Mounting %s ..", self.mount_point)
         mounted = self.context.execute('mount', self.mount_point, check=False, sudo=self.sudo, shell=False, tty=False)
         if not self.is_mounted():
-            raise FailedToMountError("Failed to mount %s (mount exited with code %i): check its entry in /etc/fstab."
-                                     % (self.mount_point, mounted.returncode))
+            if mounted.returncode == 0:
+                problem = "mount reported success, but it still isn't a mount point"
+            else:
+                problem = "mount exited with code %i" % mounted.returncode
+            raise FailedToMountError("Failed to mount %s (%s): %s"
+                                     % (self.mount_point, problem, self.describe_fstab_entry()))
         self.mounted_by_us = True
         return self
 
+    def describe_fstab_entry(self):
+        """
+        Tell the user where to look when mounting failed.
+
+        :returns: Advice that quotes :attr:`mount_point`'s entry in
+                  ``/etc/fstab``, or says that it has none (a string).
+        """
+        try:
+            entry = find_fstab_entry(parse_fstab(read_table(self.context, FSTAB_FILE, FailedToMountError)),
+                                     self.mount_point)
+        except FailedToMountError as e:
+            return str(e)
+        if entry is None:
+            return "%s has no entry for it: add one (with the noauto option)." % FSTAB_FILE
+        return "check its entry in %s (device %s, type %s, options %s) and whether the device is there." % (
+            FSTAB_FILE, entry.device, entry.fs_type, ','.join(entry.options))
+
     def __exit__(self, exc_type=None, exc_value=None, traceback=None):
-        """Unmount the filesystem if :meth:`__enter__` mounted it."""
+        """Unmount the filesystem if :meth:`__enter__` mounted it (failures are logged)."""
         if self.mounted_by_us:
+            self.mounted_by_us = False
             logger.info("Unmounting %s ..", self.mount_point)
             unmounted = self.context.execute('umount', self.mount_point, check=False,
                                              sudo=self.sudo, shell=False, tty=False)
             if unmounted.returncode != 0:
-                logger.error("umount %s failed with exit code %i.", self.mount_point, unmounted.returncode)
-            self.mounted_by_us = False
+                logger.error("umount %s failed with exit code %i: the disk is still mounted.",
+                             self.mount_point, unmounted.returncode)
+
+
+def read_table(context, filename, exception_type):
+    """
+    Read ``/etc/crypttab`` or ``/etc/fstab`` in an execution context.
+
+    :param context: The execution context of the system with the file.
+    :param filename: The pathname of the file (a string).
+    :param exception_type: The exception to raise when it can't be read.
+    :returns: The contents of the file (a string).
+    :raises: `exception_type` with ``cat``'s complaint when the file is missing or unreadable.
+    """
+    cat = context.execute('cat', filename, capture=True, capture_stderr=True, check=False, shell=False, tty=False)
+    if cat.returncode != 0:
+        complaint = cat.stderr.decode('utf-8', 'replace').strip() or "cat exited with code %i" % cat.returncode
+        raise exception_type("Can't read %s: %s" % (filename, complaint))
+    return cat.stdout.decode('utf-8', 'surrogateescape')

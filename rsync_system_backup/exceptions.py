@@ -25,7 +25,7 @@ class MissingBackupDiskError(RsyncSystemBackupError):
 
 
 class FailedToUnlockError(RsyncSystemBackupError):
-    """Raised when the encrypted filesystem is still locked after ``cryptdisks_start`` ran."""
+    """Raised when an encrypted filesystem has no usable crypttab entry or stays locked after ``cryptdisks_start``."""
 
 
 class FailedToMountError(RsyncSystemBackupError):
@@ -58,3 +58,27 @@ class TransferFailedError(RsyncSystemBackupError):
 
 class SnapshotFailedError(RsyncSystemBackupError):
     """Raised when the snapshot of the destination directory can't be created."""
+
+
+class SSHConnectionError(RsyncSystemBackupError):
+    """Raised when an SSH connection (to the destination or the tunnel's host) can't be made or breaks."""
+
+
+class RemoteCommandError(RsyncSystemBackupError):
+    """Raised when a command on a destination reached over SSH fails or isn't installed."""
+
+
+class TunnelError(RsyncSystemBackupError):
+    """Raised when the SSH tunnel to an rsync daemon opens but the daemon doesn't answer through it."""
+
+
+class BackupInProgressError(RsyncSystemBackupError):
+    """Raised when another run holds the lock on the destination."""
+
+
+class UnmarkedDestinationError(RsyncSystemBackupError):
+    """Raised when a backup would overwrite a directory that holds files but was never a backup target."""
+
+
+class SnapshotMethodError(RsyncSystemBackupError):
+    """Raised when the destination can't be made ready for the snapshot method (see :mod:`.snapshot_methods`)."""

@@ -58,6 +58,23 @@ def make_directory(context, directory, sudo=False):
         context.execute('mkdir', '-p', directory, sudo=sudo, shell=False, tty=False)
 
 
+def write_file(context, pathname, text, sudo=False):
+    """
+    Create or replace a small text file.
+
+    :param context: An execution context.
+    :param pathname: The file's pathname (a string).
+    :param text: The file's content (a string).
+    :param sudo: :data:`True` to write it with superuser privileges.
+    """
+    if runs_in_process(context, sudo):
+        with open(pathname, 'w') as handle:
+            handle.write(text)
+    else:
+        context.execute('sh', '-c', 'printf %s "$1" > "$2"', 'write', text, pathname,
+                        sudo=sudo, shell=False, tty=False)
+
+
 def rename_directory(context, old, new, sudo=False):
     """
     Rename a directory atomically (within one filesystem).
@@ -73,7 +90,7 @@ def rename_directory(context, old, new, sudo=False):
         context.execute('mv', '--no-target-directory', old, new, sudo=sudo, shell=False, tty=False)
 
 
-def remove_trees(context, pathnames, sudo=False, ionice=None):
+def remove_trees(context, pathnames, sudo=False, ionice=None, doomed_suffix=None):
     """
     Remove directory trees, all of them with one ``rm`` process.
 
@@ -84,6 +101,34 @@ def remove_trees(context, pathnames, sudo=False, ionice=None):
     :param pathnames: The pathnames to remove (a list of strings).
     :param sudo: :data:`True` to remove them with superuser privileges.
     :param ionice: The I/O scheduling class for the removal (a string or :data:`None`).
+    :param doomed_suffix: When given, each tree is first renamed to its name
+                          plus this suffix, and only then removed: an
+                          interrupted removal then never leaves a partial
+                          tree under its old name.
     """
-    if pathnames:
-        context.execute('rm', '-rf', '--', *pathnames, sudo=sudo, ionice=ionice, shell=False, tty=False)
+    if not pathnames:
+        return
+    if doomed_suffix:
+        pathnames = add_suffix(context, pathnames, doomed_suffix, sudo=sudo)
+    context.execute('rm', '-rf', '--', *pathnames, sudo=sudo, ionice=ionice, shell=False, tty=False)
+
+
+def add_suffix(context, pathnames, suffix, sudo=False):
+    """
+    Rename entries by adding a suffix to their names.
+
+    :param context: An execution context.
+    :param pathnames: The pathnames to rename (a list of strings).
+    :param suffix: The suffix (a string).
+    :param sudo: :data:`True` to rename them with superuser privileges.
+    :returns: The new pathnames (a list of strings, in the same order).
+    """
+    renamed = [pathname + suffix for pathname in pathnames]
+    if runs_in_process(context, sudo):
+        for old, new in zip(pathnames, renamed):
+            os.rename(old, new)
+    elif pathnames:
+        # One process renames them all; the names travel as arguments, never through the shell's parser.
+        context.execute('sh', '-c', 'suffix=$1; shift; for p do mv -T -- "$p" "$p$suffix" || exit; done',
+                        'rename', suffix, *pathnames, sudo=sudo, shell=False, tty=False)
+    return renamed

@@ -15,10 +15,8 @@ import fnmatch
 import logging
 import posixpath
 
-from rotate_backups import Backup, Location, RotateBackups
-
 from rsync_system_backup.filesystem import list_directory, remove_trees
-from rsync_system_backup.snapshots import SNAPSHOT_NAME_PATTERN
+from rsync_system_backup.snapshots import REMOVING_SUFFIX, SNAPSHOT_NAME_PATTERN, remove_leftovers
 
 logger = logging.getLogger(__name__)
 
@@ -38,13 +36,13 @@ class RotationPlan(object):
         self.removed = removed
 
 
-def plan_rotation(context, directory, rotation_scheme, prefer_recent=False, strict=True,
-                  load_config=True, sudo=False):
+def plan_rotation(context, directory, names, rotation_scheme, prefer_recent=False, strict=True, load_config=True):
     """
     Decide which snapshots in a directory to keep and which to remove.
 
     :param context: The execution context of the directory.
     :param directory: The directory holding the snapshots (a string).
+    :param names: The names in the directory (a list of strings).
     :param rotation_scheme: A :class:`dict` from frequency names ('hourly',
                             'daily', ...) to counts or the string 'always'.
     :param prefer_recent: :data:`True` to keep the newest snapshot of each
@@ -52,17 +50,18 @@ def plan_rotation(context, directory, rotation_scheme, prefer_recent=False, stri
     :param strict: rotate-backups' strict mode (see its documentation).
     :param load_config: :data:`True` to let rotate-backups' configuration
                         files override the scheme for this directory.
-    :param sudo: :data:`True` to list the directory with superuser privileges.
     :returns: A :class:`RotationPlan`.
     :raises: :exc:`~exceptions.ValueError` when the rotation scheme is empty.
     """
+    # Imported here, so that runs without rotation (--backup, --snapshot) don't load rotate-backups.
+    from rotate_backups import Backup, Location, RotateBackups
     planner = RotateBackups(rotation_scheme=rotation_scheme, prefer_recent=prefer_recent, strict=strict)
     if load_config:
         planner.load_config_file(Location(context=context, directory=directory))
     # Whatever a configuration file says, only our own snapshots are rotated.
     planner.timestamp_pattern = SNAPSHOT_NAME_PATTERN
     snapshots = []
-    for name in sorted(list_directory(context, directory, sudo=sudo)):
+    for name in sorted(names):
         match = SNAPSHOT_NAME_PATTERN.match(name)
         if match and planner_accepts(planner, name):
             snapshots.append(Backup(pathname=posixpath.join(directory, name),
@@ -95,7 +94,8 @@ def planner_accepts(planner, name):
     return True
 
 
-def rotate_snapshots(context, directory, rotation_scheme, dry_run=False, ionice=None, sudo=False, **options):
+def rotate_snapshots(context, directory, rotation_scheme, dry_run=False, ionice=None, sudo=False, remove=remove_trees,
+                     **options):
     """
     Remove the snapshots that the rotation scheme doesn't keep.
 
@@ -105,16 +105,28 @@ def rotate_snapshots(context, directory, rotation_scheme, dry_run=False, ionice=
     :param dry_run: :data:`True` to only say what would be removed.
     :param ionice: The I/O scheduling class for the removal.
     :param sudo: :data:`True` to list and remove with superuser privileges.
+    :param remove: The function that removes snapshots (with the signature
+                   of :func:`.filesystem.remove_trees()`, which is the
+                   default; see :meth:`.SnapshotMethod.remove_trees()`).
     :param options: Passed on to :func:`plan_rotation()`.
     :returns: The :class:`RotationPlan` that was carried out.
+
+    Snapshots are renamed (to names ending in :data:`.REMOVING_SUFFIX`)
+    before they are removed, so an interrupted rotation leaves no partial
+    tree under a snapshot name; the next rotation removes such leftovers.
     """
-    plan = plan_rotation(context, directory, rotation_scheme, sudo=sudo, **options)
+    names = list_directory(context, directory, sudo=sudo)
+    if not dry_run:
+        remove_leftovers(context, directory, names, sudo=sudo, ionice=ionice, remove=remove)
+    plan = plan_rotation(context, directory, names, rotation_scheme, **options)
     for pathname, reasons in plan.kept:
-        logger.debug("Keeping %s (%s).", pathname, ', '.join(reasons))
+        # A dry run is asked for to see the plan, so it shows what stays too.
+        logger.log(logging.INFO if dry_run else logging.DEBUG, "%s %s (%s).",
+                   "Would keep" if dry_run else "Keeping", pathname, ', '.join(reasons))
     for pathname in plan.removed:
         logger.info("%s %s.", "Would remove" if dry_run else "Removing", pathname)
     if not dry_run:
-        remove_trees(context, plan.removed, sudo=sudo, ionice=ionice)
+        remove(context, plan.removed, sudo=sudo, ionice=ionice, doomed_suffix=REMOVING_SUFFIX)
     logger.info("Rotation %s %i snapshot(s) and %s %i in %s.",
                 "would keep" if dry_run else "kept", len(plan.kept),
                 "remove" if dry_run else "removed", len(plan.removed), directory)

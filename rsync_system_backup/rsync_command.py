@@ -28,11 +28,20 @@ system's ``/tmp`` when the source is ``/``, but never a directory named
 directory.
 """
 
-ARCHIVE_OPTIONS = ('--archive', '--acls', '--xattrs', '--hard-links', '--numeric-ids', '--sparse')
+ARCHIVE_OPTIONS = ('--archive', '--acls', '--xattrs', '--hard-links', '--numeric-ids', '--sparse',
+                   '--filter=Hx trusted.SGI_ACL_*', '--filter=Px trusted.SGI_ACL_*')
 """
 rsync options that preserve everything a system needs: ownership (by number),
 permissions, ACLs, xattrs, hard links, and holes in sparse files (so a sparse
 disk image doesn't fill the backup disk).
+
+XFS shows each file's ACLs a second time, as the extended attributes
+``trusted.SGI_ACL_FILE`` and ``trusted.SGI_ACL_DEFAULT``. The two filters
+keep ``--xattrs`` away from them on both sides (hidden on the sending side,
+protected on the receiving side, also from ``--delete-excluded``): otherwise
+rsync, finding them on an XFS destination but not in the source, removes
+them, and with them the ACLs that ``--acls`` has just set (it does so
+whenever a file's ACL changes).
 """
 
 DELETE_OPTIONS = ('--delete', '--delete-excluded')

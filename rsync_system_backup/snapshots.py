@@ -1,10 +1,12 @@
 """
 Timestamped snapshots of the destination directory.
 
-A snapshot is made with ``cp --archive --link`` into a temporary name that
-ends in :data:`INCOMPLETE_SUFFIX`, and renamed to its final name only when the
-copy succeeded, so a directory with a snapshot name is always complete.
-Leftovers of an interrupted copy are removed by the next snapshot.
+A snapshot is made by the snapshot method (see :mod:`.snapshot_methods`)
+under a temporary name that ends in :data:`INCOMPLETE_SUFFIX`, and renamed to
+its final name only when the copy succeeded; a snapshot that rotation removes is first renamed to a name
+ending in :data:`REMOVING_SUFFIX`. So a directory with a snapshot name is
+always complete. What an interrupted copy or removal leaves behind is removed
+by the next snapshot or rotation.
 """
 
 import datetime
@@ -13,7 +15,6 @@ import posixpath
 import re
 import time
 
-from rsync_system_backup.exceptions import SnapshotFailedError
 from rsync_system_backup.filesystem import list_directory, remove_trees, rename_directory
 
 SNAPSHOT_NAME_FORMAT = '%Y-%m-%d_%H-%M-%S'
@@ -24,6 +25,12 @@ LEGACY_SNAPSHOT_NAME_FORMAT = '%Y-%m-%d %H:%M:%S'
 
 INCOMPLETE_SUFFIX = '.incomplete'
 """The suffix of a snapshot that is still being copied."""
+
+REMOVING_SUFFIX = '.removing'
+"""The suffix of a snapshot that is being removed."""
+
+LEFTOVER_SUFFIXES = (INCOMPLETE_SUFFIX, REMOVING_SUFFIX)
+"""The suffixes of snapshots that an interrupted run may leave behind."""
 
 SNAPSHOT_NAME_PATTERN = re.compile(r'''
     ^ (?P<year>\d{4}) - (?P<month>\d{2}) - (?P<day>\d{2})
@@ -36,6 +43,9 @@ Matches exactly the snapshot names this program writes: the current format
 (``2024-05-01 13:45:00``). The named groups are the ones rotate-backups
 expects of a timestamp pattern.
 """
+
+SNAPSHOT_GLOB = '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9][_ ][0-9][0-9][-:][0-9][0-9][-:][0-9][0-9]*'
+"""A shell and rsync pattern that matches snapshot names in both formats, and their temporary variants."""
 
 logger = logging.getLogger(__name__)
 
@@ -60,14 +70,14 @@ def is_snapshot_name(name):
     return SNAPSHOT_NAME_PATTERN.match(name) is not None
 
 
-def is_incomplete_snapshot_name(name):
+def is_leftover_name(name):
     """
-    Check whether a name is that of a snapshot that is (or was) still being copied.
+    Check whether a name is that of a snapshot being copied or removed (or left behind by an interrupted run).
 
     :param name: A directory entry's name (a string).
-    :returns: :data:`True` for a snapshot name followed by :data:`INCOMPLETE_SUFFIX`.
+    :returns: :data:`True` for a snapshot name followed by one of :data:`LEFTOVER_SUFFIXES`.
     """
-    return name.endswith(INCOMPLETE_SUFFIX) and is_snapshot_name(name[:-len(INCOMPLETE_SUFFIX)])
+    return any(name.endswith(suffix) and is_snapshot_name(name[:-len(suffix)]) for suffix in LEFTOVER_SUFFIXES)
 
 
 def choose_snapshot_name(existing_names, clock=datetime.datetime.now):
@@ -88,34 +98,44 @@ def choose_snapshot_name(existing_names, clock=datetime.datetime.now):
         time.sleep(0.1)
 
 
-def remove_incomplete_snapshots(context, parent_directory, names, sudo=False, ionice=None):
+def remove_leftovers(context, parent_directory, names, sudo=False, ionice=None, remove=remove_trees):
     """
-    Remove what interrupted snapshot copies left behind.
+    Remove what interrupted snapshot copies and removals left behind.
 
     :param context: The destination's execution context.
     :param parent_directory: The directory that holds the snapshots (a string).
     :param names: The names in that directory (a list of strings).
     :param sudo: :data:`True` to remove them with superuser privileges.
     :param ionice: The I/O scheduling class for the removal.
+    :param remove: The function that removes them (with the signature of
+                   :func:`.filesystem.remove_trees()`, which is the default).
     :returns: The removed names (a list of strings).
     """
-    leftovers = sorted(name for name in names if is_incomplete_snapshot_name(name))
+    leftovers = sorted(name for name in names if is_leftover_name(name))
     for name in leftovers:
-        logger.warning("Removing %s, left behind by an interrupted snapshot.", posixpath.join(parent_directory, name))
-    remove_trees(context, [posixpath.join(parent_directory, name) for name in leftovers], sudo=sudo, ionice=ionice)
+        logger.warning("Removing %s, left behind by an interrupted run.", posixpath.join(parent_directory, name))
+    remove(context, [posixpath.join(parent_directory, name) for name in leftovers], sudo=sudo, ionice=ionice)
     return leftovers
 
 
-def create_snapshot(context, directory, parent_directory, sudo=False, dry_run=False, ionice=None):
+def create_snapshot(context, directory, parent_directory, copy_tree, sudo=False, dry_run=False, ionice=None,
+                    remove=remove_trees):
     """
-    Snapshot a directory with ``cp --archive --link``, atomically.
+    Snapshot a directory, atomically.
 
     :param context: The destination's execution context.
     :param directory: The directory to snapshot (a string).
     :param parent_directory: The directory that holds the snapshots (a string).
-    :param sudo: :data:`True` to copy with superuser privileges.
+    :param copy_tree: The function that makes the snapshot: it takes the
+                      directory and the (temporary) pathname of the snapshot
+                      and raises :exc:`.SnapshotFailedError` when it fails
+                      (see :meth:`.SnapshotMethod.copy_tree()`).
+    :param sudo: :data:`True` to list, rename and remove with superuser privileges.
     :param dry_run: :data:`True` to only say what would be done.
-    :param ionice: The I/O scheduling class for the copy.
+    :param ionice: The I/O scheduling class for removals.
+    :param remove: The function that removes leftovers and a failed copy
+                   (with the signature of :func:`.filesystem.remove_trees()`,
+                   which is the default).
     :returns: The pathname of the new snapshot (a string).
     :raises: :exc:`.SnapshotFailedError` when the copy fails; nothing is left
              behind under a snapshot name then.
@@ -126,19 +146,13 @@ def create_snapshot(context, directory, parent_directory, sudo=False, dry_run=Fa
     if dry_run:
         logger.info("Would create snapshot %s (dry run).", final_pathname)
         return final_pathname
-    remove_incomplete_snapshots(context, parent_directory, names, sudo=sudo, ionice=ionice)
+    remove_leftovers(context, parent_directory, names, sudo=sudo, ionice=ionice, remove=remove)
     temporary_pathname = final_pathname + INCOMPLETE_SUFFIX
     logger.info("Creating snapshot %s ..", final_pathname)
     try:
-        copy = context.execute('cp', '--archive', '--link', directory, temporary_pathname,
-                               check=False, sudo=sudo, ionice=ionice, shell=False, tty=False)
-        if copy.returncode != 0:
-            raise SnapshotFailedError(
-                "cp --archive --link failed with exit code %i while snapshotting %s; "
-                "the earlier snapshots are intact." % (copy.returncode, directory)
-            )
+        copy_tree(directory, temporary_pathname)
         rename_directory(context, temporary_pathname, final_pathname, sudo=sudo)
     except BaseException:
-        remove_trees(context, [temporary_pathname], sudo=sudo)
+        remove(context, [temporary_pathname], sudo=sudo)
         raise
     return final_pathname

@@ -59,7 +59,7 @@ NO_KEY_FILE = ('none', '-')
 """Key file field values in ``/etc/crypttab`` that mean "no key file" (ask for a passphrase)."""
 
 FIELD = re.compile(r'[^ \t\r\v\f]+')
-"""Matches one field: fields are separated by ASCII blanks only (``str.split()`` would also split on no-break spaces)."""
+"""Matches one field: fields are separated by ASCII blanks only (``str.split()`` also splits on no-break spaces)."""
 
 OCTAL_ESCAPE = re.compile(rb'\\([0-3][0-7][0-7])')
 """Matches a backslash followed by three octal digits (``\\040``) in the UTF-8 encoded text of a field."""
@@ -402,4 +402,3 @@ def _normalize_path(path):
     :returns: The normalized pathname (``/mnt/backups``).
     """
     return posixpath.normpath(path) if path else path
-

@@ -4,7 +4,7 @@ USAGE_TEXT = """\
 Usage: rsync-system-backup [OPTIONS] [SOURCE] DESTINATION
 
 Back up a Linux system (or any directory) with rsync, keep timestamped
-hard-link snapshots of it and rotate old snapshots away.
+snapshots of it and rotate old snapshots away.
 
 SOURCE is the directory to back up; it defaults to '/', the root filesystem
 (other filesystems mounted below it are left out unless --multi-fs is given).
@@ -19,13 +19,23 @@ writes locations:
 
 When DESTINATION is left out, $RSYNC_MODULE_PATH is used: this is how an
 rsync daemon's 'post-xfer exec' command snapshots and rotates its module.
+The daemon's $RSYNC_EXIT_STATUS is honoured: after a failed transfer no
+snapshot is made and nothing is rotated (exit code 1); after exit status
+23 or 24 (some files were not transferred) the run goes on with a warning.
+
+SSH destinations and tunnels use ssh as ~/.ssh/config sets it up (Host
+aliases, HostName, Port, User, IdentityFile, known hosts and host key
+checking); passwords can't be typed in, so log in with a key. An rsync
+daemon's password comes from $RSYNC_PASSWORD or --password-file, never from
+the command line.
 
 A run has three steps, all enabled by default:
 
   1. backup:   rsync mirrors SOURCE into DESTINATION (files deleted from
                SOURCE are deleted from DESTINATION too).
-  2. snapshot: 'cp --archive --link' copies DESTINATION into a directory
-               named after the current time, next to DESTINATION.
+  2. snapshot: DESTINATION is copied into a directory named after the
+               current time, next to DESTINATION (see --snapshot-method;
+               a later backup never changes an earlier snapshot).
   3. rotate:   old snapshots are removed according to the rotation scheme
                (24 hourly, 7 daily, 4 weekly and all monthly snapshots are
                kept; the newest snapshot is always kept).
@@ -45,6 +55,34 @@ Options:
   -r, --rotate
       Run the rotate step (see -b).
 
+  --snapshot-method=METHOD
+      How snapshots are made, and with it how DESTINATION is written:
+      'auto' (the default) picks the first that DESTINATION's filesystem
+      supports of 'btrfs' (DESTINATION is a subvolume, snapshots are
+      read-only subvolume snapshots), 'reflink' (cp --reflink=always, on XFS
+      and btrfs) and 'link-dest' (rsync writes a new DESTINATION beside the
+      old one, hard-linking unchanged files; snapshots are hard links).
+      'hardlink' is the flow of version 1.1 (rsync updates DESTINATION in
+      place and snapshots are hard links), where a change of a file's mode,
+      owner, timestamps, xattrs or ACLs changes the earlier snapshots too.
+      docs/snapshot-methods.rst says what -b, -s and -r do under each.
+
+  --minutely=N, --hourly=N, --daily=N, --weekly=N, --monthly=N, --yearly=N
+      Keep N snapshots of that frequency, one per minute, hour, day, week,
+      month or year, instead of what the default rotation scheme says. N is
+      a number or 'always' (one per period, forever); 0 keeps none of that
+      frequency. Frequencies not given keep their defaults, so --hourly=0
+      --daily=30 keeps 30 daily, 4 weekly and all monthly snapshots.
+
+  --prefer-recent
+      Keep the newest snapshot of each minute, hour, day, ... instead of the
+      oldest.
+
+  --relaxed
+      Relaxed rotation: --daily=7 keeps the newest 7 days that have a
+      snapshot, however long ago they were. By default (strict rotation) it
+      keeps only snapshots of the 7 days before the newest snapshot.
+
   -m, --mount=DIRECTORY
       Mount DIRECTORY (which needs an entry in /etc/fstab) before the backup
       if it isn't mounted yet, and unmount it afterwards. A local
@@ -59,7 +97,24 @@ Options:
 
   -t, --tunnel=[USER@]HOST[:PORT]
       Reach the rsync daemon of DESTINATION through an SSH tunnel to HOST
-      (PORT is the SSH port), which encrypts the daemon's traffic.
+      (PORT is the SSH port), which encrypts the daemon's traffic. A free
+      port on 127.0.0.1 is forwarded to the daemon's port on HOST for the
+      duration of the transfer, and rsync connects to it. DESTINATION must
+      be an rsync daemon (HOST::MODULE or rsync://HOST/MODULE, without a
+      port); snapshots and rotation are the daemon's job, so use -b.
+
+  --daemon-port=PORT
+      The port that the rsync daemon listens on at the far end of -t
+      (default 873).
+
+  --password-file=FILE
+      Give rsync the daemon's password in FILE (rsync's --password-file;
+      the file must not be readable by others). $RSYNC_PASSWORD works too.
+
+  --log-file=FILE
+      Also append the log messages to FILE, for example when an rsync
+      daemon runs this program as its 'post-xfer exec' command and discards
+      its output.
 
   -i, --ionice=CLASS
       Run rsync, cp and rm with the I/O scheduling class CLASS: 'idle',
@@ -70,8 +125,9 @@ Options:
       rm with sudo, so that every file can be read and every owner kept.
 
   -n, --dry-run
-      Change nothing: rsync reports what it would transfer, and the snapshot
-      and rotation steps report what they would do.
+      Change nothing: rsync reports what it would transfer, the snapshot
+      step names the snapshot it would make, and the rotation step lists the
+      snapshots it would keep and remove.
 
   --multi-fs
       Let rsync cross filesystem boundaries (rsync is run with
@@ -80,6 +136,16 @@ Options:
   -x, --exclude=PATTERN
       Leave out files matching PATTERN (rsync's exclude syntax). Can be
       repeated.
+
+  --accept-existing
+      Let the first backup into DESTINATION replace the files it already
+      holds. Without this, a DESTINATION that holds files but was never a
+      backup target is refused, because rsync would replace its files with a
+      copy of SOURCE (the swapped SOURCE and DESTINATION accident).
+
+  --wait
+      When another run is working on the same destination, wait for it to
+      finish instead of exiting with code 75.
 
   -f, --force
       Run on an operating system other than Linux.
@@ -97,9 +163,27 @@ Options:
   -h, --help
       Show this text and exit.
 
+Output:
+
+  On a terminal, rsync's overall progress (files, bytes, rate, time left) is
+  shown during the transfer, and a summary ends the run: the steps done, the
+  files transferred and deleted, the bytes sent, the time of each step, the
+  new snapshot, the snapshots kept and removed, and the free space left on
+  the destination (-q leaves out both). Without a terminal (cron, systemd)
+  there is no progress and no colour, and the summary is one line.
+
+  Warnings and errors also go to the system log, and so do informational
+  messages when no terminal is attached (unless standard error goes to the
+  systemd journal already). $RSYNC_SYSTEM_BACKUP_SYSLOG_SOCKET names a socket
+  to use instead of /dev/log; COLOREDLOGS_SYSLOG=false turns the system log
+  off.
+
 Exit codes:
 
-  0  success, or skipped because the backup disk isn't connected (no terminal)
-  1  an error; the message says what went wrong and what to do
+  0    success, or skipped because the backup disk isn't connected (no terminal)
+  1    an error; the message says what went wrong and what to do
+  75   another run is working on the same destination (see --wait)
+  129  stopped by SIGHUP, 130 by SIGINT (Control-C), 143 by SIGTERM; every
+       cleanup has run, no partial snapshot is left and older ones are intact
 """
 """The text shown by ``rsync-system-backup --help``."""

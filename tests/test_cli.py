@@ -9,6 +9,7 @@ import pytest
 
 from rsync_system_backup.cli import LONG_OPTIONS, UsageError, parse_command_line
 from rsync_system_backup.usage import USAGE_TEXT
+from treeutils import list_names
 
 
 @pytest.mark.parametrize('arguments', [['-h'], ['--help'], [], ['-v', '--help', '/src', '/dst']])
@@ -91,19 +92,52 @@ def test_unparsable_destination(run_cli, tmp_path):
     assert 'Traceback' not in result.output
 
 
-def test_non_linux_platform(run_cli, tmp_path, fake_bin):
+UNAME_OVERRIDE = """
+import os
+import sys
+
+real_uname = os.uname
+
+
+def uname():
+    # Only the program's own modules see the replacement, so the libraries it imports start up as usual.
+    if not sys._getframe(1).f_globals.get('__name__', '').startswith('rsync_system_backup'):
+        return real_uname()
+%s
+
+
+os.uname = uname
+"""
+"""A ``sitecustomize`` module that replaces :func:`os.uname()` for the program's modules (the body is filled in)."""
+
+
+def override_uname(directory, body):
+    """
+    Make :func:`os.uname()` answer differently in the command's process (which asks it instead of running uname).
+
+    :param directory: An empty directory for the ``sitecustomize`` module (a path).
+    :param body: The indented lines that end the replacement function (a string).
+    :returns: The environment variables that load the module (a dict for ``run_cli(env=...)``).
+    """
+    (directory / 'sitecustomize.py').write_text(UNAME_OVERRIDE % body)
+    return {'PYTHONPATH': str(directory)}
+
+
+def test_non_linux_platform(run_cli, tmp_path):
     """A system whose uname isn't Linux is refused unless -f is given."""
-    (fake_bin / 'uname').write_text('#!/bin/sh\necho Darwin\n')
-    (fake_bin / 'uname').chmod(0o755)
+    (tmp_path / 'site').mkdir()
+    env = override_uname(tmp_path / 'site', "    return os.uname_result(('Darwin',) + tuple(real_uname())[1:])")
     (tmp_path / 'source').mkdir()
     (tmp_path / 'source' / 'file').write_text('x')
-    result = run_cli('--disable-notifications', tmp_path / 'source', tmp_path / 'backups' / 'latest')
+    result = run_cli('--disable-notifications', tmp_path / 'source', tmp_path / 'backups' / 'latest', env=env)
     assert result.returncode == 1, result
     assert 'Aborting due to error: This program was made for Linux, not Darwin' in result.output
     assert '--force' in result.output
     assert not (tmp_path / 'backups').exists()
-    forced = run_cli('--force', '--disable-notifications', tmp_path / 'source', tmp_path / 'backups' / 'latest')
+    forced = run_cli('--force', '--disable-notifications', tmp_path / 'source', tmp_path / 'backups' / 'latest',
+                     env=env)
     assert forced.returncode == 0, forced
+    assert 'Running on Darwin, which is not supported (forced)' in forced.output
     assert (tmp_path / 'backups' / 'latest' / 'file').exists()
 
 
@@ -114,18 +148,19 @@ def test_destination_from_module_path(run_cli, tmp_path):
     (module / 'file').write_text('x')
     result = run_cli('--disable-notifications', '--snapshot', '--rotate', env={'RSYNC_MODULE_PATH': str(module)})
     assert result.returncode == 0, result
-    names = sorted(os.listdir(str(tmp_path / 'module')))
+    names = list_names(tmp_path / 'module')
     assert len(names) == 2 and names[1] == 'latest'
     assert (tmp_path / 'module' / names[0] / 'file').exists()
 
 
-def test_unexpected_error_has_traceback(run_cli, tmp_path, fake_bin):
+def test_unexpected_error_has_traceback(run_cli, tmp_path):
     """An error that isn't a known problem shows a traceback, so it can be reported."""
-    (fake_bin / 'uname').write_text('#!/bin/sh\nexit 3\n')
-    (fake_bin / 'uname').chmod(0o755)
-    result = run_cli('--disable-notifications', tmp_path, tmp_path / 'backups' / 'latest')
+    (tmp_path / 'site').mkdir()
+    env = override_uname(tmp_path / 'site', "    raise RuntimeError('uname is broken')")
+    result = run_cli('--disable-notifications', tmp_path, tmp_path / 'backups' / 'latest', env=env)
     assert result.returncode == 1
-    assert 'Traceback' in result.output
+    assert 'Aborting due to an unexpected error' in result.output
+    assert 'Traceback' in result.output and 'uname is broken' in result.output
 
 
 def test_verbosity(run_cli, tmp_path):

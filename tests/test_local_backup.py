@@ -242,12 +242,17 @@ def test_failed_backup_notifies(run_cli, source, backups, notifications_log, fak
 def test_partial_transfer_is_a_warning(run_cli, source, backups, fake_bin, code):
     """rsync's exit codes 23 and 24 are logged as warnings and the snapshot is still made."""
     real_rsync = subprocess.check_output(['which', 'rsync']).decode().strip()
+    complaint = 'file has vanished: \\"/src/%s\\"' if code == 24 else 'rsync: [sender] open \\"/src/%s\\" failed'
     script = fake_bin / 'rsync'
-    script.write_text('#!/bin/sh\n%s "$@"\nexit %i\n' % (real_rsync, code))
+    script.write_text('#!/bin/sh\n%s "$@"\n' % real_rsync
+                      + ''.join('echo "%s" >&2\n' % (complaint % name) for name in ('a', 'b', 'c'))
+                      + 'echo "rsync error: some files could not be transferred" >&2\nexit %i\n' % code)
     script.chmod(0o755)
     result = run_cli('--disable-notifications', source, backups / 'latest')
     assert result.returncode == 0, result
     assert 'WARNING' in result.output and 'rsync exited with code %i' % code in result.output
+    expected = '3 file(s) vanished' if code == 24 else "3 file(s) couldn't be transferred"
+    assert expected in result.output
     assert len(snapshots_in(backups)) == 1
 
 
@@ -269,7 +274,7 @@ def test_leftover_incomplete_snapshot_is_removed(run_cli, source, backups):
     result = run_cli('--disable-notifications', source, backups / 'latest')
     assert result.returncode == 0, result
     assert not leftover.exists()
-    assert 'left behind by an interrupted snapshot' in result.output
+    assert 'left behind by an interrupted run' in result.output
 
 
 def test_two_runs_in_one_second_make_two_snapshots(run_cli, source, backups):

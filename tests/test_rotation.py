@@ -90,12 +90,31 @@ def test_legacy_names_are_rotated(backups):
 
 def test_only_snapshot_names_are_touched(backups):
     """Folders with other names (even with timestamps in them) and temporary snapshots survive rotation."""
-    others = ['2023-01-01 report', 'notes-2023-01-01', '2023-01-01', '2023-01-01_00-00-00.incomplete',
+    others = ['2023-01-01 report', 'notes-2023-01-01', '2023-01-01', '2023-01-01_00-00-00.old',
               '2023-01-01_00-00', '2023-01-01 00-00-00', '2023-01-01_00:00:00']
     make_snapshots(backups, others)
     make_snapshots(backups, ['2024-05-01_10-00-00', '2024-05-01_10-30-00', '2024-05-01_11-00-00'])
     rotate(backups, rotation_scheme=dict(daily=1))
     assert list_names(backups) == sorted(others + ['2024-05-01_10-00-00', '2024-05-01_11-00-00', 'latest'])
+
+
+def test_leftovers_of_interrupted_runs_are_removed(backups):
+    """Snapshots left half-copied or half-removed by an interrupted run are removed by the next rotation."""
+    make_snapshots(backups, ['2024-05-01_10-00-00.incomplete', '2024-05-01_09-00-00.removing', '2024-05-01_11-00-00'])
+    rotate(backups)
+    assert list_names(backups) == ['2024-05-01_11-00-00', 'latest']
+
+
+def test_failed_removal_leaves_no_partial_snapshot(backups, fake_bin, monkeypatch):
+    """A removal that fails halfway leaves the doomed snapshots under .removing names only."""
+    (fake_bin / 'rm').write_text('#!/bin/sh\nexit 1\n')
+    (fake_bin / 'rm').chmod(0o755)
+    monkeypatch.setenv('PATH', '%s:%s' % (fake_bin, os.environ['PATH']))
+    make_snapshots(backups, ['2024-05-01_10-00-00', '2024-05-01_10-30-00', '2024-05-01_11-00-00'])
+    with pytest.raises(Exception):
+        rotate(backups, rotation_scheme=dict(daily=1))
+    assert list_names(backups) == ['2024-05-01_10-00-00', '2024-05-01_10-30-00.removing', '2024-05-01_11-00-00',
+                                   'latest']
 
 
 def test_dry_run_removes_nothing(backups):

@@ -62,11 +62,15 @@ def describe_tree(root):
     return description
 
 
+BOOKKEEPING_FILES = ('.rsync-system-backup', '.rsync-system-backup.lock')
+"""The marker and lock files that the program keeps next to ``latest``."""
+
+
 def list_names(directory):
     """
-    List the names in a directory, sorted.
+    List the names in a directory, sorted, without the program's marker and lock files.
 
     :param directory: The directory (a string or path).
     :returns: A list of strings.
     """
-    return sorted(os.listdir(str(directory)))
+    return sorted(name for name in os.listdir(str(directory)) if name not in BOOKKEEPING_FILES)

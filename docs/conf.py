@@ -1,0 +1,82 @@
+"""
+Sphinx configuration of the rsync-system-backup documentation.
+
+Build it with ``sphinx-build -W -b html docs docs/_build`` (no network is
+needed). Two small directives keep the documentation in step with the code:
+
+``.. usage-text::``
+    The usage text of ``rsync-system-backup --help``, taken from
+    :data:`rsync_system_backup.usage.USAGE_TEXT` at build time.
+
+``.. package-modules:: PACKAGE``
+    An ``automodule`` section for every module of the package, found at
+    build time, so a new module can't be left out of the API reference.
+"""
+
+import importlib
+import os
+import pkgutil
+import sys
+
+from docutils import nodes
+from docutils.statemachine import StringList
+from sphinx.util.docutils import SphinxDirective
+from sphinx.util.nodes import nested_parse_with_titles
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+# property-manager adds usage notes to the docstrings of properties while
+# Sphinx runs; they refer to Python's documentation (:keyword:`del`), which
+# can't be resolved without network access, so they are left out.
+os.environ['PROPERTY_MANAGER_USAGE_NOTES'] = 'false'
+
+from rsync_system_backup import __version__  # noqa: E402
+from rsync_system_backup.usage import USAGE_TEXT  # noqa: E402
+
+project = 'rsync-system-backup'
+author = 'The rsync-system-backup developers'
+copyright = '2026, %s' % author
+version = release = __version__
+
+extensions = ['sphinx.ext.autodoc', 'sphinx.ext.viewcode']
+root_doc = 'index'
+exclude_patterns = ['_build']
+autodoc_member_order = 'bysource'
+html_theme = 'alabaster'
+
+
+class UsageText(SphinxDirective):
+
+    """Show the usage text of ``rsync-system-backup --help`` as a literal block."""
+
+    def run(self):
+        """Build the literal block."""
+        return [nodes.literal_block(USAGE_TEXT, USAGE_TEXT, language='none')]
+
+
+class PackageModules(SphinxDirective):
+
+    """Document every public module of a package, each in a section of its own."""
+
+    required_arguments = 1
+
+    def run(self):
+        """Generate the ``automodule`` sections and parse them in place."""
+        package = importlib.import_module(self.arguments[0])
+        lines = []
+        for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda info: info.name):
+            if info.name.startswith('_'):
+                continue
+            name = '%s.%s' % (package.__name__, info.name)
+            title = ':mod:`%s`' % name
+            lines.extend([title, '-' * len(title), '', '.. automodule:: %s' % name, '   :members:', ''])
+        container = nodes.section()
+        container.document = self.state.document
+        nested_parse_with_titles(self.state, StringList(lines, source='package-modules'), container)
+        return container.children
+
+
+def setup(app):
+    """Register the directives."""
+    app.add_directive('usage-text', UsageText)
+    app.add_directive('package-modules', PackageModules)

@@ -1,0 +1,104 @@
+"""
+What the filesystem that holds the backups is, and what it can do.
+
+The snapshot methods (see :mod:`.snapshot_methods`) depend on it: btrfs has
+subvolumes, btrfs and XFS (made with ``-m reflink=1``) let files share data
+blocks (reflinks), and most filesystems limit the number of hard links to one
+file. Everything is found out with commands in the destination's execution
+context (``stat --file-system`` and a trial ``cp --reflink=always``), so it
+works the same for local destinations and for destinations reached over SSH.
+"""
+
+FILESYSTEM_TYPE_SCRIPT = '''
+directory=$1
+while [ ! -d "$directory" ]; do directory=$(dirname -- "$directory"); done
+exec stat --file-system --format=%T -- "$directory"
+'''
+"""
+Shell code that prints the type of the filesystem holding a directory, or
+holding its nearest existing ancestor when the directory doesn't exist yet
+(before a first backup, and in dry runs).
+"""
+
+REFLINK_PROBE_SCRIPT = '''
+probe=$(mktemp -- "$1/.rsync-system-backup.probe.XXXXXX") || exit 2
+printf x > "$probe"
+cp --reflink=always -- "$probe" "$probe.copy" 2> /dev/null
+status=$?
+rm -f -- "$probe" "$probe.copy"
+exit $status
+'''
+"""
+Shell code that tries to copy a small file with ``cp --reflink=always`` in a
+directory (its exit status is 0 when that works). The hidden name keeps the
+probe out of rotation's and rsync's way.
+"""
+
+BTRFS = 'btrfs'
+"""The type of btrfs filesystems, as ``stat --file-system --format=%T`` prints it."""
+
+WITHOUT_REFLINKS = ('ext2/ext3', 'tmpfs')
+"""Filesystem types known to have no reflinks (ext4 shows as ``ext2/ext3``), so no probe is needed."""
+
+ASSUMED_REFLINKS = ('xfs',)
+"""Filesystem types assumed to have reflinks when a dry run can't try (XFS has them by default since 2019)."""
+
+LINK_LIMITS = {'ext2/ext3': 65000, 'btrfs': 65535, 'xfs': None, 'tmpfs': None}
+"""
+The most hard links one file can have, per filesystem type (:data:`None`
+for filesystems whose limit is out of reach, like XFS's 2^31).
+"""
+
+DEFAULT_LINK_LIMIT = 65000
+"""The link limit assumed for filesystem types not in :data:`LINK_LIMITS` (ext4's, the lowest common one)."""
+
+
+def find_filesystem_type(context, directory, sudo=False):
+    """
+    Find out the type of the filesystem that holds a directory.
+
+    :param context: The execution context of the directory.
+    :param directory: The directory (a string); when it doesn't exist yet,
+                      its nearest existing ancestor is looked at.
+    :param sudo: :data:`True` to look with superuser privileges.
+    :returns: The type as ``stat --file-system --format=%T`` names it
+              (``btrfs``, ``xfs``, ``ext2/ext3`` for ext2, ext3 and ext4,
+              ``tmpfs``, ...).
+    """
+    return context.capture('sh', '-c', FILESYSTEM_TYPE_SCRIPT, 'filesystem-type', directory,
+                           sudo=sudo, shell=False, tty=False).strip()
+
+
+def supports_reflinks(context, directory, filesystem_type, sudo=False, dry_run=False):
+    """
+    Check whether files in a directory can share data blocks (``cp --reflink=always``).
+
+    :param context: The execution context of the directory.
+    :param directory: The directory (a string).
+    :param filesystem_type: The type of its filesystem (see :func:`find_filesystem_type()`).
+    :param sudo: :data:`True` to try with superuser privileges.
+    :param dry_run: :data:`True` to write nothing: the answer then comes from
+                    the filesystem type alone (see :data:`ASSUMED_REFLINKS`).
+    :returns: :data:`True` when reflinks work there.
+
+    Unless the filesystem type settles it, a small file is created and
+    copied in the directory, and both are removed again.
+    """
+    if filesystem_type == BTRFS:
+        return True
+    if filesystem_type in WITHOUT_REFLINKS:
+        return False
+    if dry_run:
+        return filesystem_type in ASSUMED_REFLINKS
+    return context.execute('sh', '-c', REFLINK_PROBE_SCRIPT, 'reflink-probe', directory,
+                           check=False, sudo=sudo, shell=False, tty=False).succeeded
+
+
+def find_link_limit(filesystem_type):
+    """
+    Give the most hard links that one file can have on a filesystem.
+
+    :param filesystem_type: The type of the filesystem (see :func:`find_filesystem_type()`).
+    :returns: A number, or :data:`None` when the limit is out of reach.
+    """
+    return LINK_LIMITS.get(filesystem_type, DEFAULT_LINK_LIMIT)

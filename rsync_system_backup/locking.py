@@ -1,0 +1,182 @@
+"""
+One backup run at a time per destination.
+
+:class:`DestinationLock` holds an exclusive :manpage:`flock(2)` lock on a
+file in the directory that holds ``latest`` and the snapshots, for as long as
+a run works there. The kernel releases the lock when its holder dies, so a
+crashed run never leaves a stale lock behind. On this system the lock is
+taken in this process; on an SSH destination (or when sudo is needed) a small
+shell on the destination holds it for as long as this process keeps a pipe to
+it open.
+"""
+
+import datetime
+import errno
+import fcntl
+import logging
+import os
+import posixpath
+import socket
+import time
+
+from rsync_system_backup.exceptions import BackupInProgressError
+from rsync_system_backup.filesystem import runs_in_process
+
+LOCK_FILE_NAME = '.rsync-system-backup.lock'
+"""The name of the lock file, next to ``latest`` (a hidden file, so rotation and rsync leave it alone)."""
+
+REMOTE_LOCK_SCRIPT = '''
+exec 9>>"$1" || exit 1
+if ! flock -n 9; then
+    tries=0
+    while [ ! -s "$1" ] && [ $tries -lt 20 ]; do sleep 0.05; tries=$((tries + 1)); done
+    printf 'busy %s\\n' "$(cat "$1")"
+    [ "$2" = wait ] || exit 75
+    flock 9
+fi
+printf '%s\\n' "$3" > "$1"
+echo locked
+cat > /dev/null
+: > "$1"
+'''
+"""
+The shell script that holds the lock through a command: it takes the lock on
+file descriptor 9, writes who holds it, says ``locked`` and then waits for the
+end of its standard input; it empties the lock file and exits (which releases
+the lock) when that comes. A run that finds the lock taken gives the holder a
+moment to write its description.
+"""
+
+logger = logging.getLogger(__name__)
+
+
+def describe_holder():
+    """
+    Describe this run for the lock file.
+
+    :returns: For example ``pid 1234 on backup-host since 2024-05-01 13:45:00``.
+    """
+    return 'pid %i on %s since %s' % (os.getpid(), socket.gethostname(),
+                                      datetime.datetime.now().strftime('%Y-%m-%d %H:%M:%S'))
+
+
+class DestinationLock(object):
+
+    """An exclusive lock on a backup directory, for the duration of a ``with`` block."""
+
+    def __init__(self, context, directory, sudo=False, wait=False):
+        """
+        Prepare to lock a backup directory.
+
+        :param context: The execution context of the directory.
+        :param directory: The directory that holds ``latest`` and the snapshots (a string).
+        :param sudo: :data:`True` when the directory needs superuser privileges.
+        :param wait: :data:`True` to wait for another run to finish instead of failing.
+        """
+        self.context = context
+        self.directory = directory
+        self.sudo = sudo
+        self.wait = wait
+        self.handle = None
+        self.holder = None
+
+    @property
+    def pathname(self):
+        """The pathname of the lock file (a string)."""
+        return posixpath.join(self.directory, LOCK_FILE_NAME)
+
+    def refuse(self, other):
+        """
+        Raise the error for a lock that another run holds.
+
+        :param other: The other run's description from the lock file (a string).
+        :raises: :exc:`.BackupInProgressError`.
+        """
+        raise BackupInProgressError(
+            "Another backup run in %s holds the lock (%s): let it finish, or use --wait to wait for it."
+            % (self.directory, other.strip() or "it is just starting")
+        )
+
+    def __enter__(self):
+        """Take the lock, or fail (or wait) when another run holds it."""
+        if runs_in_process(self.context, self.sudo):
+            self.lock_in_process()
+        else:
+            self.lock_with_command()
+        logger.debug("Locked %s.", self.pathname)
+        return self
+
+    def lock_in_process(self):
+        """Take the lock with :func:`fcntl.flock()` in this process."""
+        self.handle = open(self.pathname, 'a+')
+        try:
+            fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            if e.errno not in (errno.EAGAIN, errno.EACCES):
+                raise
+            other = self.read_holder()
+            if not self.wait:
+                self.handle.close()
+                self.refuse(other)
+            logger.info("Waiting for the other backup run in %s (%s) ..", self.directory, other.strip())
+            fcntl.flock(self.handle, fcntl.LOCK_EX)
+        self.handle.seek(0)
+        self.handle.truncate()
+        self.handle.write(describe_holder() + '\n')
+        self.handle.flush()
+
+    def read_holder(self):
+        """
+        Read who holds the lock, giving a holder that just took it a moment to say so.
+
+        :returns: The holder's description from the lock file (a string, empty if it never came).
+        """
+        for _ in range(20):
+            self.handle.seek(0)
+            text = self.handle.read()
+            if text.strip():
+                return text
+            time.sleep(0.05)
+        return text
+
+    def lock_with_command(self):
+        """Take the lock with a shell on the destination that holds it while this process lives."""
+        read_fd, write_fd = os.pipe()
+        with os.fdopen(write_fd, 'wb') as output:
+            self.holder = self.context.execute(
+                'sh', '-c', REMOTE_LOCK_SCRIPT, 'lock', self.pathname, 'wait' if self.wait else 'fail',
+                describe_holder(), asynchronous=True, input=True, stdout_file=output, check=False,
+                sudo=self.sudo, shell=False, tty=False,
+            )
+        with os.fdopen(read_fd, 'rb') as replies:
+            for line in replies:
+                reply = line.decode('utf-8', 'replace').rstrip('\n')
+                if reply == 'locked':
+                    return
+                if reply.startswith('busy '):
+                    if not self.wait:
+                        self.release()
+                        self.refuse(reply[5:])
+                    logger.info("Waiting for the other backup run in %s (%s) ..", self.directory, reply[5:])
+        self.release()
+        raise BackupInProgressError("Failed to lock %s (the lock command exited with code %s)."
+                                    % (self.pathname, self.holder.returncode))
+
+    def release(self):
+        """Let go of the lock."""
+        if self.handle is not None:
+            # Empty the lock file first, so no run reads a description of a run that is over.
+            self.handle.seek(0)
+            self.handle.truncate()
+            self.handle.close()
+            self.handle = None
+        if self.holder is not None:
+            if self.holder.subprocess.stdin:
+                self.holder.subprocess.stdin.close()
+            self.holder.wait(check=False)
+            self.holder = None
+
+    def __exit__(self, exc_type=None, exc_value=None, traceback=None):
+        """Release the lock."""
+        self.release()
+        logger.debug("Unlocked %s.", self.pathname)

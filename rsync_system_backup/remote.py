@@ -1,0 +1,395 @@
+"""
+Commands on a destination system reached over SSH.
+
+The destination's commands (``mkdir``, ``cp --archive --link``, ``rm`` and
+the listing for rotation) run through an :mod:`executor` remote context, so
+they go through the same ``ssh`` program and the same ``~/.ssh/config`` as
+rsync's own connection. Two things are changed from executor's defaults:
+
+- executor adds ``-o StrictHostKeyChecking=no`` and
+  ``-o UserKnownHostsFile=...`` to every ``ssh`` command, which overrides
+  ``~/.ssh/config`` and lets a connection proceed to a host whose key has
+  changed. A backup sends every file of a system, so here these two options
+  are left out: host keys are checked the way the user's SSH configuration
+  says (by default, unknown and changed keys are refused). executor's
+  ``BatchMode=yes`` (never ask for a password) and ``ConnectTimeout=10`` stay.
+- executor only knows the remote user when it is part of the destination
+  (``user@host:``), and assumes it lacks superuser privileges otherwise,
+  prefixing commands with ``sudo``. Here the user comes from
+  ``ssh -G HOST`` when the destination names none, so a ``User root`` in
+  ``~/.ssh/config`` counts.
+
+After one login that checks the connection (:func:`check_ssh_access()`), a
+run opens one more SSH connection and sends every command and the rsync
+transfer through it (OpenSSH connection multiplexing, see
+:func:`shared_connection()`), so the destination sees two logins per run
+instead of dozens.
+
+Failures of the connection itself are turned into one-line explanations that
+name the problem and the fix (see :func:`explain_ssh_failure()`).
+"""
+
+import contextlib
+import logging
+import os
+import shlex
+import shutil
+import tempfile
+import time
+
+from executor import quote
+from executor.contexts import LocalContext, RemoteContext
+from executor.ssh.client import RemoteCommand, RemoteCommandFailed, RemoteCommandNotFound, RemoteConnectFailed
+from property_manager import mutable_property
+
+from rsync_system_backup.exceptions import RemoteCommandError, SSHConnectionError
+
+HOST_KEY_OPTIONS = ('StrictHostKeyChecking=', 'UserKnownHostsFile=')
+"""The prefixes of the ``-o`` options that executor adds and this module leaves out."""
+
+MASTER_TIMEOUT = 30
+"""How many seconds the shared connection may take to log in (ssh's own ConnectTimeout is 10 seconds)."""
+
+MAX_CONTROL_PATH = 90
+"""
+The longest control socket pathname that ssh can use: a Unix socket's name
+has room for 107 bytes, and ssh adds 17 characters while it creates it.
+"""
+
+SSH_FAILURES = (
+    (('Could not resolve hostname', 'Name or service not known', 'Temporary failure in name resolution'),
+     "Can't find the SSH server {host}: its name doesn't resolve ({detail}). "
+     "Check the host name, or the HostName of the Host {host} entry in ~/.ssh/config."),
+    (('Connection refused',),
+     "The SSH server {host} refused the connection ({detail}). "
+     "Check that sshd runs there and that the port (Port in ~/.ssh/config, or :PORT after -t HOST) is right."),
+    (('Network is unreachable', 'No route to host', 'timed out', 'Connection reset'),
+     "Can't reach the SSH server {host} ({detail}). Check the network connection and the host name."),
+    (('Host key verification failed', 'REMOTE HOST IDENTIFICATION HAS CHANGED', 'host key is known'),
+     "The host key of the SSH server {host} is unknown or has changed ({detail}). "
+     "Run 'ssh {host}' once to check the key and record it in ~/.ssh/known_hosts."),
+    (('Permission denied', 'Too many authentication failures'),
+     "The SSH server {host} refused to log in ({detail}). Check the user name (USER@ or User in "
+     "~/.ssh/config), the key (IdentityFile in ~/.ssh/config) and the server's authorized_keys; "
+     "passwords can't be typed in, so use a key."),
+)
+"""Known SSH error messages and their explanations: (substrings, message template) tuples, tried in order."""
+
+logger = logging.getLogger(__name__)
+
+
+class SSHConfigGoverns(object):
+
+    """
+    Mixin for :class:`~executor.ssh.client.RemoteCommand` classes that lets ``~/.ssh/config`` decide on host keys.
+
+    It removes executor's ``StrictHostKeyChecking`` and ``UserKnownHostsFile``
+    options (see :data:`HOST_KEY_OPTIONS`) from the ``ssh`` command line.
+    """
+
+    @property
+    def command_line(self):
+        """The ``ssh`` command line without executor's host key options (a list of strings)."""
+        return strip_host_key_options(super(SSHConfigGoverns, self).command_line)
+
+
+class ConfiguredRemoteCommand(SSHConfigGoverns, RemoteCommand):
+
+    """A remote command whose host key checking follows the user's SSH configuration."""
+
+
+class ConfiguredRemoteContext(RemoteContext):
+
+    """
+    A remote context that runs :class:`ConfiguredRemoteCommand` objects.
+
+    While :attr:`control_path` is set (see :func:`shared_connection()`), its
+    commands go through that shared connection.
+    """
+
+    @property
+    def command_type(self):
+        """The type of command objects created by this context (:class:`ConfiguredRemoteCommand`)."""
+        return ConfiguredRemoteCommand
+
+    @mutable_property
+    def control_path(self):
+        """The control socket of the open shared connection (a string), or :data:`None` when there is none."""
+        return None
+
+    @property
+    def client_options(self):
+        """The ``ssh`` options that send a command through the shared connection (a list of strings, maybe empty)."""
+        if not self.control_path:
+            return []
+        return ['-o', 'ControlMaster=no', '-o', 'ControlPath=%s' % self.control_path]
+
+    @property
+    def rsync_shell(self):
+        """The value for rsync's ``--rsh`` that uses the shared connection (a string), or :data:`None`."""
+        if not self.control_path:
+            return None
+        return ' '.join(['ssh'] + [shlex.quote(option) for option in self.client_options])
+
+    def get_options(self):
+        """The default options of the context's commands, with :attr:`client_options` while they apply."""
+        options = super(ConfiguredRemoteContext, self).get_options()
+        if self.control_path:
+            options.setdefault('ssh_command', ['ssh'] + self.client_options)
+        return options
+
+    @mutable_property
+    def connection_count(self):
+        """How many SSH connections (logins) the context's commands have opened so far (an integer)."""
+        return 0
+
+    def prepare_command(self, command, options):
+        """Create a command object, counting the SSH connection that it will open (see :func:`opens_connection()`)."""
+        cmd = super(ConfiguredRemoteContext, self).prepare_command(command, options)
+        if opens_connection(cmd.command_line):
+            self.connection_count += 1
+        return cmd
+
+
+def opens_connection(ssh_command_line):
+    """
+    Check whether an ``ssh`` command logs in, or only talks to a shared connection's master.
+
+    :param ssh_command_line: The command line (a list of strings).
+    :returns: :data:`False` for control requests (``-O exit``) and for
+              commands that go through a master connection
+              (``ControlMaster=no``), :data:`True` for all others.
+    """
+    return '-O' not in ssh_command_line and 'ControlMaster=no' not in ssh_command_line
+
+
+def strip_host_key_options(command_line):
+    """
+    Remove the ``-o`` options named in :data:`HOST_KEY_OPTIONS` from an ``ssh`` command line.
+
+    :param command_line: The command line (a list of strings).
+    :returns: A new list of strings.
+    """
+    result = []
+    skip_next = False
+    for position, argument in enumerate(command_line):
+        if skip_next:
+            skip_next = False
+        elif argument == '-o' and command_line[position + 1:position + 2] and \
+                command_line[position + 1].startswith(HOST_KEY_OPTIONS):
+            skip_next = True
+        else:
+            result.append(argument)
+    return result
+
+
+def configured_ssh_user(ssh_alias):
+    """
+    Ask ``ssh -G`` which user the SSH configuration logs in as on a host.
+
+    :param ssh_alias: The host name or ``Host`` alias (a string).
+    :returns: The user name (a string), or :data:`None` when ``ssh -G``
+              doesn't answer (OpenSSH before 6.8).
+    """
+    command = LocalContext().execute('ssh', '-G', ssh_alias, capture=True, capture_stderr=True,
+                                     check=False, shell=False, tty=False)
+    if command.succeeded:
+        for line in command.output.splitlines():
+            key, _, value = line.partition(' ')
+            if key == 'user' and value:
+                return value
+    return None
+
+
+def create_remote_context(ssh_alias, ssh_user=None):
+    """
+    Create the execution context of a destination reached over SSH.
+
+    :param ssh_alias: The host name or ``Host`` alias (a string).
+    :param ssh_user: The user to log in as (a string), or :data:`None` to
+                     use the one that the SSH configuration picks.
+    :returns: A :class:`ConfiguredRemoteContext`.
+    """
+    return ConfiguredRemoteContext(ssh_alias=ssh_alias, ssh_user=ssh_user or configured_ssh_user(ssh_alias),
+                                   tty=False)
+
+
+def check_ssh_access(context, need_rsync=True):
+    """
+    Log in on the destination once, to report a broken connection before anything is changed.
+
+    :param context: A :class:`ConfiguredRemoteContext`.
+    :param need_rsync: :data:`True` to also check that ``rsync`` is installed there.
+    :raises: :exc:`.SSHConnectionError` when the login fails, or
+             :exc:`.RemoteCommandError` when rsync is missing.
+    """
+    command = ('rsync', '--version') if need_rsync else ('true',)
+    probe = context.execute(*command, capture=True, capture_stderr=True, check=False, shell=False)
+    if probe.error_type is RemoteConnectFailed:
+        raise SSHConnectionError(explain_ssh_failure(context.ssh_alias, decode_output(probe.stderr)))
+    if probe.error_type is RemoteCommandNotFound:
+        raise RemoteCommandError("rsync is not installed on %s (or not on the PATH of %s there): install it there."
+                                 % (context.ssh_alias, context.ssh_user or "the SSH user"))
+    if not probe.succeeded:
+        raise RemoteCommandError("'%s' failed on %s with exit code %i: %s"
+                                 % (' '.join(command), context.ssh_alias, probe.returncode,
+                                    last_line(decode_output(probe.stderr)) or "no error message"))
+
+
+@contextlib.contextmanager
+def shared_connection(context):
+    """
+    Send the commands of a context through one SSH connection for the duration of a ``with`` block.
+
+    A master connection (``ssh -M -N``) logs in once; its control socket
+    lives in a private temporary directory. While the block runs, the
+    context's commands connect through it (:attr:`~ConfiguredRemoteContext.control_path`)
+    and :attr:`~ConfiguredRemoteContext.rsync_shell` gives rsync the same.
+    Afterwards the master connection is closed and the directory removed,
+    however the block ends.
+
+    :param context: A :class:`ConfiguredRemoteContext`.
+    :returns: A context manager that gives the context.
+    :raises: :exc:`.SSHConnectionError` when the master connection can't log in.
+    """
+    directory = tempfile.mkdtemp(prefix='rsync-system-backup-', dir=control_directory_parent())
+    control_path = os.path.join(directory, 'control')
+    try:
+        master = start_master_connection(context, control_path)
+        try:
+            context.control_path = control_path
+            yield context
+        finally:
+            del context.control_path
+            stop_master_connection(context, master, control_path)
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def control_directory_parent():
+    """
+    Choose where to create the private directory for the control socket.
+
+    :returns: The directory for temporary files (see :func:`tempfile.gettempdir()`),
+              or ``/tmp`` when that name is too long for a control socket
+              (see :data:`MAX_CONTROL_PATH`).
+    """
+    parent = tempfile.gettempdir()
+    example = os.path.join(parent, 'rsync-system-backup-XXXXXXXX', 'control')
+    return parent if len(os.fsencode(example)) <= MAX_CONTROL_PATH else '/tmp'
+
+
+def start_master_connection(context, control_path):
+    """
+    Start an SSH master connection and wait until its control socket exists (it does once ssh has logged in).
+
+    :param context: A :class:`ConfiguredRemoteContext`.
+    :param control_path: The pathname of the control socket (a string).
+    :returns: The running ``ssh -M -N`` command.
+    :raises: :exc:`.SSHConnectionError` as soon as ssh exits, or after
+             :data:`MASTER_TIMEOUT` seconds; ssh has been stopped by then.
+    """
+    master = context.execute(ssh_command=['ssh', '-M', '-N', '-o', 'ControlPersist=no', '-o',
+                                          'ControlPath=%s' % control_path],
+                             asynchronous=True, capture_stderr=True, check=False)
+    deadline = time.monotonic() + MASTER_TIMEOUT
+    while not os.path.exists(control_path):
+        if not master.is_running:
+            master.wait(check=False)
+            raise SSHConnectionError(explain_ssh_failure(context.ssh_alias, decode_output(master.stderr)))
+        if time.monotonic() > deadline:
+            master.terminate()
+            master.wait(check=False)
+            raise SSHConnectionError("The SSH connection to %s didn't log in within %i seconds: try 'ssh %s' "
+                                     "to see why." % (context.ssh_alias, MASTER_TIMEOUT, context.ssh_alias))
+        time.sleep(0.02)
+    logger.debug("Sharing one SSH connection to %s (control socket %s).", context.ssh_alias, control_path)
+    return master
+
+
+def stop_master_connection(context, master, control_path):
+    """
+    Close an SSH master connection (and the sessions that still use it).
+
+    :param context: The :class:`ConfiguredRemoteContext` that started it.
+    :param master: The running ``ssh -M -N`` command.
+    :param control_path: The pathname of its control socket (a string).
+    """
+    if master.is_running:
+        exit_request = context.execute(ssh_command=['ssh', '-O', 'exit', '-o', 'ControlPath=%s' % control_path],
+                                       check=False, silent=True)
+        if not exit_request.succeeded:
+            master.terminate()
+    master.wait(check=False)
+    logger.debug("Closed the SSH connection to %s (SSH connections opened there: %i).",
+                 context.ssh_alias, context.connection_count)
+
+
+def explain_ssh_failure(host, stderr):
+    """
+    Explain why an ``ssh`` command failed, in one line.
+
+    :param host: The host name or ``Host`` alias (a string).
+    :param stderr: What ``ssh`` wrote to its standard error (a string).
+    :returns: A message that names the problem and the fix (a string).
+    """
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    for substrings, template in SSH_FAILURES:
+        for line in lines:
+            if any(substring.lower() in line.lower() for substring in substrings):
+                return template.format(host=host, detail=line.rstrip('.'))
+    detail = lines[-1] if lines else "no error message"
+    return "The SSH connection to %s failed (%s). Try 'ssh %s' to see why." % (host, detail.rstrip('.'), host)
+
+
+@contextlib.contextmanager
+def translate_remote_errors():
+    """
+    Turn executor's exceptions for failed remote commands into this program's exceptions.
+
+    Use it in a ``with`` statement around code that runs commands on the
+    destination system.
+
+    :raises: :exc:`.SSHConnectionError` for a broken connection and
+             :exc:`.RemoteCommandError` for a failing remote command.
+    """
+    try:
+        yield
+    except RemoteConnectFailed as e:
+        raise SSHConnectionError("The SSH connection to %s failed while running '%s': check the connection "
+                                 "and try again (the earlier snapshots are intact)."
+                                 % (e.command.ssh_alias, render_command(e.command)))
+    except RemoteCommandFailed as e:
+        raise RemoteCommandError("'%s' failed on %s with exit code %i (see its message above)."
+                                 % (render_command(e.command), e.command.ssh_alias, e.returncode))
+
+
+def render_command(command):
+    """
+    Show the remote part of an executor command the way a shell would read it.
+
+    :param command: A :class:`~executor.ssh.client.RemoteCommand`.
+    :returns: A string.
+    """
+    return quote(command.command).replace('\n', '\\n')
+
+
+def decode_output(output):
+    """
+    Decode the captured output of a command.
+
+    :param output: Bytes, or :data:`None` when nothing was captured.
+    :returns: A string.
+    """
+    return (output or b'').decode('utf-8', 'replace')
+
+
+def last_line(text):
+    """
+    Find the last line of text that isn't empty.
+
+    :param text: A string.
+    :returns: The line without surrounding white space (a string, empty when there is none).
+    """
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1] if lines else ''

@@ -1,0 +1,427 @@
+"""
+Snapshot methods: how ``latest`` is written, snapshotted and cleaned up.
+
+Every method keeps the same layout (``latest`` beside timestamped snapshots)
+and the same atomic naming (see :mod:`.snapshots`); they differ in how
+snapshots share storage with ``latest``, and so in whether a later backup can
+change an earlier snapshot:
+
+``btrfs``
+    ``latest`` is a btrfs subvolume, written in place by rsync; a snapshot is
+    a read-only ``btrfs subvolume snapshot`` of it, and rotation removes
+    snapshots with ``btrfs subvolume delete``. Snapshots never change.
+
+``reflink``
+    ``latest`` is written in place by rsync; a snapshot is a copy made with
+    ``cp --archive --reflink=always``: new inodes that share data blocks with
+    ``latest`` until either side changes. Snapshots never change.
+
+``link-dest``
+    rsync builds each backup as a new tree beside ``latest``, hard-linking
+    the files that are unchanged in every attribute to ``latest`` (with
+    ``--link-dest``) and writing new files for everything else; the new tree
+    then replaces ``latest`` (see :mod:`.replacement`). A snapshot is a
+    ``cp --archive --link`` of ``latest``. No file that a snapshot shares is
+    ever changed in place, so snapshots never change.
+
+``hardlink``
+    The flow of version 1.1: rsync updates ``latest`` in place and a
+    snapshot is a ``cp --archive --link`` of it. rsync applies a change of
+    mode, owner, group, timestamps, xattrs or ACLs to the existing file, which
+    the earlier snapshots share, so they change with it.
+
+:func:`choose_snapshot_method()` picks the method (``auto`` picks the best one
+the destination's filesystem supports) and warns when the snapshots can change.
+"""
+
+import contextlib
+import logging
+import posixpath
+
+from rsync_system_backup.btrfs import create_subvolume, delete_subvolumes, find_subvolumes, snapshot_subvolume
+from rsync_system_backup.exceptions import InvalidOptionError, SnapshotFailedError, SnapshotMethodError
+from rsync_system_backup.filesystem import add_suffix, remove_trees
+from rsync_system_backup.filesystems import BTRFS, find_filesystem_type, find_link_limit, supports_reflinks
+from rsync_system_backup.hard_links import count_shared_files, relieve_link_limit
+from rsync_system_backup.replacement import Replacement
+
+AUTOMATIC = 'auto'
+"""The name of the automatic choice of a snapshot method (the default)."""
+
+logger = logging.getLogger(__name__)
+
+
+class TransferTarget(object):
+
+    """Where rsync writes a backup, and the options that go with it."""
+
+    def __init__(self, directory, rsync_options=()):
+        """
+        Describe where rsync writes.
+
+        :param directory: The directory that rsync writes to (a string).
+        :param rsync_options: Extra rsync options (a sequence of strings).
+        """
+        self.directory = directory
+        self.rsync_options = list(rsync_options)
+
+
+class SnapshotMethod(object):
+
+    """The parts that every snapshot method shares; subclasses make the snapshots."""
+
+    name = None
+    """The method's name, as ``--snapshot-method`` takes it (a string)."""
+
+    shares_files_with_latest = False
+    """:data:`True` when snapshots share inodes with ``latest`` (hard links)."""
+
+    writes_latest_in_place = True
+    """:data:`True` when the transfer updates the files in ``latest`` (rather than building a new tree)."""
+
+    def __init__(self, context, directory, filesystem_type, sudo=False, ionice=None):
+        """
+        Prepare to work on a destination.
+
+        :param context: The destination's execution context.
+        :param directory: The destination directory (``latest``, a string).
+        :param filesystem_type: The type of its filesystem (see :func:`.find_filesystem_type()`).
+        :param sudo: :data:`True` to run commands with superuser privileges.
+        :param ionice: The I/O scheduling class for the copies and removals.
+        """
+        self.context = context
+        self.filesystem_type = filesystem_type
+        self.sudo = sudo
+        self.ionice = ionice
+        self.replacement = Replacement(context, directory, self.remove_trees, sudo=sudo, ionice=ionice)
+
+    @property
+    def directory(self):
+        """The destination directory (``latest``, a string, without a trailing slash)."""
+        return self.replacement.directory
+
+    def prepare(self):
+        """
+        Get the destination ready before anything is transferred or snapshotted (under the lock).
+
+        :returns: :data:`True` when ``latest`` exists.
+
+        This puts right what an interrupted replacement of ``latest`` left
+        behind (see :meth:`.Replacement.recover()`); subclasses add their own
+        preparations.
+        """
+        return self.replacement.recover()
+
+    @contextlib.contextmanager
+    def transfer_target(self):
+        """
+        Tell rsync where to write, for the duration of a ``with`` block that runs it.
+
+        :returns: A context manager that gives a :class:`TransferTarget`:
+                  ``latest`` itself, for the methods that write in place.
+        """
+        yield TransferTarget(self.directory)
+
+    def copy_tree(self, directory, target):
+        """
+        Make a snapshot.
+
+        :param directory: The directory to snapshot (``latest``, a string).
+        :param target: The pathname of the new snapshot (a string that doesn't exist yet).
+        :raises: :exc:`.SnapshotFailedError` when the snapshot can't be made.
+        """
+        raise NotImplementedError()
+
+    def run_cp(self, *arguments):
+        """
+        Run ``cp --archive`` in the destination's context.
+
+        :param arguments: More arguments for cp (strings).
+        :returns: The finished command (check its ``returncode``).
+        """
+        return self.context.execute('cp', '--archive', *arguments, check=False, sudo=self.sudo, ionice=self.ionice,
+                                    shell=False, tty=False)
+
+    def copy_with_cp(self, directory, target, option):
+        """
+        Make a snapshot with ``cp --archive``.
+
+        :param directory: The directory to snapshot (a string).
+        :param target: The pathname of the new snapshot (a string).
+        :param option: The cp option that decides how data is shared (``--link`` or ``--reflink=always``).
+        :raises: :exc:`.SnapshotFailedError` when cp fails.
+        """
+        copy = self.run_cp(option, directory, target)
+        if copy.returncode != 0:
+            raise SnapshotFailedError("cp --archive %s failed with exit code %i while snapshotting %s; the earlier "
+                                      "snapshots are intact." % (option, copy.returncode, directory))
+
+    def remove_trees(self, context, pathnames, sudo=False, ionice=None, doomed_suffix=None):
+        """
+        Remove snapshots or other trees: btrfs subvolumes with ``btrfs subvolume delete``, others with ``rm``.
+
+        :param context: The execution context of the trees.
+        :param pathnames: The pathnames to remove (a list of strings).
+        :param sudo: :data:`True` to remove them with superuser privileges.
+        :param ionice: The I/O scheduling class for the removal.
+        :param doomed_suffix: See :func:`.filesystem.remove_trees()`.
+
+        It takes the arguments of :func:`.filesystem.remove_trees()`, so it
+        can take its place. On btrfs every method needs it: ``latest`` and
+        the snapshots may be subvolumes from an earlier run with the btrfs
+        method, and ``rm`` can't remove read-only ones.
+        """
+        subvolumes = find_subvolumes(context, pathnames, sudo=sudo) if self.filesystem_type == BTRFS else []
+        remove_trees(context, [p for p in pathnames if p not in subvolumes], sudo=sudo, ionice=ionice,
+                     doomed_suffix=doomed_suffix)
+        if subvolumes and doomed_suffix:
+            subvolumes = add_suffix(context, subvolumes, doomed_suffix, sudo=sudo)
+        delete_subvolumes(context, subvolumes, sudo=sudo, ionice=ionice)
+
+    def replace_latest(self, build, description):
+        """
+        Replace ``latest`` with a copy made beside it (see :mod:`.replacement`).
+
+        :param build: A function that builds the copy at the pathname it is given.
+        :param description: What is done, for the log (a string).
+        :raises: :exc:`.SnapshotMethodError` when building the copy fails;
+                 ``latest`` is unchanged then.
+        """
+        logger.info("%s ..", description)
+        new = self.replacement.new_pathname
+        try:
+            if not build(new):
+                raise SnapshotMethodError("Failed to copy %s (see cp's message above); it is unchanged and "
+                                          "the earlier snapshots are intact." % self.directory)
+        except BaseException:
+            self.replacement.discard(new)
+            raise
+        self.replacement.swap(existed=True)
+
+
+class HardlinkMethod(SnapshotMethod):
+
+    """rsync writes ``latest`` in place and snapshots are ``cp --archive --link`` copies of it (version 1.1)."""
+
+    name = 'hardlink'
+    shares_files_with_latest = True
+
+    def prepare(self):
+        """
+        Recover from interrupted runs and keep the files in ``latest`` under the link limit (see :mod:`.hard_links`).
+
+        :returns: :data:`True` when ``latest`` exists.
+        """
+        exists = super(HardlinkMethod, self).prepare()
+        limit = find_link_limit(self.filesystem_type)
+        if exists and limit:
+            relieve_link_limit(self.context, self.directory, limit, sudo=self.sudo, ionice=self.ionice)
+        return exists
+
+    def copy_tree(self, directory, target):
+        """Make a snapshot with ``cp --archive --link`` (see :meth:`SnapshotMethod.copy_tree()`)."""
+        self.copy_with_cp(directory, target, '--link')
+
+
+class LinkDestMethod(HardlinkMethod):
+
+    """rsync builds each backup as a new tree (``--link-dest``) that replaces ``latest``; snapshots are hard links."""
+
+    name = 'link-dest'
+    writes_latest_in_place = False
+
+    @contextlib.contextmanager
+    def transfer_target(self):
+        """
+        Let rsync build a new tree beside ``latest``, which replaces ``latest`` when the block ends normally.
+
+        :returns: A context manager that gives a :class:`TransferTarget`.
+
+        When the block raises (rsync failed or was interrupted), the new tree
+        is removed and ``latest`` stays as it was.
+        """
+        existed = self.replacement.directory_exists()
+        options = ['--link-dest=../%s' % posixpath.basename(self.directory)] if existed else []
+        try:
+            yield TransferTarget(self.replacement.new_pathname, options)
+        except BaseException:
+            self.replacement.discard(self.replacement.new_pathname)
+            raise
+        self.replacement.swap(existed)
+
+
+class ReflinkMethod(SnapshotMethod):
+
+    """rsync writes ``latest`` in place and snapshots are ``cp --archive --reflink=always`` copies of it."""
+
+    name = 'reflink'
+
+    def prepare(self):
+        """
+        Recover from interrupted runs and make sure ``latest`` shares no files with earlier snapshots.
+
+        :returns: :data:`True` when ``latest`` exists.
+        """
+        exists = super(ReflinkMethod, self).prepare()
+        if exists:
+            shared = count_shared_files(self.context, self.directory, sudo=self.sudo, ionice=self.ionice)
+            if shared:
+                self.replace_latest(
+                    lambda new: self.run_cp('--reflink=always', self.directory, new).succeeded,
+                    "Copying %s with reflinks, because %i of its files are hard-linked to earlier snapshots "
+                    "(this happens once, after snapshots with hard links)" % (self.directory, shared),
+                )
+        return exists
+
+    def copy_tree(self, directory, target):
+        """Make a snapshot with ``cp --archive --reflink=always`` (see :meth:`SnapshotMethod.copy_tree()`)."""
+        self.copy_with_cp(directory, target, '--reflink=always')
+
+
+class BtrfsMethod(SnapshotMethod):
+
+    """``latest`` is a btrfs subvolume and snapshots are read-only snapshots of it."""
+
+    name = 'btrfs'
+
+    def prepare(self):
+        """
+        Recover from interrupted runs and make ``latest`` a subvolume (creating or converting it).
+
+        :returns: :data:`True` (``latest`` exists afterwards).
+        """
+        if not super(BtrfsMethod, self).prepare():
+            logger.info("Creating %s as a btrfs subvolume.", self.directory)
+            create_subvolume(self.context, self.directory, sudo=self.sudo)
+        elif not find_subvolumes(self.context, [self.directory], sudo=self.sudo):
+            self.replace_latest(self.build_subvolume, "Converting %s into a btrfs subvolume (this happens once)"
+                                % self.directory)
+        return True
+
+    def build_subvolume(self, pathname):
+        """
+        Create a subvolume holding a copy of ``latest`` (made with reflinks, so it takes no space).
+
+        :param pathname: Where to create it (a string).
+        :returns: :data:`True` when the copy succeeded.
+        """
+        create_subvolume(self.context, pathname, sudo=self.sudo)
+        return self.run_cp('--reflink=always', self.directory + '/.', pathname).succeeded
+
+    def copy_tree(self, directory, target):
+        """Make a read-only ``btrfs subvolume snapshot`` (see :meth:`SnapshotMethod.copy_tree()`)."""
+        snapshot = snapshot_subvolume(self.context, directory, target, sudo=self.sudo)
+        if snapshot.returncode != 0:
+            raise SnapshotFailedError("btrfs subvolume snapshot failed with exit code %i while snapshotting %s; "
+                                      "the earlier snapshots are intact." % (snapshot.returncode, directory))
+
+
+SNAPSHOT_METHODS = {method.name: method for method in (BtrfsMethod, ReflinkMethod, LinkDestMethod, HardlinkMethod)}
+"""The snapshot methods by name, best first."""
+
+METHOD_NAMES = (AUTOMATIC,) + tuple(SNAPSHOT_METHODS)
+"""The values that ``--snapshot-method`` accepts."""
+
+
+def check_method_name(name):
+    """
+    Refuse an unknown snapshot method.
+
+    :param name: The name (a string).
+    :returns: The name.
+    :raises: :exc:`.InvalidOptionError` for anything but :data:`METHOD_NAMES`.
+    """
+    if name not in METHOD_NAMES:
+        raise InvalidOptionError("Unknown snapshot method %r: use %s or %s."
+                                 % (name, ', '.join(METHOD_NAMES[:-1]), METHOD_NAMES[-1]))
+    return name
+
+
+def choose_snapshot_method(name, context, directory, sudo=False, ionice=None, daemon_transfer=False, dry_run=False):
+    """
+    Pick the snapshot method for a destination, and say which one and whether snapshots can change.
+
+    :param name: One of :data:`METHOD_NAMES`.
+    :param context: The destination's execution context.
+    :param directory: The destination directory (``latest``, a string).
+    :param sudo: :data:`True` to run commands with superuser privileges.
+    :param ionice: The I/O scheduling class for the copies and removals.
+    :param daemon_transfer: :data:`True` when an rsync daemon wrote ``latest``
+                            in place (this run is its ``post-xfer exec``).
+    :param dry_run: :data:`True` to write nothing while finding out what the
+                    filesystem can do.
+    :returns: A :class:`SnapshotMethod`.
+    :raises: :exc:`.InvalidOptionError` when the method is unknown or the
+             filesystem doesn't support it.
+
+    ``auto`` picks btrfs on btrfs, otherwise reflink where reflinks work,
+    otherwise link-dest, or hardlink after a daemon's transfer (link-dest
+    needs to run the transfer itself).
+    """
+    check_method_name(name)
+    parent_directory = posixpath.dirname(directory.rstrip('/')) or '.'
+    filesystem_type = find_filesystem_type(context, parent_directory, sudo=sudo)
+    if name == AUTOMATIC:
+        if filesystem_type == BTRFS:
+            name = BtrfsMethod.name
+        elif supports_reflinks(context, parent_directory, filesystem_type, sudo=sudo, dry_run=dry_run):
+            name = ReflinkMethod.name
+        else:
+            name = HardlinkMethod.name if daemon_transfer else LinkDestMethod.name
+        how = "chosen for %s on %s" % (parent_directory, filesystem_type)
+    else:
+        check_support(name, context, parent_directory, filesystem_type, sudo=sudo, dry_run=dry_run)
+        how = "%s is on %s" % (parent_directory, filesystem_type)
+    method = SNAPSHOT_METHODS[name](context, directory, filesystem_type, sudo=sudo, ionice=ionice)
+    logger.info("Using the %s snapshot method (%s).", method.name, how)
+    warn_about_changing_snapshots(method, daemon_transfer)
+    return method
+
+
+def check_support(name, context, directory, filesystem_type, sudo=False, dry_run=False):
+    """
+    Refuse a snapshot method that the filesystem doesn't support.
+
+    :param name: The name of the method (a string).
+    :param context: The destination's execution context.
+    :param directory: The directory that holds ``latest`` (a string).
+    :param filesystem_type: The type of its filesystem (a string).
+    :param sudo: :data:`True` to run commands with superuser privileges.
+    :param dry_run: :data:`True` to write nothing while finding out.
+    :raises: :exc:`.InvalidOptionError` for btrfs elsewhere than on btrfs
+             and for reflink where reflinks don't work.
+    """
+    if name == BtrfsMethod.name and filesystem_type != BTRFS:
+        raise InvalidOptionError("The btrfs snapshot method needs a destination on btrfs, but %s is on %s "
+                                 "(use --snapshot-method=auto)." % (directory, filesystem_type))
+    if name == ReflinkMethod.name and not supports_reflinks(context, directory, filesystem_type,
+                                                            sudo=sudo, dry_run=dry_run):
+        raise InvalidOptionError("The reflink snapshot method needs a filesystem with reflinks (btrfs, or XFS "
+                                 "made with reflink=1), but %s is on %s, which can't share data between files "
+                                 "(use --snapshot-method=auto)." % (directory, filesystem_type))
+
+
+def warn_about_changing_snapshots(method, daemon_transfer=False):
+    """
+    Warn when a later backup can change the snapshots that a method makes.
+
+    :param method: A :class:`SnapshotMethod`.
+    :param daemon_transfer: :data:`True` when an rsync daemon writes ``latest`` in place.
+
+    That happens when snapshots share files with ``latest`` and something
+    writes ``latest`` in place: the hardlink method's own transfer, or an
+    rsync daemon's.
+    """
+    if not method.shares_files_with_latest:
+        return
+    if daemon_transfer:
+        writer = "the rsync daemon writes it in place"
+        advice = "Keep the module on btrfs, or on XFS with reflinks, for snapshots that never change."
+    elif method.writes_latest_in_place:
+        writer = "the %s method writes it in place" % method.name
+        advice = "Use --snapshot-method=auto for snapshots that never change."
+    else:
+        return
+    logger.warning("The snapshots share files with %s and %s: when only the mode, owner, group, timestamps, "
+                   "xattrs or ACLs of a file change, the next backup changes them in the earlier snapshots too. %s",
+                   method.directory, writer, advice)

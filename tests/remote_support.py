@@ -1,0 +1,350 @@
+"""
+Helpers for the tests of remote destinations (SSH, rsync daemon, tunnel).
+
+The command under test runs as a real process in a mount namespace of its
+own, where an overlay filesystem covers the home directory of the user that
+runs the tests (``/root``): files written into :attr:`ClientHome.upper`
+(``.ssh/config``, keys, known hosts) appear in ``~/.ssh`` there, and whatever
+ssh writes into ``~/.ssh`` lands in :attr:`ClientHome.upper` too. So ssh
+reads a test ``~/.ssh/config`` exactly as it reads a user's (OpenSSH takes
+``~`` from the password database, not from ``$HOME``), while the real home
+directory stays untouched.
+
+Each run goes through ``process_guard.py``, which reports every process
+that outlives the command; :func:`run_isolated()` fails the test when there
+is one.
+"""
+
+import os
+import pwd
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+
+from servers import LOCALHOST, RsyncDaemon, SSHServer, descendant_pids
+from treeutils import CommandResult
+
+HOME_DIRECTORY = pwd.getpwuid(os.getuid()).pw_dir
+"""The home directory that ssh uses (from the password database)."""
+
+TESTS_DIRECTORY = os.path.dirname(os.path.abspath(__file__))
+"""The directory holding the tests."""
+
+REPOSITORY = os.path.dirname(TESTS_DIRECTORY)
+"""The top directory of the project (the command runs from there)."""
+
+PROCESS_GUARD = os.path.join(TESTS_DIRECTORY, 'process_guard.py')
+"""The script that reports processes outliving the command."""
+
+SERVER_ALIAS = 'backup-server'
+"""The ``Host`` alias of the test SSH server in the test ``~/.ssh/config``."""
+
+KNOWN_HOSTS_NAME = 'backup_known_hosts'
+"""The file in ``~/.ssh`` that the test configuration records host keys in."""
+
+OVERLAY_SCRIPT = 'mount -t overlay overlay -o "lowerdir=$1,upperdir=$2,workdir=$3" "$1" && shift 3 && exec "$@"'
+"""Shell code that mounts the home directory overlay and runs the rest of its arguments."""
+
+
+class GuardedResult(CommandResult):
+
+    """A :class:`CommandResult` with the processes that outlived the command."""
+
+    def __init__(self, returncode, stdout, stderr, leftovers, duration):
+        """Store the outcome, the leftover processes (a list of strings) and the duration (seconds)."""
+        super(GuardedResult, self).__init__(returncode, stdout, stderr)
+        self.leftovers = leftovers
+        self.duration = duration
+
+    def __repr__(self):
+        """Show everything, so a failing assertion explains itself."""
+        return 'GuardedResult(returncode=%r, duration=%.1f, stdout=%r, stderr=%r, leftovers=%r)' % (
+            self.returncode, self.duration, self.stdout, self.stderr, self.leftovers)
+
+
+class ClientHome(object):
+
+    """An overlay for the home directory, with a test ``~/.ssh`` (see the module documentation)."""
+
+    def __init__(self, directory):
+        """
+        Prepare the overlay's directories.
+
+        :param directory: A directory of its own (a path).
+        """
+        self.directory = directory
+        self.upper = directory / 'upper'
+        self.ssh_directory = self.upper / '.ssh'
+        self.ssh_directory.mkdir(parents=True, mode=0o700)
+        self.config_blocks = []
+        self.runs = 0
+
+    @property
+    def known_hosts_file(self):
+        """The known hosts file that the test configuration names (a path in :attr:`upper`)."""
+        return self.ssh_directory / KNOWN_HOSTS_NAME
+
+    def install_key(self, source, name='id_ed25519'):
+        """
+        Copy a private key into ``~/.ssh``.
+
+        :param source: The key file (a string or path).
+        :param name: The name in ``~/.ssh`` (a string).
+        :returns: The key's pathname as the command sees it (a string).
+        """
+        target = self.ssh_directory / name
+        shutil.copyfile(str(source), str(target))
+        target.chmod(0o600)
+        return os.path.join(HOME_DIRECTORY, '.ssh', name)
+
+    def add_host(self, alias, port, identity_file, hostname=LOCALHOST, **options):
+        """
+        Add a ``Host`` block to ``~/.ssh/config``.
+
+        :param alias: The ``Host`` alias (a string).
+        :param port: The SSH server's port (an integer).
+        :param identity_file: The key to log in with, as the command sees it (a string).
+        :param hostname: The ``HostName`` (a string).
+        :param options: More options (names in ssh_config's spelling), which
+                        override the defaults (``User root``, host keys in
+                        :data:`KNOWN_HOSTS_NAME`, ``StrictHostKeyChecking accept-new``).
+        """
+        settings = dict(HostName=hostname, Port=port, User='root', IdentityFile=identity_file,
+                        IdentitiesOnly='yes', UserKnownHostsFile='~/.ssh/' + KNOWN_HOSTS_NAME,
+                        GlobalKnownHostsFile='/dev/null', StrictHostKeyChecking='accept-new')
+        settings.update(options)
+        self.config_blocks.append('Host %s\n%s' % (alias, ''.join(
+            '    %s %s\n' % (name, value) for name, value in settings.items())))
+        (self.ssh_directory / 'config').write_text('\n'.join(self.config_blocks))
+
+    def run(self, *arguments, env=None, network=True, timeout=60):
+        """
+        Run ``python -m rsync_system_backup --disable-notifications ARGUMENTS`` with this home directory.
+
+        :param arguments: The command line arguments (strings or paths).
+        :param env: Environment variables to add (a dict).
+        :param network: :data:`False` to run without any network (not even loopback).
+        :param timeout: Seconds before the test fails.
+        :returns: A :class:`GuardedResult`.
+        :raises: :exc:`AssertionError` when a process outlives the command.
+        """
+        self.runs += 1
+        work = self.directory / ('work-%d' % self.runs)
+        work.mkdir()
+        report = self.directory / ('leftovers-%d.txt' % self.runs)
+        environment = dict(os.environ, COLOREDLOGS_SYSLOG='false', HOME=HOME_DIRECTORY)
+        for name in ('RSYNC_MODULE_PATH', 'RSYNC_EXIT_STATUS', 'RSYNC_PASSWORD'):
+            environment.pop(name, None)
+        environment.update(env or {})
+        command = ['unshare', '--mount', '--propagation', 'private'] + ([] if network else ['--net'])
+        command += ['sh', '-c', OVERLAY_SCRIPT, 'sh', HOME_DIRECTORY, str(self.upper), str(work)]
+        command += [sys.executable, PROCESS_GUARD, str(report), sys.executable, '-m', 'rsync_system_backup',
+                    '--disable-notifications'] + [str(a) for a in arguments]
+        started = time.monotonic()
+        process = subprocess.run(command, cwd=REPOSITORY, env=environment, stdin=subprocess.DEVNULL,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout)
+        result = GuardedResult(process.returncode, process.stdout.decode('utf-8', 'replace'),
+                               process.stderr.decode('utf-8', 'replace'),
+                               report.read_text().splitlines() if report.exists() else ['(no report)'],
+                               time.monotonic() - started)
+        assert not result.leftovers, "Processes outlived the command: %r" % result
+        return result
+
+
+def server_view(server, pathname):
+    """
+    Translate a pathname into one that shows what a server in a mount namespace of its own sees there.
+
+    :param server: A started :class:`servers.ChildServer`.
+    :param pathname: An absolute pathname (a string or path).
+    :returns: The pathname under ``/proc/PID/root`` (a string).
+    """
+    return '/proc/%d/root%s' % (server.pid, pathname)
+
+
+def tmpfs_mount_script(directory, size=None):
+    """
+    Write the shell code that mounts a tmpfs.
+
+    :param directory: The mount point (a string or path that exists).
+    :param size: The size in tmpfs syntax (``256k``), or :data:`None` for the default.
+    :returns: A string.
+    """
+    return 'mount -t tmpfs %stmpfs %s' % ('-o size=%s ' % size if size else '', shlex.quote(str(directory)))
+
+
+class PrivateHomeSSHServer(SSHServer):
+
+    """
+    An :class:`servers.SSHServer` whose sessions see an empty tmpfs on the home directory.
+
+    Whatever the remote commands of a test do in the home directory (their
+    working directory) stays in sshd's mount namespace, and the test can look
+    at it with :func:`server_view()`. Optionally another directory gets a
+    small tmpfs too, to fill up.
+    """
+
+    def __init__(self, directory, small_directory=None, small_size='256k', **options):
+        """
+        Initialize a :class:`PrivateHomeSSHServer`.
+
+        :param directory: See :class:`servers.ChildServer`.
+        :param small_directory: A directory (that exists) to mount a small tmpfs on, or :data:`None`.
+        :param small_size: The size of that tmpfs.
+        :param options: See :class:`servers.SSHServer`.
+        """
+        super(PrivateHomeSSHServer, self).__init__(directory, **options)
+        self.small_directory = small_directory
+        self.small_size = small_size
+
+    def prepare(self):
+        """Add the mounts to the command that starts sshd in its namespace."""
+        command = super(PrivateHomeSSHServer, self).prepare()
+        mounts = [tmpfs_mount_script(HOME_DIRECTORY)]
+        if self.small_directory:
+            mounts.append(tmpfs_mount_script(self.small_directory, self.small_size))
+        command[-1] = ' && '.join(mounts + [command[-1]])
+        return command
+
+
+class SmallDiskRsyncDaemon(RsyncDaemon):
+
+    """
+    An :class:`servers.RsyncDaemon` in a mount namespace where one directory is a small tmpfs.
+
+    The tmpfs holds an empty directory ``latest``, to be a module's path.
+    """
+
+    def __init__(self, directory, modules, small_directory, small_size='256k', **options):
+        """
+        Initialize a :class:`SmallDiskRsyncDaemon`.
+
+        :param directory: See :class:`servers.ChildServer`.
+        :param modules: See :class:`servers.RsyncDaemon`.
+        :param small_directory: A directory (that exists) to mount the small tmpfs on.
+        :param small_size: The size of the tmpfs.
+        :param options: See :class:`servers.RsyncDaemon`.
+        """
+        super(SmallDiskRsyncDaemon, self).__init__(directory, modules, **options)
+        self.small_directory = small_directory
+        self.small_size = small_size
+
+    def prepare(self):
+        """Start the daemon in a mount namespace with the small filesystem."""
+        command = super(SmallDiskRsyncDaemon, self).prepare()
+        script = '%s && mkdir %s && exec "$@"' % (tmpfs_mount_script(self.small_directory, self.small_size),
+                                                  shlex.quote(os.path.join(str(self.small_directory), 'latest')))
+        return ['unshare', '--mount', '--propagation', 'private', 'sh', '-c', script, 'sh'] + command
+
+
+def make_source(directory):
+    """
+    Create a small source tree with awkward names.
+
+    :param directory: The directory to create (a path).
+    :returns: A dict from relative pathname to contents (what :func:`read_tree()` returns).
+    """
+    contents = {
+        'etc/hostname': 'test-host\n',
+        'home/alice/notes with spaces.txt': 'notes\n',
+        "home/alice/it's \"quoted\" $HOME; true": 'awkward\n',
+        'home/alice/new\nline': 'newline\n',
+        'var/data.bin': 'x' * 5000,
+    }
+    for name, text in contents.items():
+        path = directory / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return contents
+
+
+class SourceTree(object):
+
+    """A source tree made by :func:`make_source()`, which renders as its pathname."""
+
+    def __init__(self, directory):
+        """
+        Create the tree.
+
+        :param directory: The directory to create (a path).
+        """
+        self.path = directory
+        self.contents = make_source(directory)
+
+    def __str__(self):
+        """The tree's pathname."""
+        return str(self.path)
+
+
+def read_tree(directory):
+    """
+    Read the regular files below a directory.
+
+    :param directory: A directory (a string or path).
+    :returns: A dict from relative pathname to contents.
+    """
+    tree = {}
+    for root, _, files in os.walk(str(directory)):
+        for name in files:
+            pathname = os.path.join(root, name)
+            with open(pathname) as handle:
+                tree[os.path.relpath(pathname, str(directory))] = handle.read()
+    return tree
+
+
+def snapshot_names(directory):
+    """
+    List the snapshot names in a directory (names that start with a digit), sorted.
+
+    :param directory: A directory (a string or path).
+    :returns: A list of strings.
+    """
+    return sorted(name for name in os.listdir(str(directory)) if name[:1].isdigit())
+
+
+def visible_names(directory):
+    """
+    List the names in a directory that don't start with a dot (the program's marker and lock files do), sorted.
+
+    :param directory: A directory (a string or path).
+    :returns: A list of strings.
+    """
+    return sorted(name for name in os.listdir(str(directory)) if not name.startswith('.'))
+
+
+def make_snapshots(directory, names):
+    """
+    Create fake snapshots (directories with one file) for rotation to work on.
+
+    :param directory: The directory to create them in (a path).
+    :param names: Snapshot names (strings).
+    """
+    for name in names:
+        (directory / name).mkdir(parents=True)
+        (directory / name / 'marker').write_text(name)
+
+
+def wait_for(predicate, timeout=10, message=None):
+    """
+    Wait until ``predicate()`` is true, failing the test after ``timeout`` seconds.
+
+    :param predicate: A function without arguments.
+    :param timeout: Seconds (a number).
+    :param message: What was waited for (a string, for the failure message).
+    """
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "Timed out waiting for %s" % (message or predicate)
+        time.sleep(0.05)
+
+
+def wait_until_idle(server, timeout=10):
+    """
+    Wait until a server has no processes left from its connections.
+
+    :param server: A started :class:`servers.ChildServer`.
+    :param timeout: Seconds (a number).
+    """
+    wait_for(lambda: not descendant_pids(server.pid), timeout, "the connections of the %s to end" % server.name)

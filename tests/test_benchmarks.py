@@ -1,0 +1,120 @@
+"""
+Tests of the benchmarks in ``benchmarks/``: the tree generator, and the whole script at a tiny size.
+
+The script is run end to end (one round of 200 files, with ``--compare``
+pointing at this build's own command and, when this runs as root with sshd
+installed, over SSH too), so a change in the program or the test servers
+that breaks it shows up here rather than when someone next measures.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+REPOSITORY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+"""The top directory of the project."""
+
+BENCHMARKS_DIRECTORY = os.path.join(REPOSITORY, 'benchmarks')
+"""The directory holding the benchmarks."""
+
+sys.path.insert(0, BENCHMARKS_DIRECTORY)
+
+from tree import TreePlan  # noqa: E402
+
+LOCAL_CASES = ('full', 'incremental', 'snapshot', 'rotation', 'help')
+"""The cases that are always measured."""
+
+SSH_CASES = ('ssh-full', 'ssh-incremental', 'ssh-snapshot', 'ssh-rotation')
+"""The cases measured over SSH."""
+
+
+def can_run_sshd():
+    """:data:`True` when the SSH cases can run here (as root, with sshd and unshare)."""
+    search_path = os.pathsep.join([os.environ.get('PATH', os.defpath), '/usr/sbin', '/sbin'])
+    return os.geteuid() == 0 and all(shutil.which(name, path=search_path) for name in ('sshd', 'unshare'))
+
+
+def describe(root):
+    """
+    Describe a tree: every entry's type, size, mode and link text or content.
+
+    :param root: The directory (a path).
+    :returns: A dict from relative path (bytes) to a tuple.
+    """
+    description = {}
+    for directory, subdirectories, files in os.walk(os.fsencode(str(root))):
+        for name in subdirectories + files:
+            pathname = os.path.join(directory, name)
+            info = os.lstat(pathname)
+            if os.path.islink(pathname):
+                content = os.readlink(pathname)
+            elif os.path.isfile(pathname):
+                with open(pathname, 'rb') as handle:
+                    content = handle.read()
+            else:
+                content = None
+            description[os.path.relpath(pathname, os.fsencode(str(root)))] = (info.st_mode, info.st_nlink, content)
+    return description
+
+
+def test_tree_is_deterministic(tmp_path):
+    """The same size and seed give the same tree, with hard links, symbolic links and awkward names."""
+    plan = TreePlan(300, seed=7)
+    plan.create(str(tmp_path / 'a'))
+    TreePlan(300, seed=7).create(str(tmp_path / 'b'))
+    assert describe(tmp_path / 'a') == describe(tmp_path / 'b')
+    statistics = plan.statistics
+    assert statistics.files + statistics.hard_links + statistics.symbolic_links == 300
+    assert statistics.hard_links > 0 and statistics.symbolic_links > 0 and statistics.odd_names > 0
+    assert any(b'\n' in path for path in describe(tmp_path / 'a'))
+
+
+def test_mutation_changes_about_one_percent(tmp_path):
+    """Each round of mutation changes about 1% of the entries, and the same rounds give the same tree."""
+    for name in ('a', 'b'):
+        plan = TreePlan(1000, seed=3)
+        plan.create(str(tmp_path / name))
+    before = describe(tmp_path / 'a')
+    for round_number in (1, 2):
+        changed = plan.mutate(str(tmp_path / 'a'), round_number)
+        assert 5 <= changed <= 20
+    after = describe(tmp_path / 'a')
+    differences = [path for path in set(before) | set(after) if before.get(path) != after.get(path)]
+    assert 10 <= len(differences) <= 40
+    for round_number in (1, 2):
+        TreePlan(1000, seed=3).mutate(str(tmp_path / 'b'), round_number)
+    assert describe(tmp_path / 'b') == after
+
+
+def test_benchmark_script(tmp_path):
+    """The benchmark runs at a tiny size, exits 0, prints its table and writes JSON with every case."""
+    program = shutil.which('rsync-system-backup', path=os.path.dirname(sys.executable))
+    assert program, "rsync-system-backup is not installed next to %s" % sys.executable
+    report = tmp_path / 'results.json'
+    command = [sys.executable, os.path.join(BENCHMARKS_DIRECTORY, 'run.py'), '--files', '200', '--rounds', '1',
+               '--work-dir', str(tmp_path), '--compare', program, '--json', str(report)]
+    with_ssh = can_run_sshd()
+    if not with_ssh:
+        command.append('--skip-ssh')
+    process = subprocess.run(command, cwd=REPOSITORY, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, timeout=600)
+    assert process.returncode == 0, process.stderr.decode('utf-8', 'replace')
+    assert 'x floor' in process.stdout.decode()
+    results = json.loads(report.read_text())
+    assert set(results) == {'settings', 'tree', 'programs', 'cases', 'peak_rss_kib'}
+    assert results['settings']['files'] == 200 and results['settings']['rounds'] == 1
+    assert set(results['programs']) == {'this', 'compare'}
+    expected_cases = LOCAL_CASES + (SSH_CASES if with_ssh else ())
+    assert set(results['cases']) == set(expected_cases)
+    for name in expected_cases:
+        outcome = results['cases'][name]['results']
+        assert set(outcome) == {'floor', 'this', 'compare'}
+        assert outcome['floor']['median_seconds'] > 0
+        assert outcome['this']['median_ratio'] > 0
+        assert len(outcome['this']['seconds']) == 1
+        if name.startswith('ssh-'):
+            assert outcome['this']['ssh_connections'][0] >= 1
+    assert results['peak_rss_kib']['this'] > 0
+    assert os.listdir(str(tmp_path)) == ['results.json'], "the work directory was left behind"

@@ -1,0 +1,550 @@
+"""
+End-to-end tests of ``-m/--mount`` and ``-c/--crypto`` on real ext4 images.
+
+Every run happens in a private mount namespace (see :mod:`namespaces`) whose
+``/etc/fstab`` and ``/etc/crypttab`` name an ext4 image in the test's
+temporary directory: mounting, the backup and unmounting are real. Only
+``cryptdisks_start`` and ``cryptdisks_stop`` are stand-ins (this kernel has
+no device-mapper): they make and remove ``/dev/mapper/NAME`` as a symbolic
+link to the image. ``mount``, ``umount`` and ``rsync`` are wrapped by scripts
+that note each call in an event log before running the real program; the
+``rsync`` wrapper also notes whether the disk was mounted, unlocked and
+locked against other runs at that moment. Every test checks that no mount
+and no loop device is left behind and that the host's ``/etc/fstab``,
+``/etc/crypttab``, ``/dev/mapper`` and ``/dev/disk`` didn't change.
+"""
+
+import os
+import re
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from namespaces import (
+    host_state,
+    leak_check,
+    list_image,
+    make_ext4_image,
+    mapper_probe,
+    mount_probe,
+    namespace_command,
+    namespace_commands,
+    read_image_file,
+    run_in_namespace,
+    write_fake_cryptdisks,
+)
+from remote_support import ClientHome, wait_until_idle
+from servers import SSHServer
+
+REQUIRED_PROGRAMS = ('unshare', 'mount', 'umount', 'mountpoint', 'losetup', 'mkfs.ext4', 'debugfs', 'flock',
+                     'script', 'rsync')
+
+pytestmark = pytest.mark.skipif(
+    os.geteuid() != 0 or not all(shutil.which(name) for name in REQUIRED_PROGRAMS),
+    reason='needs root and %s' % ', '.join(REQUIRED_PROGRAMS),
+)
+
+TARGET = 'backups'
+"""The crypttab target name of the encrypted backup disk."""
+
+MAPPER_DEVICE = '/dev/mapper/' + TARGET
+"""Where the unlocked disk appears."""
+
+SNAPSHOT_NAME = re.compile(r'^\d{4}-\d{2}-\d{2}_\d{2}-\d{2}-\d{2}$')
+
+OLD_SNAPSHOTS = ('2001-01-01_00-00-00', '2001-01-15_00-00-00')
+"""Snapshots on the image before the full chain runs: rotation keeps the first (monthly) and removes the second."""
+
+
+def write_script(path, body):
+    """Write an executable shell script."""
+    path.write_text('#!/bin/sh\n' + body)
+    path.chmod(0o755)
+
+
+class Rig(object):
+
+    """A source tree, an ext4 image, a mount point and stand-ins that log to one event log."""
+
+    def __init__(self, tmp_path, fake_bin):
+        """Create everything in the test's temporary directory."""
+        self.directory = tmp_path
+        self.fake_bin = fake_bin
+        self.crypt_bin = tmp_path / 'crypt-bin'
+        self.events_file = tmp_path / 'events.log'
+        self.caller_file = tmp_path / 'rsync-caller.pid'
+        self.source = tmp_path / 'source'
+        (self.source / 'etc').mkdir(parents=True)
+        (self.source / 'etc' / 'hostname').write_text('disk-test\n')
+        (self.source / 'home' / 'alice').mkdir(parents=True)
+        (self.source / 'home' / 'alice' / 'notes.txt').write_text('notes\n')
+        self.mount_point = str(tmp_path / 'mnt')
+        os.mkdir(self.mount_point)
+        self.backups = os.path.join(self.mount_point, 'backups')
+        self.destination = os.path.join(self.backups, 'latest')
+        self.image = make_ext4_image(tmp_path / 'disk.img', size_mb=16)
+        self.fstab = '# test fstab\n%s\t%s  ext4 loop,noauto 0 0\n' % (self.image, self.mount_point)
+        self.crypto_fstab = '/dev/mapper/%s %s ext4 loop,noauto 0 2  # the unlocked disk\n' % (
+            TARGET, self.mount_point)
+        for name in ('mount', 'umount'):
+            write_script(fake_bin / name, 'echo "%s $*" >> %s\nexec %s "$@"\n'
+                         % (name, shlex.quote(str(self.events_file)), shlex.quote(shutil.which(name))))
+        self.write_rsync()
+        write_fake_cryptdisks(self.crypt_bin, self.events_file)
+
+    def fill_image(self, contents):
+        """Recreate the image with a tree of files on it."""
+        make_ext4_image(self.image, size_mb=16, contents=contents)
+
+    def write_rsync(self, fail=False, hang=False):
+        """
+        Wrap rsync: note the state of the disk, then run the real rsync.
+
+        :param fail: :data:`True` to exit 12 instead.
+        :param hang: :data:`True` to write the caller's process id to :attr:`caller_file`
+                     and sleep instead.
+        """
+        rsync = shlex.quote(shutil.which('rsync'))
+        if hang:
+            finish = 'echo $PPID > %s && sleep 60' % shlex.quote(str(self.caller_file))
+        else:
+            finish = 'exit 12' if fail else 'exec %s "$@"' % rsync
+        lock_file = shlex.quote(os.path.join(self.backups, '.rsync-system-backup.lock'))
+        write_script(self.fake_bin / 'rsync', '\n'.join([
+            '[ "$*" = --version ] && exec %s --version' % rsync,
+            'state=rsync',
+            'if mountpoint -q %s; then state="$state mounted"; else state="$state not-mounted"; fi'
+            % shlex.quote(self.mount_point),
+            'if [ -e %s ]; then state="$state unlocked"; else state="$state locked"; fi' % MAPPER_DEVICE,
+            'if [ -e %s ] && ! flock -n %s true; then state="$state destination-locked"; fi' % (lock_file, lock_file),
+            'echo "$state" >> %s' % shlex.quote(str(self.events_file)),
+            finish,
+        ]) + '\n')
+
+    def fake_mount_without_mounting(self):
+        """Replace the mount wrapper with one that says it mounted but doesn't."""
+        write_script(self.fake_bin / 'mount', 'echo "mount $*" >> %s\nexit 0\n' % shlex.quote(str(self.events_file)))
+
+    @property
+    def events(self):
+        """The calls noted in the event log (a list of strings)."""
+        try:
+            return self.events_file.read_text().replace(self.mount_point, 'MP').splitlines()
+        except FileNotFoundError:
+            return []
+
+    def command(self, *arguments, before=None):
+        """The command line of the program (after shell code to prepare the namespace, if given)."""
+        command = [sys.executable, '-m', 'rsync_system_backup'] + [str(a) for a in arguments]
+        if before:
+            command = ['sh', '-c', before + ' && exec "$@"', 'sh'] + command
+        return command
+
+    def namespace_argv(self, arguments, fstab=None, crypttab=None, before=None):
+        """The command line that runs the program in a test namespace, then probes the state of the disk."""
+        return namespace_commands([self.command(*arguments, before=before), mount_probe(self.mount_point),
+                                   mapper_probe(TARGET)], fstab=fstab, crypttab=crypttab,
+                                  path=[self.fake_bin, self.crypt_bin])
+
+    def environment(self):
+        """The environment of the program: no system log, no rsync daemon variables."""
+        environment = dict(os.environ, COLOREDLOGS_SYSLOG='false')
+        environment.pop('RSYNC_MODULE_PATH', None)
+        return environment
+
+    def start(self, *arguments, fstab=None, crypttab=None):
+        """Start the program (see :meth:`namespace_argv()`) in a session of its own; returns a :class:`Popen`."""
+        return subprocess.Popen(self.namespace_argv(arguments, fstab, crypttab), stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=self.environment(), text=True,
+                                start_new_session=True)
+
+    def run(self, *arguments, fstab=None, crypttab=None, before=None, terminal=False):
+        """
+        Run the program (see :meth:`namespace_argv()`) without a terminal, or with one.
+
+        :param before: Shell code that prepares the namespace before the program runs.
+        :param terminal: :data:`True` to run it under ``script``, which gives
+                         it a pseudo-terminal on all three standard streams
+                         (and merges them).
+        :returns: A :class:`RunResult`.
+        """
+        argv = self.namespace_argv(arguments, fstab, crypttab, before)
+        if terminal:
+            argv = ['script', '-qec', shlex.join(argv), '/dev/null']
+        process = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                                 env=self.environment(), timeout=120)
+        if terminal:
+            output = process.stdout.replace('\r\n', '\n')
+            return RunResult(process.returncode, output, output, self.mount_point)
+        return RunResult(process.returncode, process.stdout, process.stderr, self.mount_point)
+
+    def read(self, pathname):
+        """Read a file on the image (which must not be mounted)."""
+        return read_image_file(self.image, pathname).decode()
+
+
+class RunResult(object):
+
+    """The exit code and output of a run, and what the probes found after it."""
+
+    def __init__(self, returncode, stdout, stderr, mount_point):
+        """Split the probes' two lines off standard output."""
+        lines = stdout.splitlines()
+        self.returncode = returncode
+        self.stdout = '\n'.join(lines[:-2])
+        self.stderr = stderr
+        probes = lines[-2:]
+        self.mounted = probes[:1] == ['MOUNTED %s' % mount_point]
+        self.unlocked = probes[1:] == ['UNLOCKED %s' % TARGET]
+        assert probes[0] in ('MOUNTED %s' % mount_point, 'NOT-MOUNTED %s' % mount_point), self
+        assert probes[1] in ('UNLOCKED %s' % TARGET, 'LOCKED %s' % TARGET), self
+
+    def __repr__(self):
+        """Show everything, so a failing assertion explains itself."""
+        return 'RunResult(returncode=%r, mounted=%r, unlocked=%r, stdout=%r, stderr=%r)' % (
+            self.returncode, self.mounted, self.unlocked, self.stdout, self.stderr)
+
+
+@pytest.fixture(autouse=True)
+def unchanged_host():
+    """Check after every test that the host's fstab, crypttab, /dev/mapper, ... are as before."""
+    before = host_state()
+    yield
+    assert host_state() == before
+
+
+@pytest.fixture
+def rig(tmp_path, fake_bin):
+    """A :class:`Rig`; afterwards no mount of its image or below its directory and no loop device may be left."""
+    rig = Rig(tmp_path, fake_bin)
+    with leak_check([rig.image], [tmp_path]):
+        yield rig
+
+
+def snapshots_on(rig):
+    """The snapshot names in the backup directory on the image."""
+    return [name for name in list_image(rig.image, '/backups') if SNAPSHOT_NAME.match(name)]
+
+
+def assert_error(result, *messages):
+    """Check that a run failed with an ``Aborting due to error`` line that holds every message."""
+    assert result.returncode == 1, result
+    errors = [line for line in result.stderr.splitlines() if 'Aborting due to error: ' in line]
+    assert len(errors) == 1, result
+    for message in messages:
+        assert message in errors[0], result
+    assert 'Traceback' not in result.stderr, result
+
+
+class TestMount:
+
+    """``-m/--mount``, with the image listed directly in the test fstab."""
+
+    def test_mounted_during_the_run_and_unmounted_after(self, rig):
+        result = rig.run('--disable-notifications', '--mount=%s' % rig.mount_point, rig.source, rig.destination,
+                         fstab=rig.fstab)
+        assert result.returncode == 0, result
+        assert rig.events == ['mount MP', 'rsync mounted locked destination-locked', 'umount MP']
+        assert not result.mounted
+        assert rig.read('/backups/latest/etc/hostname') == 'disk-test\n'
+        assert rig.read('/backups/latest/home/alice/notes.txt') == 'notes\n'
+        assert len(snapshots_on(rig)) == 1
+        # Nothing went to the directory under the mount point.
+        assert os.listdir(rig.mount_point) == []
+
+    def test_mount_point_with_trailing_slash(self, rig):
+        result = rig.run('--disable-notifications', '--backup', '--mount=%s/' % rig.mount_point, rig.source,
+                         rig.destination, fstab=rig.fstab)
+        assert result.returncode == 0, result
+        assert rig.events == ['mount MP/', 'rsync mounted locked destination-locked', 'umount MP/']
+        assert rig.read('/backups/latest/etc/hostname') == 'disk-test\n'
+
+    def test_already_mounted_filesystem_stays_mounted(self, rig):
+        result = rig.run('--disable-notifications', '-m', rig.mount_point, rig.source, rig.destination,
+                         fstab=rig.fstab, before='%s %s' % (shutil.which('mount'), shlex.quote(rig.mount_point)))
+        assert result.returncode == 0, result
+        assert rig.events == ['rsync mounted locked destination-locked']
+        assert result.mounted
+        assert 'is mounted already' in result.stderr
+        assert rig.read('/backups/latest/etc/hostname') == 'disk-test\n'
+
+    def test_unmounted_after_a_failing_rsync(self, rig):
+        rig.write_rsync(fail=True)
+        result = rig.run('--disable-notifications', '--mount=%s' % rig.mount_point, rig.source, rig.destination,
+                         fstab=rig.fstab)
+        assert_error(result, 'rsync failed')
+        assert rig.events == ['mount MP', 'rsync mounted locked destination-locked', 'umount MP']
+        assert not result.mounted
+        assert snapshots_on(rig) == []
+
+    @pytest.mark.parametrize('where', ['elsewhere', 'mount-point-itself', 'beside', 'link-out-before-mounting'])
+    def test_destination_outside_the_mount_point_is_refused(self, rig, where):
+        elsewhere = rig.directory / 'elsewhere'
+        elsewhere.mkdir()
+        destination = {
+            'elsewhere': str(elsewhere / 'latest'),
+            'mount-point-itself': rig.mount_point,
+            'beside': rig.mount_point + '-2/latest',
+            'link-out-before-mounting': os.path.join(rig.mount_point, 'link', 'latest'),
+        }[where]
+        if where == 'link-out-before-mounting':
+            # A symbolic link in the (unmounted) mount point that leads out of it.
+            os.symlink(str(elsewhere), os.path.join(rig.mount_point, 'link'))
+        result = rig.run('--disable-notifications', '--mount=%s' % rig.mount_point, rig.source, destination,
+                         fstab=rig.fstab)
+        assert_error(result, 'The destination %s' % destination, 'mount point %s' % rig.mount_point)
+        # Refused before anything happened.
+        assert rig.events == []
+        assert os.listdir(str(elsewhere)) == []
+        assert list_image(rig.image) == ['lost+found']
+
+    def test_symbolic_link_out_of_the_mounted_filesystem_is_refused(self, rig, tmp_path):
+        elsewhere = tmp_path / 'elsewhere'
+        elsewhere.mkdir()
+        contents = tmp_path / 'contents'
+        contents.mkdir()
+        os.symlink(str(elsewhere), str(contents / 'backups'))
+        rig.fill_image(contents)
+        result = rig.run('--disable-notifications', '--mount=%s' % rig.mount_point, rig.source, rig.destination,
+                         fstab=rig.fstab)
+        assert_error(result, 'The destination %s (%s/latest) is not inside the mount point %s'
+                     % (rig.destination, elsewhere, rig.mount_point))
+        assert rig.events == ['mount MP', 'umount MP']
+        assert not result.mounted
+        assert os.listdir(str(elsewhere)) == []
+
+    def test_destination_through_a_symbolic_link_is_accepted(self, rig, tmp_path):
+        link = tmp_path / 'disk-link'
+        os.symlink(rig.mount_point, str(link))
+        result = rig.run('--disable-notifications', '--backup', '--mount=%s' % rig.mount_point, rig.source,
+                         link / 'backups' / 'latest', fstab=rig.fstab)
+        assert result.returncode == 0, result
+        assert rig.events == ['mount MP', 'rsync mounted locked destination-locked', 'umount MP']
+        assert rig.read('/backups/latest/etc/hostname') == 'disk-test\n'
+
+    def test_relative_mount_point_is_refused(self, rig):
+        result = rig.run('--disable-notifications', '--mount=mnt', rig.source, rig.destination, fstab=rig.fstab)
+        assert_error(result, "The mount point 'mnt' is a relative path")
+        assert rig.events == []
+
+    def test_mount_that_reports_success_without_mounting(self, rig):
+        rig.fake_mount_without_mounting()
+        result = rig.run('--disable-notifications', '--mount=%s' % rig.mount_point, rig.source, rig.destination,
+                         fstab=rig.fstab)
+        assert_error(result, 'Failed to mount %s (mount reported success' % rig.mount_point,
+                     'device %s, type ext4, options loop,noauto' % rig.image)
+        assert rig.events == ['mount MP']
+        assert os.listdir(rig.mount_point) == []
+
+    def test_mount_point_without_fstab_entry(self, rig):
+        result = rig.run('--disable-notifications', '--mount=%s' % rig.mount_point, rig.source, rig.destination,
+                         fstab='# nothing here\n')
+        assert_error(result, 'Failed to mount %s (mount exited with code' % rig.mount_point,
+                     '/etc/fstab has no entry for it')
+        assert rig.events == ['mount MP']
+        assert os.listdir(rig.mount_point) == []
+
+
+class TestCrypto:
+
+    """``-c/--crypto``: the test crypttab names the image, the fstab mounts ``/dev/mapper/backups``."""
+
+    @pytest.mark.parametrize('source', ['missing.img', 'UUID=0e2d4b9a-rsb-missing'])
+    def test_missing_disk_is_skipped_quietly_without_a_terminal(self, rig, notifications_log, source):
+        crypttab = '%s %s none luks\n' % (TARGET, rig.directory / source if source.endswith('.img') else source)
+        result = rig.run('-c', TARGET, '-m', rig.mount_point, rig.source, rig.destination,
+                         fstab=rig.crypto_fstab, crypttab=crypttab)
+        assert result.returncode == 0, result
+        skipped = [line for line in result.stderr.splitlines() if 'Skipping backup' in line]
+        assert len(skipped) == 1 and ' INFO ' in skipped[0], result
+        assert "isn't connected" in skipped[0]
+        if source.startswith('UUID='):
+            assert '/dev/disk/by-uuid/0e2d4b9a-rsb-missing' in skipped[0]
+        assert 'ERROR' not in result.stderr and 'WARNING' not in result.stderr, result
+        assert not notifications_log.exists()
+        assert rig.events == []
+
+    def test_missing_disk_is_an_error_on_a_terminal(self, rig, notifications_log):
+        crypttab = '%s %s none luks\n' % (TARGET, rig.directory / 'missing.img')
+        result = rig.run('-c', TARGET, '-m', rig.mount_point, rig.source, rig.destination,
+                         fstab=rig.crypto_fstab, crypttab=crypttab, terminal=True)
+        assert_error(result, "The backup disk %s (%s in /etc/crypttab) isn't connected"
+                     % (rig.directory / 'missing.img', TARGET))
+        assert 'Skipping' not in result.stderr
+        assert rig.events == []
+
+    @pytest.mark.parametrize('tag', [None, 'UUID', 'LABEL', 'PARTUUID'])
+    def test_unlocks_mounts_unmounts_and_locks(self, rig, tag):
+        if tag:
+            # What udev would make for the disk.
+            directory = '/dev/disk/by-%s' % tag.lower()
+            before = 'mkdir %s && ln -s %s %s/rsb-test-disk' % (directory, rig.image, directory)
+            source = '%s=rsb-test-disk' % tag
+        else:
+            before, source = None, rig.image
+        crypttab = '# <target> <source> <key file> <options>\n%s\t%s  /root/backups.key  luks,noauto\n' % (
+            TARGET, source)
+        result = rig.run('--disable-notifications', '--backup', '--crypto=%s' % TARGET,
+                         '--mount=%s' % rig.mount_point, rig.source, rig.destination,
+                         fstab=rig.crypto_fstab, crypttab=crypttab, before=before)
+        assert result.returncode == 0, result
+        assert rig.events == ['start backups', 'mount MP', 'rsync mounted unlocked destination-locked', 'umount MP',
+                              'stop backups']
+        assert not result.mounted and not result.unlocked
+        assert rig.read('/backups/latest/etc/hostname') == 'disk-test\n'
+
+    def test_locked_again_after_a_failing_rsync(self, rig):
+        rig.write_rsync(fail=True)
+        result = rig.run('--disable-notifications', '-c', TARGET, '-m', rig.mount_point, rig.source,
+                         rig.destination, fstab=rig.crypto_fstab, crypttab='%s %s\n' % (TARGET, rig.image))
+        assert_error(result, 'rsync failed')
+        assert rig.events == ['start backups', 'mount MP', 'rsync mounted unlocked destination-locked', 'umount MP',
+                              'stop backups']
+        assert not result.mounted and not result.unlocked
+
+    @pytest.mark.parametrize('signal_number', [signal.SIGTERM, signal.SIGINT])
+    def test_unmounted_and_locked_again_when_interrupted(self, rig, signal_number):
+        rig.write_rsync(hang=True)
+        process = rig.start('--disable-notifications', '-c', TARGET, '-m', rig.mount_point, rig.source,
+                            rig.destination, fstab=rig.crypto_fstab, crypttab='%s %s\n' % (TARGET, rig.image))
+        try:
+            deadline = time.monotonic() + 30
+            while not (rig.caller_file.exists() and rig.caller_file.read_text().endswith('\n')):
+                assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+                time.sleep(0.05)
+            os.kill(int(rig.caller_file.read_text()), signal_number)
+            stdout, stderr = process.communicate(timeout=60)
+        finally:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.communicate()
+        result = RunResult(process.returncode, stdout, stderr, rig.mount_point)
+        assert result.returncode == 128 + signal_number, result
+        assert 'interrupted by %s' % signal.Signals(signal_number).name in result.stderr
+        assert rig.events == ['start backups', 'mount MP', 'rsync mounted unlocked destination-locked', 'umount MP',
+                              'stop backups']
+        assert not result.mounted and not result.unlocked
+        assert snapshots_on(rig) == []
+
+    def test_locked_again_when_mounting_fails(self, rig):
+        rig.fake_mount_without_mounting()
+        result = rig.run('--disable-notifications', '-c', TARGET, '-m', rig.mount_point, rig.source,
+                         rig.destination, fstab=rig.crypto_fstab, crypttab='%s %s\n' % (TARGET, rig.image))
+        assert_error(result, 'Failed to mount %s' % rig.mount_point)
+        assert rig.events == ['start backups', 'mount MP', 'stop backups']
+        assert not result.unlocked
+
+    def test_still_locked_after_cryptdisks_start(self, rig):
+        write_fake_cryptdisks(rig.crypt_bin, rig.events_file, unlock=False)
+        result = rig.run('--disable-notifications', '-c', TARGET, '-m', rig.mount_point, rig.source,
+                         rig.destination, fstab=rig.crypto_fstab, crypttab='%s %s\n' % (TARGET, rig.image))
+        assert_error(result, "cryptdisks_start %s (exit code 0) didn't unlock it: %s is still missing"
+                     % (TARGET, MAPPER_DEVICE))
+        assert rig.events == ['start backups']
+        assert not result.mounted and not result.unlocked
+
+    def test_already_unlocked_disk_stays_unlocked(self, rig):
+        result = rig.run('--disable-notifications', '-b', '-c', TARGET, '-m', rig.mount_point, rig.source,
+                         rig.destination, fstab=rig.crypto_fstab, crypttab='%s %s\n' % (TARGET, rig.image),
+                         before='ln -s %s %s' % (rig.image, MAPPER_DEVICE))
+        assert result.returncode == 0, result
+        assert rig.events == ['mount MP', 'rsync mounted unlocked destination-locked', 'umount MP']
+        assert result.unlocked and not result.mounted
+
+    @pytest.mark.parametrize('crypttab', [None, '# backups /dev/sdb1\nother /dev/sdb2 none luks\n', 'backups UUID=\n'])
+    def test_unusable_crypttab(self, rig, crypttab):
+        result = rig.run('--disable-notifications', '-c', TARGET, rig.source, rig.destination, crypttab=crypttab)
+        assert_error(result, '/etc/crypttab')
+        assert rig.events == []
+
+
+def test_library_context_managers_clean_up_when_the_block_fails(rig):
+    """UnlockedDevice and MountedFilesystem stacked by hand: both undo their work when the block raises."""
+    script = '\n'.join([
+        'import sys',
+        'from executor.contexts import LocalContext',
+        'from rsync_system_backup.disks import MountedFilesystem, UnlockedDevice',
+        'context = LocalContext()',
+        'try:',
+        '    with UnlockedDevice(context, sys.argv[1]), MountedFilesystem(context, sys.argv[2]):',
+        '        open(sys.argv[2] + "/written-inside", "w").close()',
+        '        raise KeyError("failure inside")',
+        'except KeyError:',
+        '    print("raised")',
+    ])
+    result = run_in_namespace([sys.executable, '-c', script, TARGET, rig.mount_point], fstab=rig.crypto_fstab,
+                              crypttab='%s %s\n' % (TARGET, rig.image), path=[rig.fake_bin, rig.crypt_bin],
+                              probes=[mount_probe(rig.mount_point), mapper_probe(TARGET)])
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ['raised', 'NOT-MOUNTED %s' % rig.mount_point, 'LOCKED %s' % TARGET]
+    assert rig.events == ['start backups', 'mount MP', 'umount MP', 'stop backups']
+    assert 'written-inside' in list_image(rig.image)
+
+
+def test_full_chain(rig, tmp_path, notifications_log):
+    """Unlock, mount, back up, snapshot, rotate, unmount and lock, with the destination locked meanwhile."""
+    contents = tmp_path / 'contents'
+    for name in OLD_SNAPSHOTS:
+        (contents / 'backups' / name / 'etc').mkdir(parents=True)
+        (contents / 'backups' / name / 'etc' / 'hostname').write_text('%s\n' % name)
+    rig.fill_image(contents)
+    result = rig.run('--crypto=%s' % TARGET, '--mount=%s' % rig.mount_point, rig.source, rig.destination,
+                     fstab=rig.crypto_fstab, crypttab='%s UUID=rsb-chain none luks\n' % TARGET,
+                     before='mkdir /dev/disk/by-uuid && ln -s %s /dev/disk/by-uuid/rsb-chain' % rig.image)
+    assert result.returncode == 0, result
+    assert rig.events == ['start backups', 'mount MP', 'rsync mounted unlocked destination-locked', 'umount MP',
+                          'stop backups']
+    assert not result.mounted and not result.unlocked
+    new = sorted(set(snapshots_on(rig)) - set(OLD_SNAPSHOTS))
+    assert len(new) == 1, snapshots_on(rig)
+    # Rotation kept the oldest snapshot of January 2001 and removed the other one.
+    assert snapshots_on(rig) == [OLD_SNAPSHOTS[0], new[0]]
+    assert sorted(list_image(rig.image, '/backups')) == sorted(
+        ['.rsync-system-backup', '.rsync-system-backup.lock', OLD_SNAPSHOTS[0], new[0], 'latest'])
+    for directory in ('latest', new[0]):
+        assert rig.read('/backups/%s/etc/hostname' % directory) == 'disk-test\n'
+        assert rig.read('/backups/%s/home/alice/notes.txt' % directory) == 'notes\n'
+    assert rig.read('/backups/%s/etc/hostname' % OLD_SNAPSHOTS[0]) == '%s\n' % OLD_SNAPSHOTS[0]
+    notifications = notifications_log.read_text().splitlines()
+    assert len(notifications) == 2, notifications
+    assert 'Starting the backup to %s' % rig.destination in notifications[0]
+    assert 'Finished the backup to %s' % rig.destination in notifications[1]
+
+
+class NamespacedSSHServer(SSHServer):
+
+    """An :class:`servers.SSHServer` in a test namespace, whose sessions find the rig's stand-ins first on $PATH."""
+
+    def __init__(self, directory, rig, **options):
+        """Remember the rig that provides fstab, crypttab and the stand-ins."""
+        super(NamespacedSSHServer, self).__init__(directory, **options)
+        self.rig = rig
+
+    def prepare(self):
+        """Run sshd in a test namespace with the rig's fstab and crypttab."""
+        command = super(NamespacedSSHServer, self).prepare()
+        path = [str(self.rig.fake_bin), str(self.rig.crypt_bin), '/usr/local/sbin', '/usr/local/bin', '/usr/sbin',
+                '/usr/bin', '/sbin', '/bin']
+        with open(self.server_config_file, 'a') as handle:
+            handle.write('SetEnv PATH=%s\n' % ':'.join(path))
+        return namespace_command(command[command.index('sh'):], fstab=self.rig.crypto_fstab,
+                                 crypttab='%s %s none luks\n' % (TARGET, self.rig.image))
+
+
+def test_unlock_and_mount_over_ssh(rig, tmp_path):
+    """Unlocking and mounting happen on the SSH destination's system, which alone has the crypttab and fstab."""
+    with NamespacedSSHServer(tmp_path / 'sshd', rig) as server:
+        home = ClientHome(tmp_path / 'client-home')
+        home.add_host('disk-server', server.port, home.install_key(server.identity_file))
+        # The backup step alone: each SSH command takes a while, and snapshots over SSH are tested elsewhere.
+        result = home.run('-b', '-c', TARGET, '-m', rig.mount_point, rig.source, 'disk-server:%s' % rig.destination)
+        assert result.returncode == 0, result
+        assert rig.events == ['start backups', 'mount MP', 'rsync mounted unlocked destination-locked', 'umount MP',
+                              'stop backups']
+        wait_until_idle(server)
+    assert rig.read('/backups/latest/etc/hostname') == 'disk-test\n'

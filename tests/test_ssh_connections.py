@@ -1,0 +1,60 @@
+"""
+Tests of how many SSH connections a run opens, and how it reports them.
+
+Every SSH login costs a key exchange and an authentication, so a run logs in
+once to check the connection and once for a shared connection that carries
+every command and the transfer. The count is reported with ``-v``; here it is
+compared with the logins in the SSH server's log.
+"""
+
+import os
+
+import pytest
+
+from remote_support import SERVER_ALIAS, ClientHome, PrivateHomeSSHServer, make_snapshots, make_source
+from rsync_system_backup.remote import opens_connection
+
+LOGIN_MARKER = 'Accepted publickey'
+"""What sshd logs for each login."""
+
+
+@pytest.fixture(scope='module')
+def ssh_server(tmp_path_factory):
+    """An sshd on 127.0.0.1, shared by this module's tests."""
+    with PrivateHomeSSHServer(tmp_path_factory.mktemp('sshd')) as server:
+        yield server
+
+
+@pytest.fixture
+def client_home(tmp_path, ssh_server):
+    """A test ``~/.ssh`` whose config maps :data:`SERVER_ALIAS` to :func:`ssh_server`."""
+    home = ClientHome(tmp_path / 'client-home')
+    home.add_host(SERVER_ALIAS, ssh_server.port, home.install_key(ssh_server.identity_file))
+    return home
+
+
+@pytest.mark.parametrize('command_line, expected', [
+    (['ssh', '-l', 'root', '-o', 'BatchMode=yes', 'host', 'rsync --version'], True),
+    (['ssh', '-M', '-N', '-o', 'ControlPersist=no', '-o', 'ControlPath=/tmp/x/control', 'host'], True),
+    (['ssh', '-o', 'ControlMaster=no', '-o', 'ControlPath=/tmp/x/control', 'host', 'mkdir -p /b'], False),
+    (['ssh', '-O', 'exit', '-o', 'ControlPath=/tmp/x/control', 'host'], False),
+])
+def test_opens_connection(command_line, expected):
+    """Logins are told apart from control requests and from commands that use a shared connection."""
+    assert opens_connection(command_line) is expected
+
+
+@pytest.mark.parametrize('arguments', [[], ['--snapshot'], ['--rotate']])
+def test_connections_are_few_and_reported(tmp_path, client_home, ssh_server, arguments):
+    """A run over SSH (full, snapshot only or rotation only) logs in at most three times and says how often."""
+    source = tmp_path / 'source'
+    make_source(source)
+    backups = tmp_path / 'backups'
+    make_snapshots(backups, ['2024-05-01_10-%02d-00' % minute for minute in range(10)])
+    os.makedirs(str(backups / 'latest'))
+    logins_before = ssh_server.read_log().count(LOGIN_MARKER)
+    result = client_home.run('-v', *(arguments or [source]), '%s:%s' % (SERVER_ALIAS, backups / 'latest'))
+    assert result.returncode == 0, result
+    logins = ssh_server.read_log().count(LOGIN_MARKER) - logins_before
+    assert 1 <= logins <= 3
+    assert '(SSH connections opened there: %i)' % logins in result.stderr, result
