@@ -26,7 +26,7 @@ def get_requirements(filename):
 setup(
     name='rsync-system-backup',
     version=get_version(),
-    description="Linux system backups with rsync, hard-link snapshots and rotation",
+    description="Linux system backups with rsync, snapshots that never change, and rotation",
     long_description=get_contents('README.rst'),
     long_description_content_type='text/x-rst',
     license='MIT',

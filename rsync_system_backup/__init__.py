@@ -1,5 +1,5 @@
 """
-Linux system backups with rsync, hard-link snapshots and rotation.
+Linux system backups with rsync, snapshots and rotation.
 
 The package's API is :class:`RsyncSystemBackup`, with the default rotation
 scheme in :data:`DEFAULT_ROTATION_SCHEME`. :class:`RsyncSystemBackup` is

@@ -31,6 +31,7 @@ from rsync_system_backup.exceptions import (
 from rsync_system_backup.filesystem import make_directory, runs_in_process
 from rsync_system_backup.locking import DestinationLock
 from rsync_system_backup.markers import ensure_backup_target
+from rsync_system_backup.method_names import AUTOMATIC, check_method_name
 from rsync_system_backup.notifications import notify
 from rsync_system_backup.paths import check_local_destination, check_source, exclude_backup_from_source, is_inside
 from rsync_system_backup.progress import TransferMonitor
@@ -44,7 +45,7 @@ from rsync_system_backup.rotation import rotate_snapshots
 from rsync_system_backup.rotation_schemes import check_rotation_scheme
 from rsync_system_backup.rsync_command import DEFAULT_EXCLUDED_ROOTS, WARNING_EXIT_CODES, build_rsync_command
 from rsync_system_backup.rsync_errors import ErrorOutputRecorder, describe_exit_code, explain_rsync_failure
-from rsync_system_backup.snapshot_methods import AUTOMATIC, check_method_name, choose_snapshot_method
+from rsync_system_backup.snapshot_methods import choose_snapshot_method
 from rsync_system_backup.snapshots import create_snapshot
 from rsync_system_backup.summary import BackupSummary
 from rsync_system_backup.tunnel import LOOPBACK_ADDRESS, RSYNCD_PORT, create_tunnel, open_tunnel, parse_tunnel_spec
@@ -55,7 +56,7 @@ logger = logging.getLogger(__name__)
 class RsyncSystemBackup(PropertyManager):
 
     """
-    Make a full system backup with rsync, a hard-link snapshot and rotation.
+    Make a full system backup with rsync, a snapshot and rotation.
 
     Give the properties as keyword arguments and call :meth:`execute()`::
 
@@ -334,6 +335,11 @@ class RsyncSystemBackup(PropertyManager):
             parse_tunnel_spec(value)
         set_property(self, 'tunnel', value)
 
+    @mutable_property
+    def wait_for_lock(self):
+        """:data:`True` to wait for another run on the same destination to finish, instead of failing at once."""
+        return False
+
     def execute(self):
         """
         Run the enabled steps: unlock, mount, transfer, snapshot, rotate, unmount and lock.
@@ -385,13 +391,14 @@ class RsyncSystemBackup(PropertyManager):
 
         :raises: :exc:`.InvalidSourceError`,
                  :exc:`.TransferFailedError` (see :meth:`check_daemon_transfer()`),
-                 :exc:`.InvalidOptionError` (see :meth:`check_remote_options()`
-                 and :func:`.check_rotation_scheme()`),
+                 :exc:`.InvalidOptionError` (see :meth:`check_remote_options()`,
+                 :func:`.check_rotation_scheme()` and :meth:`ensure_inside_mount_point()`),
                  :exc:`.DestinationContextUnavailable`,
                  :exc:`.InvalidDestinationDirectory`,
                  :exc:`.SSHConnectionError` or :exc:`.RemoteCommandError`
-                 (see :func:`.check_ssh_access()`) or
-                 :exc:`.MissingBackupDiskError`.
+                 (see :func:`.check_ssh_access()`),
+                 :exc:`.MissingBackupDiskError` or :exc:`.FailedToUnlockError`
+                 (see :meth:`.UnlockedDevice.ensure_available()`).
         """
         if self.backup_enabled:
             check_source(self.source)
@@ -532,11 +539,6 @@ class RsyncSystemBackup(PropertyManager):
                                                "it anyway." % (system or "an unknown system"))
             logger.warning("Running on %s, which is not supported (forced).", system)
 
-    @mutable_property
-    def wait_for_lock(self):
-        """:data:`True` to wait for another run on the same destination to finish, instead of failing at once."""
-        return False
-
     def ensure_backup_target(self):
         """
         Refuse to overwrite a directory that holds files but was never a backup target, and mark a new target.
@@ -598,8 +600,8 @@ class RsyncSystemBackup(PropertyManager):
         Open :attr:`tunnel` for the duration of a ``with`` block.
 
         :returns: A context manager that gives the open tunnel (see
-                  :func:`.open_tunnel()`), or :data:`None` when
-                  :attr:`tunnel` isn't set.
+                  :func:`.open_tunnel()`), or one that gives :data:`None`
+                  when :attr:`tunnel` isn't set.
         """
         if not self.tunnel:
             return contextlib.nullcontext()
@@ -628,9 +630,9 @@ class RsyncSystemBackup(PropertyManager):
         Choose where rsync writes, for the duration of a ``with`` block that runs it.
 
         :returns: A context manager that gives a :class:`.TransferTarget`
-                  (see :meth:`.SnapshotMethod.transfer_target()`), or
-                  :data:`None` for dry runs and rsync daemons, where rsync
-                  writes to the destination itself.
+                  (see :meth:`.SnapshotMethod.transfer_target()`), or one
+                  that gives :data:`None` for dry runs and rsync daemons,
+                  where rsync writes to the destination itself.
         """
         if self.dry_run or self.destination.is_daemon:
             return contextlib.nullcontext()

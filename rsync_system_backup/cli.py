@@ -34,6 +34,19 @@ SHORT_TO_LONG = {
 }
 """The long name of each short option."""
 
+FLAG_SETTINGS = {
+    '--no-sudo': ('sudo_enabled', False),
+    '--dry-run': ('dry_run', True),
+    '--multi-fs': ('multi_fs', True),
+    '--force': ('force', True),
+    '--disable-notifications': ('notifications_enabled', False),
+    '--accept-existing': ('accept_existing', True),
+    '--wait': ('wait_for_lock', True),
+    '--prefer-recent': ('prefer_recent', True),
+    '--relaxed': ('strict', False),
+}
+"""The options without a value that set a property of :class:`.RsyncSystemBackup`: the property and its value."""
+
 EXIT_BUSY = 75
 """The exit code when another run holds the destination's lock (EX_TEMPFAIL: try again later)."""
 
@@ -134,7 +147,10 @@ def apply_option(parsed, option, value):
         if name in parsed.seen_options:
             raise UsageError("The option %s was given twice: give it once." % name)
         parsed.seen_options.add(name)
-        if name == '--mount':
+        if name in FLAG_SETTINGS:
+            property_name, flag_value = FLAG_SETTINGS[name]
+            settings[property_name] = flag_value
+        elif name == '--mount':
             settings['mount_point'] = check_not_empty(name, value)
         elif name == '--crypto':
             settings['crypto_device'] = check_not_empty(name, value)
@@ -150,26 +166,8 @@ def apply_option(parsed, option, value):
             settings['ionice'] = check_ionice_class(value)
         elif name == '--snapshot-method':
             settings['snapshot_method'] = check_snapshot_method(value)
-        elif name == '--no-sudo':
-            settings['sudo_enabled'] = False
-        elif name == '--dry-run':
-            settings['dry_run'] = True
-        elif name == '--multi-fs':
-            settings['multi_fs'] = True
-        elif name == '--force':
-            settings['force'] = True
-        elif name == '--disable-notifications':
-            settings['notifications_enabled'] = False
-        elif name == '--accept-existing':
-            settings['accept_existing'] = True
-        elif name == '--wait':
-            settings['wait_for_lock'] = True
         elif name[2:] in FREQUENCIES:
             parsed.rotation_overrides[name[2:]] = check_retention(name, value)
-        elif name == '--prefer-recent':
-            settings['prefer_recent'] = True
-        elif name == '--relaxed':
-            settings['strict'] = False
 
 
 def option_name(option):
@@ -260,7 +258,7 @@ def check_snapshot_method(value):
     :returns: The name.
     :raises: :exc:`UsageError` for anything but :data:`.METHOD_NAMES`.
     """
-    from rsync_system_backup.snapshot_methods import check_method_name
+    from rsync_system_backup.method_names import check_method_name
     try:
         return check_method_name(value)
     except InvalidOptionError as e:
@@ -328,7 +326,9 @@ def main(arguments=None):
 
     :param arguments: The command line arguments (defaults to ``sys.argv[1:]``).
 
-    Exits with code 0 on success (or a quietly skipped run) and 1 on errors.
+    Exits with code 0 on success (or a quietly skipped run), 1 on errors,
+    :data:`EXIT_BUSY` when another run holds the destination's lock and 128
+    plus the signal's number when a signal stopped the run (see :func:`run()`).
     """
     try:
         parsed = parse_command_line(sys.argv[1:] if arguments is None else arguments)

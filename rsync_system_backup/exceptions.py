@@ -41,7 +41,13 @@ class ParentDirectoryUnavailable(RsyncSystemBackupError):
 
 
 class InvalidDestinationDirectory(RsyncSystemBackupError):
-    """Raised when the destination directory is not located inside the mount point."""
+    """
+    Raised when the destination directory can't hold the backup.
+
+    That is a relative path, the root directory, the source itself or a
+    directory that holds the source, or a directory that isn't inside the
+    mount point (see :meth:`.RsyncSystemBackup.ensure_inside_mount_point()`).
+    """
 
 
 class InvalidSourceError(RsyncSystemBackupError):

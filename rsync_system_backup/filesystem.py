@@ -10,6 +10,9 @@ import os
 
 from executor.contexts import LocalContext
 
+LIST_SCRIPT = '[ -d "$1" ] || exit 0; exec find "$1" -mindepth 1 -maxdepth 1 -printf "%f\\0"'
+"""Shell code that prints the names in a directory, each followed by a NUL byte (nothing when it doesn't exist)."""
+
 
 def runs_in_process(context, sudo):
     """
@@ -37,10 +40,8 @@ def list_directory(context, directory, sudo=False):
             return os.listdir(directory)
         except FileNotFoundError:
             return []
-    if not context.test('test', '-d', directory, sudo=sudo):
-        return []
-    output = context.capture('find', directory, '-mindepth', '1', '-maxdepth', '1', '-printf', r'%f\0',
-                             sudo=sudo, shell=False, tty=False)
+    # One command, so that listing a directory on another system costs one round trip.
+    output = context.capture('sh', '-c', LIST_SCRIPT, 'list', directory, sudo=sudo, shell=False, tty=False)
     return [name for name in output.split('\0') if name]
 
 

@@ -15,7 +15,7 @@ import posixpath
 
 from rsync_system_backup.exceptions import UnmarkedDestinationError
 from rsync_system_backup.filesystem import list_directory, make_directory, write_file
-from rsync_system_backup.snapshots import SNAPSHOT_NAME_PATTERN
+from rsync_system_backup.snapshots import LEGACY_SNAPSHOT_NAME_PATTERN
 
 MARKER_FILE_NAME = '.rsync-system-backup'
 """The name of the file that marks a backup target (hidden, and outside rsync's reach)."""
@@ -34,7 +34,7 @@ def has_legacy_snapshots(names):
     :param names: The names in the backup directory (strings).
     :returns: :data:`True` when one of them is such a snapshot.
     """
-    return any(SNAPSHOT_NAME_PATTERN.match(name) and len(name) == 19 and name[10] == ' ' for name in names)
+    return any(LEGACY_SNAPSHOT_NAME_PATTERN.match(name) for name in names)
 
 
 def ensure_backup_target(context, directory, parent_directory, accept_existing=False, sudo=False, dry_run=False):

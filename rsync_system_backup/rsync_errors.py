@@ -156,7 +156,7 @@ class ErrorOutputRecorder(object):
         Say how many files a partial transfer left out.
 
         :param returncode: rsync's exit code (23 or 24).
-        :returns: For example ``2 files vanished during the transfer``.
+        :returns: For example ``2 file(s) vanished during the transfer``.
         """
         if returncode == 24:
             return "%i file(s) vanished during the transfer" % self.vanished_files

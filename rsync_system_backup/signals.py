@@ -95,22 +95,29 @@ def stop_descendants(signal_number, grace_period=GRACE_PERIOD):
     Pass a signal on to every process this program started, and wait until they are gone.
 
     :param signal_number: The signal to send.
-    :param grace_period: Seconds to wait before sending SIGKILL to the survivors.
+    :param grace_period: Seconds to wait before sending SIGKILL to the survivors, and
+                         again before giving up on processes that even SIGKILL
+                         doesn't end (they are stuck in the kernel).
     """
     processes = descendant_processes(os.getpid())
     for pid in processes:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal_number)
     deadline = time.monotonic() + grace_period
+    killed = False
     while True:
         survivors = [pid for pid in processes if is_alive(pid)]
         if not survivors:
             return
         if time.monotonic() > deadline:
+            if killed:
+                # Stuck in the kernel (a hung disk, say): the cleanups must still run.
+                return
             for pid in survivors:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
-            deadline = float('inf')
+            killed = True
+            deadline = time.monotonic() + grace_period
         time.sleep(0.05)
 
 

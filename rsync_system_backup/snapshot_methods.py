@@ -42,11 +42,9 @@ from rsync_system_backup.btrfs import create_subvolume, delete_subvolumes, find_
 from rsync_system_backup.exceptions import InvalidOptionError, SnapshotFailedError, SnapshotMethodError
 from rsync_system_backup.filesystem import add_suffix, remove_trees
 from rsync_system_backup.filesystems import BTRFS, find_filesystem_type, find_link_limit, supports_reflinks
+from rsync_system_backup.method_names import AUTOMATIC, check_method_name
 from rsync_system_backup.hard_links import count_shared_files, relieve_link_limit
 from rsync_system_backup.replacement import Replacement
-
-AUTOMATIC = 'auto'
-"""The name of the automatic choice of a snapshot method (the default)."""
 
 logger = logging.getLogger(__name__)
 
@@ -319,29 +317,12 @@ class BtrfsMethod(SnapshotMethod):
 SNAPSHOT_METHODS = {method.name: method for method in (BtrfsMethod, ReflinkMethod, LinkDestMethod, HardlinkMethod)}
 """The snapshot methods by name, best first."""
 
-METHOD_NAMES = (AUTOMATIC,) + tuple(SNAPSHOT_METHODS)
-"""The values that ``--snapshot-method`` accepts."""
-
-
-def check_method_name(name):
-    """
-    Refuse an unknown snapshot method.
-
-    :param name: The name (a string).
-    :returns: The name.
-    :raises: :exc:`.InvalidOptionError` for anything but :data:`METHOD_NAMES`.
-    """
-    if name not in METHOD_NAMES:
-        raise InvalidOptionError("Unknown snapshot method %r: use %s or %s."
-                                 % (name, ', '.join(METHOD_NAMES[:-1]), METHOD_NAMES[-1]))
-    return name
-
 
 def choose_snapshot_method(name, context, directory, sudo=False, ionice=None, daemon_transfer=False, dry_run=False):
     """
     Pick the snapshot method for a destination, and say which one and whether snapshots can change.
 
-    :param name: One of :data:`METHOD_NAMES`.
+    :param name: One of :data:`.METHOD_NAMES`.
     :param context: The destination's execution context.
     :param directory: The destination directory (``latest``, a string).
     :param sudo: :data:`True` to run commands with superuser privileges.

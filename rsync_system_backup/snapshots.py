@@ -3,9 +3,9 @@ Timestamped snapshots of the destination directory.
 
 A snapshot is made by the snapshot method (see :mod:`.snapshot_methods`)
 under a temporary name that ends in :data:`INCOMPLETE_SUFFIX`, and renamed to
-its final name only when the copy succeeded; a snapshot that rotation removes is first renamed to a name
-ending in :data:`REMOVING_SUFFIX`. So a directory with a snapshot name is
-always complete. What an interrupted copy or removal leaves behind is removed
+its final name only when the copy succeeded; a snapshot that rotation removes
+is first renamed to a name ending in :data:`REMOVING_SUFFIX`. So a directory
+with a snapshot name is always complete. What an interrupted copy or removal leaves behind is removed
 by the next snapshot or rotation.
 """
 
@@ -19,9 +19,6 @@ from rsync_system_backup.filesystem import list_directory, remove_trees, rename_
 
 SNAPSHOT_NAME_FORMAT = '%Y-%m-%d_%H-%M-%S'
 """The :func:`~time.strftime()` format of new snapshot names (no spaces or colons)."""
-
-LEGACY_SNAPSHOT_NAME_FORMAT = '%Y-%m-%d %H:%M:%S'
-"""The format of rsync-system-backup 1.1's snapshot names, still recognised and rotated."""
 
 INCOMPLETE_SUFFIX = '.incomplete'
 """The suffix of a snapshot that is still being copied."""
@@ -43,6 +40,9 @@ Matches exactly the snapshot names this program writes: the current format
 (``2024-05-01 13:45:00``). The named groups are the ones rotate-backups
 expects of a timestamp pattern.
 """
+
+LEGACY_SNAPSHOT_NAME_PATTERN = re.compile(r'^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$')
+"""Matches the snapshot names of rsync-system-backup 1.1 (``2024-05-01 13:45:00``)."""
 
 SNAPSHOT_GLOB = '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9][_ ][0-9][0-9][-:][0-9][0-9][-:][0-9][0-9]*'
 """A shell and rsync pattern that matches snapshot names in both formats, and their temporary variants."""

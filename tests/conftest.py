@@ -1,4 +1,12 @@
-"""Fixtures shared by the test suite: running the real command and inspecting trees on disk."""
+"""
+Fixtures shared by the test suite.
+
+Running the real command (:func:`run_cli`, with stand-ins for system programs
+in :func:`fake_bin`), and for the tests of remote destinations a throw-away
+sshd (:func:`ssh_server`), a test ``~/.ssh`` that reaches it
+(:func:`client_home`) and a source tree (:func:`source`; see
+:mod:`remote_support`).
+"""
 
 import os
 import subprocess
@@ -9,6 +17,7 @@ import pytest
 TESTS_DIRECTORY = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, TESTS_DIRECTORY)
 
+from remote_support import SERVER_ALIAS, ClientHome, PrivateHomeSSHServer, SourceTree, wait_until_idle  # noqa: E402
 from treeutils import CommandResult  # noqa: E402
 
 
@@ -52,3 +61,35 @@ def run_cli(fake_bin):
         return CommandResult(process.returncode, process.stdout.decode('utf-8', 'replace'),
                              process.stderr.decode('utf-8', 'replace'))
     return run
+
+
+@pytest.fixture(scope='module')
+def ssh_server(tmp_path_factory):
+    """An sshd on 127.0.0.1 whose sessions have a private home directory, shared by a test module's tests."""
+    with PrivateHomeSSHServer(tmp_path_factory.mktemp('sshd')) as server:
+        yield server
+
+
+@pytest.fixture
+def client_home(tmp_path, ssh_server):
+    """
+    A test ``~/.ssh`` (a :class:`remote_support.ClientHome`) whose config maps ``SERVER_ALIAS`` to :func:`ssh_server`.
+
+    Its ``key`` attribute is the login key's pathname as the command sees
+    it. After the test, this waits until the server's sessions have ended.
+    """
+    home = ClientHome(tmp_path / 'client-home')
+    home.key = home.install_key(ssh_server.identity_file)
+    home.add_host(SERVER_ALIAS, ssh_server.port, home.key)
+    yield home
+    wait_until_idle(ssh_server)
+
+
+@pytest.fixture
+def source(tmp_path):
+    """
+    A source tree with awkward names and its contents (a :class:`remote_support.SourceTree`).
+
+    Test modules that need another tree define a ``source`` fixture of their own.
+    """
+    return SourceTree(tmp_path / 'source')

@@ -246,13 +246,23 @@ def make_source(directory):
     :param directory: The directory to create (a path).
     :returns: A dict from relative pathname to contents (what :func:`read_tree()` returns).
     """
-    contents = {
+    return write_tree(directory, {
         'etc/hostname': 'test-host\n',
         'home/alice/notes with spaces.txt': 'notes\n',
         "home/alice/it's \"quoted\" $HOME; true": 'awkward\n',
         'home/alice/new\nline': 'newline\n',
         'var/data.bin': 'x' * 5000,
-    }
+    })
+
+
+def write_tree(directory, contents):
+    """
+    Create text files below a directory (and the directories they need).
+
+    :param directory: The directory (a path; it may exist).
+    :param contents: A dict from relative pathname to contents (strings).
+    :returns: `contents`.
+    """
     for name, text in contents.items():
         path = directory / name
         path.parent.mkdir(parents=True, exist_ok=True)

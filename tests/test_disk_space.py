@@ -6,25 +6,9 @@ import re
 import pytest
 from executor.contexts import LocalContext
 
-from remote_support import SERVER_ALIAS, ClientHome, PrivateHomeSSHServer, make_source, wait_until_idle
+from remote_support import SERVER_ALIAS, make_source
 from rsync_system_backup import RsyncSystemBackup
 from rsync_system_backup.disk_space import DiskSpace, measure_disk_space, parse_df_output
-
-
-@pytest.fixture(scope='module')
-def ssh_server(tmp_path_factory):
-    """An sshd on 127.0.0.1 (see :mod:`remote_support`)."""
-    with PrivateHomeSSHServer(tmp_path_factory.mktemp('sshd')) as server:
-        yield server
-
-
-@pytest.fixture
-def client_home(tmp_path, ssh_server):
-    """A test ``~/.ssh`` whose config reaches :func:`ssh_server` as :data:`SERVER_ALIAS`."""
-    home = ClientHome(tmp_path / 'client-home')
-    home.add_host(SERVER_ALIAS, ssh_server.port, home.install_key(ssh_server.identity_file))
-    yield home
-    wait_until_idle(ssh_server)
 
 
 @pytest.mark.parametrize('output, free, total', [

@@ -40,6 +40,7 @@ from namespaces import (
 )
 from remote_support import ClientHome, wait_until_idle
 from servers import SSHServer
+from treeutils import assert_failed
 
 REQUIRED_PROGRAMS = ('unshare', 'mount', 'umount', 'mountpoint', 'losetup', 'mkfs.ext4', 'debugfs', 'flock',
                      'script', 'rsync')
@@ -231,16 +232,6 @@ def snapshots_on(rig):
     return [name for name in list_image(rig.image, '/backups') if SNAPSHOT_NAME.match(name)]
 
 
-def assert_error(result, *messages):
-    """Check that a run failed with an ``Aborting due to error`` line that holds every message."""
-    assert result.returncode == 1, result
-    errors = [line for line in result.stderr.splitlines() if 'Aborting due to error: ' in line]
-    assert len(errors) == 1, result
-    for message in messages:
-        assert message in errors[0], result
-    assert 'Traceback' not in result.stderr, result
-
-
 class TestMount:
 
     """``-m/--mount``, with the image listed directly in the test fstab."""
@@ -277,7 +268,7 @@ class TestMount:
         rig.write_rsync(fail=True)
         result = rig.run('--disable-notifications', '--mount=%s' % rig.mount_point, rig.source, rig.destination,
                          fstab=rig.fstab)
-        assert_error(result, 'rsync failed')
+        assert_failed(result, 'rsync failed')
         assert rig.events == ['mount MP', 'rsync mounted locked destination-locked', 'umount MP']
         assert not result.mounted
         assert snapshots_on(rig) == []
@@ -297,7 +288,7 @@ class TestMount:
             os.symlink(str(elsewhere), os.path.join(rig.mount_point, 'link'))
         result = rig.run('--disable-notifications', '--mount=%s' % rig.mount_point, rig.source, destination,
                          fstab=rig.fstab)
-        assert_error(result, 'The destination %s' % destination, 'mount point %s' % rig.mount_point)
+        assert_failed(result, 'The destination %s' % destination, 'mount point %s' % rig.mount_point)
         # Refused before anything happened.
         assert rig.events == []
         assert os.listdir(str(elsewhere)) == []
@@ -312,8 +303,8 @@ class TestMount:
         rig.fill_image(contents)
         result = rig.run('--disable-notifications', '--mount=%s' % rig.mount_point, rig.source, rig.destination,
                          fstab=rig.fstab)
-        assert_error(result, 'The destination %s (%s/latest) is not inside the mount point %s'
-                     % (rig.destination, elsewhere, rig.mount_point))
+        assert_failed(result, 'The destination %s (%s/latest) is not inside the mount point %s'
+                      % (rig.destination, elsewhere, rig.mount_point))
         assert rig.events == ['mount MP', 'umount MP']
         assert not result.mounted
         assert os.listdir(str(elsewhere)) == []
@@ -329,23 +320,23 @@ class TestMount:
 
     def test_relative_mount_point_is_refused(self, rig):
         result = rig.run('--disable-notifications', '--mount=mnt', rig.source, rig.destination, fstab=rig.fstab)
-        assert_error(result, "The mount point 'mnt' is a relative path")
+        assert_failed(result, "The mount point 'mnt' is a relative path")
         assert rig.events == []
 
     def test_mount_that_reports_success_without_mounting(self, rig):
         rig.fake_mount_without_mounting()
         result = rig.run('--disable-notifications', '--mount=%s' % rig.mount_point, rig.source, rig.destination,
                          fstab=rig.fstab)
-        assert_error(result, 'Failed to mount %s (mount reported success' % rig.mount_point,
-                     'device %s, type ext4, options loop,noauto' % rig.image)
+        assert_failed(result, 'Failed to mount %s (mount reported success' % rig.mount_point,
+                      'device %s, type ext4, options loop,noauto' % rig.image)
         assert rig.events == ['mount MP']
         assert os.listdir(rig.mount_point) == []
 
     def test_mount_point_without_fstab_entry(self, rig):
         result = rig.run('--disable-notifications', '--mount=%s' % rig.mount_point, rig.source, rig.destination,
                          fstab='# nothing here\n')
-        assert_error(result, 'Failed to mount %s (mount exited with code' % rig.mount_point,
-                     '/etc/fstab has no entry for it')
+        assert_failed(result, 'Failed to mount %s (mount exited with code' % rig.mount_point,
+                      '/etc/fstab has no entry for it')
         assert rig.events == ['mount MP']
         assert os.listdir(rig.mount_point) == []
 
@@ -373,8 +364,8 @@ class TestCrypto:
         crypttab = '%s %s none luks\n' % (TARGET, rig.directory / 'missing.img')
         result = rig.run('-c', TARGET, '-m', rig.mount_point, rig.source, rig.destination,
                          fstab=rig.crypto_fstab, crypttab=crypttab, terminal=True)
-        assert_error(result, "The backup disk %s (%s in /etc/crypttab) isn't connected"
-                     % (rig.directory / 'missing.img', TARGET))
+        assert_failed(result, "The backup disk %s (%s in /etc/crypttab) isn't connected"
+                      % (rig.directory / 'missing.img', TARGET))
         assert 'Skipping' not in result.stderr
         assert rig.events == []
 
@@ -402,7 +393,7 @@ class TestCrypto:
         rig.write_rsync(fail=True)
         result = rig.run('--disable-notifications', '-c', TARGET, '-m', rig.mount_point, rig.source,
                          rig.destination, fstab=rig.crypto_fstab, crypttab='%s %s\n' % (TARGET, rig.image))
-        assert_error(result, 'rsync failed')
+        assert_failed(result, 'rsync failed')
         assert rig.events == ['start backups', 'mount MP', 'rsync mounted unlocked destination-locked', 'umount MP',
                               'stop backups']
         assert not result.mounted and not result.unlocked
@@ -435,7 +426,7 @@ class TestCrypto:
         rig.fake_mount_without_mounting()
         result = rig.run('--disable-notifications', '-c', TARGET, '-m', rig.mount_point, rig.source,
                          rig.destination, fstab=rig.crypto_fstab, crypttab='%s %s\n' % (TARGET, rig.image))
-        assert_error(result, 'Failed to mount %s' % rig.mount_point)
+        assert_failed(result, 'Failed to mount %s' % rig.mount_point)
         assert rig.events == ['start backups', 'mount MP', 'stop backups']
         assert not result.unlocked
 
@@ -443,8 +434,8 @@ class TestCrypto:
         write_fake_cryptdisks(rig.crypt_bin, rig.events_file, unlock=False)
         result = rig.run('--disable-notifications', '-c', TARGET, '-m', rig.mount_point, rig.source,
                          rig.destination, fstab=rig.crypto_fstab, crypttab='%s %s\n' % (TARGET, rig.image))
-        assert_error(result, "cryptdisks_start %s (exit code 0) didn't unlock it: %s is still missing"
-                     % (TARGET, MAPPER_DEVICE))
+        assert_failed(result, "cryptdisks_start %s (exit code 0) didn't unlock it: %s is still missing"
+                      % (TARGET, MAPPER_DEVICE))
         assert rig.events == ['start backups']
         assert not result.mounted and not result.unlocked
 
@@ -459,7 +450,7 @@ class TestCrypto:
     @pytest.mark.parametrize('crypttab', [None, '# backups /dev/sdb1\nother /dev/sdb2 none luks\n', 'backups UUID=\n'])
     def test_unusable_crypttab(self, rig, crypttab):
         result = rig.run('--disable-notifications', '-c', TARGET, rig.source, rig.destination, crypttab=crypttab)
-        assert_error(result, '/etc/crypttab')
+        assert_failed(result, '/etc/crypttab')
         assert rig.events == []
 
 

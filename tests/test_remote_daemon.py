@@ -17,7 +17,6 @@ import pytest
 from remote_support import (
     ClientHome,
     SmallDiskRsyncDaemon,
-    SourceTree,
     make_snapshots,
     read_tree,
     server_view,
@@ -27,6 +26,7 @@ from remote_support import (
     wait_until_idle,
 )
 from servers import RsyncDaemon, free_port, write_secrets_file
+from treeutils import assert_failed
 
 PROGRAM = os.path.join(os.path.dirname(sys.executable), 'rsync-system-backup')
 """The installed command (what an rsyncd.conf names in its ``post-xfer exec``)."""
@@ -71,22 +71,6 @@ def daemon(tmp_path, backups):
 def client(tmp_path):
     """Runs the command (see :class:`remote_support.ClientHome`)."""
     return ClientHome(tmp_path / 'client-home')
-
-
-@pytest.fixture
-def source(tmp_path):
-    """A source tree and its contents (a :class:`remote_support.SourceTree`)."""
-    return SourceTree(tmp_path / 'source')
-
-
-def assert_failed(result, *messages):
-    """Check that a run failed with one ``Aborting due to error`` line containing every message."""
-    assert result.returncode == 1, result
-    errors = [line for line in result.stderr.splitlines() if 'Aborting due to error: ' in line]
-    assert len(errors) == 1, result
-    for message in messages:
-        assert message in errors[0], result
-    assert 'Traceback' not in result.stderr, result
 
 
 def test_backup_to_module(daemon, backups, client, source):

@@ -2,8 +2,9 @@
 Tests for destinations reached over SSH (``HOST:DIRECTORY``), against a real sshd on 127.0.0.1.
 
 The command runs as a real process that reads a test ``~/.ssh/config``
-(see :mod:`remote_support`); every run also checks that no process outlives
-it, and every test that its SSH sessions have ended.
+(see :mod:`remote_support`; the sshd and ``~/.ssh`` fixtures are in
+``conftest.py``); every run also checks that no process outlives it, and
+every test that its SSH sessions have ended.
 """
 
 import contextlib
@@ -32,26 +33,10 @@ from remote_support import (
 from rsync_system_backup.exceptions import RemoteCommandError, SSHConnectionError
 from rsync_system_backup.remote import ConfiguredRemoteContext, create_remote_context, translate_remote_errors
 from servers import free_port
+from treeutils import assert_failed
 
 AWKWARD_NAME = 'it\'s "a" $HOME $(touch pwned) `touch pwned`; touch pwned\nline'
 """A directory name that a shell would mangle (and that would create ``pwned`` if a shell ran it)."""
-
-
-@pytest.fixture(scope='module')
-def ssh_server(tmp_path_factory):
-    """An sshd on 127.0.0.1 whose sessions have a private home directory, shared by this module's tests."""
-    with PrivateHomeSSHServer(tmp_path_factory.mktemp('sshd')) as server:
-        yield server
-
-
-@pytest.fixture
-def client_home(tmp_path, ssh_server):
-    """A test ``~/.ssh`` whose config maps :data:`SERVER_ALIAS` to :func:`ssh_server`."""
-    home = ClientHome(tmp_path / 'client-home')
-    home.key = home.install_key(ssh_server.identity_file)
-    home.add_host(SERVER_ALIAS, ssh_server.port, home.key)
-    yield home
-    wait_until_idle(ssh_server)
 
 
 @contextlib.contextmanager
@@ -62,16 +47,6 @@ def short_temporary_directory():
         yield directory
     finally:
         shutil.rmtree(directory)
-
-
-def assert_failed(result, *messages):
-    """Check that a run failed with one ``Aborting due to error`` line containing every message."""
-    assert result.returncode == 1, result
-    errors = [line for line in result.stderr.splitlines() if 'Aborting due to error: ' in line]
-    assert len(errors) == 1, result
-    for message in messages:
-        assert message in errors[0], result
-    assert 'Traceback' not in result.stderr, result
 
 
 def test_backup_snapshot_and_rotation(tmp_path, client_home, ssh_server):

@@ -4,10 +4,10 @@ import os
 import socket
 import subprocess
 import sys
-import time
 
 import pytest
 
+from remote_support import read_tree, wait_for, write_tree
 from servers import (
     RsyncDaemon,
     ServerError,
@@ -22,34 +22,13 @@ from servers import (
 
 def make_tree(directory):
     """Create a small tree of files to transfer and return its contents."""
-    contents = {'a.txt': 'alpha\n', 'sub/b.txt': 'beta\n', 'sub/deeper/c.bin': 'gamma' * 1000}
-    for name, text in contents.items():
-        path = directory / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-    return contents
-
-
-def read_tree(directory):
-    """Read all regular files below a directory into a dictionary."""
-    return {
-        str(path.relative_to(directory)): path.read_text()
-        for path in directory.rglob('*') if path.is_file()
-    }
+    return write_tree(directory, {'a.txt': 'alpha\n', 'sub/b.txt': 'beta\n', 'sub/deeper/c.bin': 'gamma' * 1000})
 
 
 def run(command, env=None, **options):
     """Run a command (with a bounded timeout) and capture its output."""
     environment = dict(os.environ, **(env or {}))
     return subprocess.run(command, env=environment, capture_output=True, text=True, timeout=60, **options)
-
-
-def wait_for(predicate, timeout=10):
-    """Wait until ``predicate()`` is true, failing the test after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "Timed out waiting for %r" % predicate
-        time.sleep(0.05)
 
 
 def assert_gone(pids):

@@ -143,3 +143,10 @@ def test_unknown_method(run_cli, source, tmp_path):
     with pytest.raises(InvalidOptionError):
         RsyncSystemBackup(snapshot_method='Hardlink')
     assert RsyncSystemBackup().snapshot_method == 'auto'
+
+
+def test_method_names_match_the_methods():
+    """The light list of names that the command line checks is exactly the methods' names, best first."""
+    from rsync_system_backup.method_names import AUTOMATIC, METHOD_NAMES
+    from rsync_system_backup.snapshot_methods import SNAPSHOT_METHODS
+    assert METHOD_NAMES == (AUTOMATIC,) + tuple(SNAPSHOT_METHODS)

@@ -11,26 +11,11 @@ import os
 
 import pytest
 
-from remote_support import SERVER_ALIAS, ClientHome, PrivateHomeSSHServer, make_snapshots, make_source
+from remote_support import SERVER_ALIAS, make_snapshots, make_source
 from rsync_system_backup.remote import opens_connection
 
 LOGIN_MARKER = 'Accepted publickey'
 """What sshd logs for each login."""
-
-
-@pytest.fixture(scope='module')
-def ssh_server(tmp_path_factory):
-    """An sshd on 127.0.0.1, shared by this module's tests."""
-    with PrivateHomeSSHServer(tmp_path_factory.mktemp('sshd')) as server:
-        yield server
-
-
-@pytest.fixture
-def client_home(tmp_path, ssh_server):
-    """A test ``~/.ssh`` whose config maps :data:`SERVER_ALIAS` to :func:`ssh_server`."""
-    home = ClientHome(tmp_path / 'client-home')
-    home.add_host(SERVER_ALIAS, ssh_server.port, home.install_key(ssh_server.identity_file))
-    return home
 
 
 @pytest.mark.parametrize('command_line, expected', [

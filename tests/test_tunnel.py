@@ -3,8 +3,9 @@ Tests for ``-t/--tunnel``: rsync daemon destinations reached through an SSH tunn
 
 A real sshd and a real rsync daemon run on 127.0.0.1; the daemon listens on
 a free port, which ``--daemon-port`` names. The command runs as a real
-process with a test ``~/.ssh/config`` (see :mod:`remote_support`), and every
-run checks that no process (the tunnel's ssh above all) outlives it.
+process with a test ``~/.ssh/config`` (see :mod:`remote_support`; the sshd
+and ``~/.ssh`` fixtures are in ``conftest.py``), and every run checks that
+no process (the tunnel's ssh above all) outlives it.
 """
 
 import os
@@ -13,28 +14,15 @@ import subprocess
 import pytest
 from executor.ssh.client import SecureTunnel
 
-from remote_support import (
-    SERVER_ALIAS,
-    ClientHome,
-    PrivateHomeSSHServer,
-    SourceTree,
-    read_tree,
-    wait_until_idle,
-)
+from remote_support import SERVER_ALIAS, read_tree, wait_until_idle
 from rsync_system_backup import RsyncSystemBackup
 from rsync_system_backup.exceptions import InvalidOptionError, SSHConnectionError, TunnelError
 from rsync_system_backup.tunnel import create_tunnel, open_tunnel, parse_tunnel_spec
 from servers import RsyncDaemon, descendant_pids, free_port, write_secrets_file
+from treeutils import assert_failed
 
 PASSWORD = 's3cret'
 """The daemon password of the user ``alice``."""
-
-
-@pytest.fixture(scope='module')
-def ssh_server(tmp_path_factory):
-    """An sshd on 127.0.0.1, shared by this module's tests."""
-    with PrivateHomeSSHServer(tmp_path_factory.mktemp('sshd')) as server:
-        yield server
 
 
 @pytest.fixture
@@ -51,31 +39,6 @@ def daemon(tmp_path, ssh_server):
         yield server
         wait_until_idle(server)
     wait_until_idle(ssh_server)
-
-
-@pytest.fixture
-def client_home(tmp_path, ssh_server):
-    """A test ``~/.ssh`` whose config maps :data:`SERVER_ALIAS` to the sshd."""
-    home = ClientHome(tmp_path / 'client-home')
-    home.key = home.install_key(ssh_server.identity_file)
-    home.add_host(SERVER_ALIAS, ssh_server.port, home.key)
-    return home
-
-
-@pytest.fixture
-def source(tmp_path):
-    """A source tree and its contents (a :class:`remote_support.SourceTree`)."""
-    return SourceTree(tmp_path / 'source')
-
-
-def assert_failed(result, *messages):
-    """Check that a run failed with one ``Aborting due to error`` line containing every message."""
-    assert result.returncode == 1, result
-    errors = [line for line in result.stderr.splitlines() if 'Aborting due to error: ' in line]
-    assert len(errors) == 1, result
-    for message in messages:
-        assert message in errors[0], result
-    assert 'Traceback' not in result.stderr, result
 
 
 def test_backup_through_tunnel(tmp_path, daemon, client_home, source):

@@ -1,4 +1,4 @@
-"""Helpers for the tests: building source trees and describing trees on disk."""
+"""Helpers for the tests: the outcome of a run of the command, and describing trees on disk."""
 
 import os
 import stat
@@ -22,6 +22,21 @@ class CommandResult(object):
     def __repr__(self):
         """Show everything, so a failing assertion explains itself."""
         return 'CommandResult(returncode=%r, stdout=%r, stderr=%r)' % (self.returncode, self.stdout, self.stderr)
+
+
+def assert_failed(result, *messages):
+    """
+    Check that a run failed with one ``Aborting due to error`` line containing every message.
+
+    :param result: A :class:`CommandResult` (or one of its subclasses).
+    :param messages: Strings that the error line must contain.
+    """
+    assert result.returncode == 1, result
+    errors = [line for line in result.stderr.splitlines() if 'Aborting due to error: ' in line]
+    assert len(errors) == 1, result
+    for message in messages:
+        assert message in errors[0], result
+    assert 'Traceback' not in result.stderr, result
 
 
 def describe_tree(root):
