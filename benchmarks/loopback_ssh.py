@@ -1,10 +1,12 @@
 """
 A throw-away SSH server on 127.0.0.1 for the benchmarks, and the way to reach it.
 
-The server is the test suite's :class:`servers.SSHServer` (sshd in a mount
-namespace of its own, logging at level VERBOSE). Its generated client home
-directory holds ``.ssh/config`` with a ``Host`` alias, the key and the known
-hosts file.
+The server is the test suite's :class:`remote_support.PrivateHomeSSHServer`
+(sshd in a mount namespace of its own, logging at level VERBOSE). Its
+sessions get an empty home directory, so a shell startup file of the user
+running the benchmark (one that runs ``pyenv init``, say) doesn't slow down
+every remote command. Its generated client home directory holds
+``.ssh/config`` with a ``Host`` alias, the key and the known hosts file.
 
 OpenSSH takes ``~`` from the password database, not from ``$HOME``, and
 some programs (executor, so rsync-system-backup 1.1) pass options that make
@@ -19,7 +21,6 @@ line; :meth:`LoopbackSSH.connections()` counts them.
 """
 
 import os
-import pwd
 import shlex
 import shutil
 import sys
@@ -30,10 +31,7 @@ BENCHMARKS_DIRECTORY = os.path.dirname(os.path.abspath(__file__))
 
 sys.path.insert(0, os.path.join(os.path.dirname(BENCHMARKS_DIRECTORY), 'tests'))
 
-from servers import SSHServer  # noqa: E402
-
-HOME_DIRECTORY = pwd.getpwuid(os.getuid()).pw_dir
-"""The home directory that ssh uses (from the password database)."""
+from remote_support import HOME_DIRECTORY, PrivateHomeSSHServer  # noqa: E402
 
 SSH_ALIAS = 'benchmark-server'
 """The ``Host`` alias of the server in the client configuration."""
@@ -56,7 +54,7 @@ class LoopbackSSH(object):
         :param directory: A directory of its own for keys, configuration and logs (a string).
         """
         self.directory = directory
-        self.server = SSHServer(os.path.join(directory, 'server'), alias=SSH_ALIAS)
+        self.server = PrivateHomeSSHServer(os.path.join(directory, 'server'), alias=SSH_ALIAS)
         self.home_changes = os.path.join(directory, 'home-changes')
 
     def __enter__(self):

@@ -171,6 +171,7 @@ class Results(object):
                  'x floor: wall time; cpu x: user + system CPU time of all processes (less disturbed by other load).']
         if with_ssh:
             notes.append('ssh: the SSH connections that one run opened (logins in the sshd log).')
+        notes.extend('%s: %s' % (program.label, ' '.join(program.command)) for program in self.programs)
         notes.append('Floors (the bare commands, with the same options):')
         return '\n'.join(lines + notes + ['  ' + line for line in floors]) + '\n'
 

@@ -12,7 +12,11 @@ changed, a snapshot alone, a rotation that expires 200 snapshots, --help
 (against python -c pass), and the backup cases again over SSH to a loopback
 sshd (with the number of SSH connections each run opens). The order of the
 participants changes from round to round. Ratios are taken round by round
-against the floor of the same round; the table shows medians.
+against the floor of the same round, for the wall time and for the CPU time
+of all processes (which other load on the machine disturbs less); the table
+shows medians. Builds that can choose a snapshot method get the floor's
+(--snapshot-method=hardlink: rsync updates latest in place, cp -al
+snapshots it), so that both sides do the same work.
 
 Options:
   --files N           the number of files in the source tree (default 100000)
@@ -44,6 +48,16 @@ from tree import TreePlan
 DEFAULT_WORK_PARENT = '/dev/shm'
 """Where the work directory goes by default (tmpfs, so the disk doesn't set the pace)."""
 
+UNWANTED_VARIABLES = ('RSYNC_MODULE_PATH', 'RSYNC_EXIT_STATUS', 'RSYNC_PASSWORD', 'RSYNC_RSH',
+                      'PYTHONDONTWRITEBYTECODE')
+"""
+Environment variables that the measured commands don't get: the ones that
+change what rsync-system-backup or rsync do, and ``PYTHONDONTWRITEBYTECODE``,
+so that every build's modules are byte-compiled once and then loaded from
+the cache, as an installed package's are (without it, a build whose modules
+have no cached byte code would compile them on every run).
+"""
+
 
 class Bench(object):
 
@@ -66,7 +80,7 @@ class Bench(object):
         self.rss_report = os.path.join(work_directory, 'peak-rss')
         self.mutations = 0
         self.environment = dict(os.environ, COLOREDLOGS_SYSLOG='false')
-        for name in ('RSYNC_MODULE_PATH', 'RSYNC_EXIT_STATUS', 'RSYNC_PASSWORD', 'RSYNC_RSH'):
+        for name in UNWANTED_VARIABLES:
             self.environment.pop(name, None)
 
     def create_trees(self):
