@@ -273,22 +273,14 @@ class Case(object):
                                               os.path.join(directory, name)])
 
 
-class FullBackupCase(Case):
+class BackupCase(Case):
 
-    """The first backup into an empty directory: rsync, snapshot and rotation."""
+    """A default run (rsync, snapshot and rotation) against rsync plus ``cp -al``; subclasses set the starting point."""
 
-    name = 'full'
-    title = 'first full backup'
     floor_title = 'rsync with the same options + cp -al'
 
-    def prepare(self, participant):
-        """Start from an empty directory."""
-        directory = self.directory(participant)
-        shutil.rmtree(directory, ignore_errors=True)
-        os.makedirs(directory)
-
     def floor_commands(self, directory):
-        """rsync into an empty ``latest``, then ``cp -al``."""
+        """rsync into ``latest``, then ``cp -al``."""
         return self.backup_floor_commands(directory)
 
     def program_arguments(self, directory):
@@ -299,18 +291,31 @@ class FullBackupCase(Case):
         """``latest`` matches the source and there is one snapshot."""
         self.check_backup(participant)
 
+
+class FullBackupCase(BackupCase):
+
+    """The first backup into an empty directory: rsync, snapshot and rotation."""
+
+    name = 'full'
+    title = 'first full backup'
+
+    def prepare(self, participant):
+        """Start from an empty directory."""
+        directory = self.directory(participant)
+        shutil.rmtree(directory, ignore_errors=True)
+        os.makedirs(directory)
+
     def finish(self, participant):
         """Remove the directory."""
         shutil.rmtree(self.directory(participant))
 
 
-class IncrementalBackupCase(Case):
+class IncrementalBackupCase(BackupCase):
 
     """A backup after about 1% of the source's files changed: rsync, snapshot and rotation."""
 
     name = 'incremental'
     title = 'incremental backup'
-    floor_title = 'rsync with the same options + cp -al'
 
     def setup(self, participants):
         """Give each participant a first backup (made by the participant itself), without snapshots."""
@@ -334,18 +339,6 @@ class IncrementalBackupCase(Case):
     def start_round(self, number):
         """Change about 1% of the source's files."""
         self.bench.mutate_source()
-
-    def floor_commands(self, directory):
-        """rsync into the existing ``latest``, then ``cp -al``."""
-        return self.backup_floor_commands(directory)
-
-    def program_arguments(self, directory):
-        """A default run."""
-        return self.backup_arguments(directory)
-
-    def check(self, participant):
-        """``latest`` matches the source and there is one snapshot."""
-        self.check_backup(participant)
 
     def finish(self, participant):
         """Remove the new snapshot, so the next round starts from the same state."""
