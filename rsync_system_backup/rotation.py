@@ -58,8 +58,8 @@ def plan_rotation(context, directory, names, rotation_scheme, prefer_recent=Fals
     planner = RotateBackups(rotation_scheme=rotation_scheme, prefer_recent=prefer_recent, strict=strict)
     if load_config:
         planner.load_config_file(Location(context=context, directory=directory))
-    # Whatever a configuration file says, only our own snapshots are rotated.
-    planner.timestamp_pattern = SNAPSHOT_NAME_PATTERN
+    # Names are matched here, not by the planner, so whatever a configuration file says
+    # (even a timestamp pattern of its own), only our own snapshots are rotated.
     snapshots = []
     for name in sorted(names):
         match = SNAPSHOT_NAME_PATTERN.match(name)
