@@ -18,8 +18,8 @@ import subprocess
 import sys
 
 from measure import BenchmarkError, Measurement, run_timed
-from rsync_system_backup.rsync_command import build_rsync_command
-from rsync_system_backup.snapshots import SNAPSHOT_NAME_FORMAT
+from rsync_system_backup.transfer.command import build_rsync_command
+from rsync_system_backup.snapshots.naming import SNAPSHOT_NAME_FORMAT
 
 LATEST = 'latest'
 """The name of the directory that the backups go to."""

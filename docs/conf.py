@@ -9,7 +9,7 @@ needed). Two small directives keep the documentation in step with the code:
     :data:`rsync_system_backup.usage.USAGE_TEXT` at build time.
 
 ``.. package-modules:: PACKAGE``
-    An ``automodule`` section for every module of the package, found at
+    An ``automodule`` section for every module and subpackage of the package, found at
     build time, so a new module can't be left out of the API reference.
 """
 
@@ -64,10 +64,11 @@ class PackageModules(SphinxDirective):
         """Generate the ``automodule`` sections and parse them in place."""
         package = importlib.import_module(self.arguments[0])
         lines = []
-        for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda info: info.name):
-            if info.name.startswith('_'):
+        prefix = package.__name__ + '.'
+        for info in sorted(pkgutil.walk_packages(package.__path__, prefix), key=lambda info: info.name):
+            name = info.name
+            if any(part.startswith('_') for part in name.split('.')):
                 continue
-            name = '%s.%s' % (package.__name__, info.name)
             title = ':mod:`%s`' % name
             lines.extend([title, '-' * len(title), '', '.. automodule:: %s' % name, '   :members:', ''])
         container = nodes.section()

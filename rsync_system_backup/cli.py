@@ -12,7 +12,7 @@ import sys
 
 from rsync_system_backup import DEFAULT_ROTATION_SCHEME
 from rsync_system_backup.exceptions import InvalidOptionError
-from rsync_system_backup.rotation_schemes import FREQUENCIES, override_rotation_scheme, parse_retention
+from rsync_system_backup.rotation.schemes import FREQUENCIES, override_rotation_scheme, parse_retention
 from rsync_system_backup.usage import USAGE_TEXT
 
 SHORT_OPTIONS = 'bsrm:c:t:i:unx:fvqh'
@@ -258,7 +258,7 @@ def check_snapshot_method(value):
     :returns: The name.
     :raises: :exc:`UsageError` for anything but :data:`.METHOD_NAMES`.
     """
-    from rsync_system_backup.method_names import check_method_name
+    from rsync_system_backup.snapshots.method_names import check_method_name
     try:
         return check_method_name(value)
     except InvalidOptionError as e:
@@ -292,8 +292,10 @@ def configure_logging(verbosity, log_file=None):
     :raises: :exc:`~exceptions.OSError` when the log file can't be opened.
     """
     import logging
+
     import coloredlogs
-    from rsync_system_backup.system_log import enable_system_log
+
+    from rsync_system_backup.reporting.system_log import enable_system_log
     level = max(logging.DEBUG, min(logging.CRITICAL, logging.INFO - 10 * verbosity))
     coloredlogs.install(level=level)
     enable_system_log(on_terminal=stderr_is_terminal())
@@ -354,12 +356,13 @@ def run(program_options):
     :returns: The exit code (an integer).
     """
     import logging
+
     from rsync_system_backup.exceptions import BackupInProgressError, MissingBackupDiskError, RsyncSystemBackupError
     from rsync_system_backup.signals import Interrupted, stop_on_signals
     logger = logging.getLogger(LOGGER_NAME)
     try:
         from rsync_system_backup import RsyncSystemBackup
-        from rsync_system_backup.summary import report_summary
+        from rsync_system_backup.reporting.summary import report_summary
         on_terminal = stderr_is_terminal()
         # -q hides the progress along with the informational messages.
         show_progress = on_terminal and logger.isEnabledFor(logging.INFO)

@@ -87,4 +87,4 @@ class UnmarkedDestinationError(RsyncSystemBackupError):
 
 
 class SnapshotMethodError(RsyncSystemBackupError):
-    """Raised when the destination can't be made ready for the snapshot method (see :mod:`.snapshot_methods`)."""
+    """Raised when the destination can't be made ready for the snapshot method (see :mod:`.snapshots.methods`)."""

@@ -53,22 +53,10 @@ def descendant_processes(pid):
     :param pid: The ancestor's process id.
     :returns: A list of process ids, children before grandchildren.
     """
-    children_of = {}
-    for entry in os.listdir('/proc'):
-        if entry.isdigit():
-            try:
-                with open('/proc/%s/stat' % entry) as handle:
-                    fields = handle.read().rsplit(')', 1)[1].split()
-            except (OSError, IndexError):
-                continue
-            children_of.setdefault(int(fields[1]), []).append(int(entry))
-    found = []
-    pending = [pid]
-    while pending:
-        for child in children_of.get(pending.pop(0), []):
-            found.append(child)
-            pending.append(child)
-    return found
+    # Imported here: only an interrupted run needs the process tree.
+    from proc.tree import get_process_tree
+    ancestor = get_process_tree().find(pid=pid, recursive=True)
+    return [process.pid for process in ancestor.descendants] if ancestor else []
 
 
 def is_alive(pid):

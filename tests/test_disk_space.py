@@ -8,7 +8,7 @@ from executor.contexts import LocalContext
 
 from remote_support import SERVER_ALIAS, make_source
 from rsync_system_backup import RsyncSystemBackup
-from rsync_system_backup.disk_space import DiskSpace, measure_disk_space, parse_df_output
+from rsync_system_backup.target.free_space import DiskSpace, measure_disk_space, parse_df_output
 
 
 @pytest.mark.parametrize('output, free, total', [

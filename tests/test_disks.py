@@ -459,7 +459,7 @@ def test_library_context_managers_clean_up_when_the_block_fails(rig):
     script = '\n'.join([
         'import sys',
         'from executor.contexts import LocalContext',
-        'from rsync_system_backup.disks import MountedFilesystem, UnlockedDevice',
+        'from rsync_system_backup.disks.unlock_and_mount import MountedFilesystem, UnlockedDevice',
         'context = LocalContext()',
         'try:',
         '    with UnlockedDevice(context, sys.argv[1]), MountedFilesystem(context, sys.argv[2]):',

@@ -55,11 +55,11 @@ def test_usage_page_is_the_usage_text(html):
 def test_api_reference_covers_every_module(html):
     """Every public module of the package has a section in the API reference."""
     page = read_page(html, 'api.html')
-    modules = [info.name for info in pkgutil.iter_modules(rsync_system_backup.__path__)
-               if not info.name.startswith('_')]
-    assert 'backup' in modules and 'summary' in modules
+    modules = [info.name for info in pkgutil.walk_packages(rsync_system_backup.__path__, 'rsync_system_backup.')
+               if not info.name.rpartition('.')[2].startswith('_')]
+    assert 'rsync_system_backup.backup' in modules and 'rsync_system_backup.reporting.summary' in modules
     for name in modules:
-        assert 'id="module-rsync_system_backup.%s"' % name in page, name
+        assert 'id="module-%s"' % name in page, name
     assert 'rsync_system_backup.backup.RsyncSystemBackup.rotation_scheme' in page
 
 

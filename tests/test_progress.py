@@ -9,8 +9,8 @@ import tracemalloc
 import pytest
 from executor.contexts import LocalContext
 
-from rsync_system_backup.progress import ProgressLine, TransferMonitor, describe_progress, read_lines
-from rsync_system_backup.rsync_output import TransferStatistics, parse_progress_line
+from rsync_system_backup.transfer.progress import ProgressLine, TransferMonitor, describe_progress, read_lines
+from rsync_system_backup.transfer.output import TransferStatistics, parse_progress_line
 
 
 def test_parse_progress_line():

@@ -9,7 +9,7 @@ context runs the commands on this system and records them.
 
 import subprocess
 
-from rsync_system_backup.filesystem import list_directory
+from rsync_system_backup.target.operations import list_directory
 
 
 class RecordingContext(object):

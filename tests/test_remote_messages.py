@@ -6,9 +6,9 @@ import sys
 
 import pytest
 
-from rsync_system_backup.remote import ConfiguredRemoteContext, explain_ssh_failure, strip_host_key_options
-from rsync_system_backup.rsync_errors import ErrorOutputRecorder, describe_exit_code, explain_rsync_failure
-from rsync_system_backup.tunnel import create_tunnel
+from rsync_system_backup.connections.ssh import ConfiguredRemoteContext, explain_ssh_failure, strip_host_key_options
+from rsync_system_backup.transfer.errors import ErrorOutputRecorder, describe_exit_code, explain_rsync_failure
+from rsync_system_backup.connections.tunnel import create_tunnel
 
 
 @pytest.mark.parametrize('stderr, expected', [

@@ -31,7 +31,7 @@ from remote_support import (
     wait_until_idle,
 )
 from rsync_system_backup.exceptions import RemoteCommandError, SSHConnectionError
-from rsync_system_backup.remote import ConfiguredRemoteContext, create_remote_context, translate_remote_errors
+from rsync_system_backup.connections.ssh import ConfiguredRemoteContext, create_remote_context, translate_remote_errors
 from servers import free_port
 from treeutils import assert_failed
 

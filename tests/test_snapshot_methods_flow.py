@@ -13,7 +13,7 @@ import pytest
 
 from rsync_system_backup import RsyncSystemBackup
 from rsync_system_backup.exceptions import InvalidOptionError
-from rsync_system_backup.replacement import NEW_NAME, OLD_NAME
+from rsync_system_backup.snapshots.replacement import NEW_NAME, OLD_NAME
 from treeutils import describe_tree, list_names
 
 SNAPSHOT_NAME = re.compile(r'^\d{4}-\d{2}-\d{2}_\d{2}-\d{2}-\d{2}$')
@@ -147,6 +147,6 @@ def test_unknown_method(run_cli, source, tmp_path):
 
 def test_method_names_match_the_methods():
     """The light list of names that the command line checks is exactly the methods' names, best first."""
-    from rsync_system_backup.method_names import AUTOMATIC, METHOD_NAMES
-    from rsync_system_backup.snapshot_methods import SNAPSHOT_METHODS
+    from rsync_system_backup.snapshots.method_names import AUTOMATIC, METHOD_NAMES
+    from rsync_system_backup.snapshots.methods import SNAPSHOT_METHODS
     assert METHOD_NAMES == (AUTOMATIC,) + tuple(SNAPSHOT_METHODS)

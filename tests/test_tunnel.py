@@ -17,7 +17,7 @@ from executor.ssh.client import SecureTunnel
 from remote_support import SERVER_ALIAS, read_tree, wait_until_idle
 from rsync_system_backup import RsyncSystemBackup
 from rsync_system_backup.exceptions import InvalidOptionError, SSHConnectionError, TunnelError
-from rsync_system_backup.tunnel import create_tunnel, open_tunnel, parse_tunnel_spec
+from rsync_system_backup.connections.tunnel import create_tunnel, open_tunnel, parse_tunnel_spec
 from servers import RsyncDaemon, descendant_pids, free_port, write_secrets_file
 from treeutils import assert_failed
 

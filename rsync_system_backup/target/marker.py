@@ -14,8 +14,8 @@ import logging
 import posixpath
 
 from rsync_system_backup.exceptions import UnmarkedDestinationError
-from rsync_system_backup.filesystem import list_directory, make_directory, write_file
-from rsync_system_backup.snapshots import LEGACY_SNAPSHOT_NAME_PATTERN
+from rsync_system_backup.snapshots.naming import LEGACY_SNAPSHOT_NAME_PATTERN
+from rsync_system_backup.target.operations import list_directory, make_directory, write_file
 
 MARKER_FILE_NAME = '.rsync-system-backup'
 """The name of the file that marks a backup target (hidden, and outside rsync's reach)."""

@@ -1,7 +1,7 @@
 """
 What the filesystem that holds the backups is, and what it can do.
 
-The snapshot methods (see :mod:`.snapshot_methods`) depend on it: btrfs has
+The snapshot methods (see :mod:`.snapshots.methods`) depend on it: btrfs has
 subvolumes, btrfs and XFS (made with ``-m reflink=1``) let files share data
 blocks (reflinks), and most filesystems limit the number of hard links to one
 file. Everything is found out with commands in the destination's execution

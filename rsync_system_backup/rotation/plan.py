@@ -11,12 +11,11 @@ keeps; this module adds two rules of its own and removes the rest in one pass:
   newer snapshot in the same time slot go.
 """
 
-import fnmatch
 import logging
 import posixpath
 
-from rsync_system_backup.filesystem import list_directory, remove_trees
-from rsync_system_backup.snapshots import REMOVING_SUFFIX, SNAPSHOT_NAME_PATTERN, remove_leftovers
+from rsync_system_backup.snapshots.naming import REMOVING_SUFFIX, SNAPSHOT_NAME_PATTERN, remove_leftovers
+from rsync_system_backup.target.operations import list_directory, remove_trees
 
 logger = logging.getLogger(__name__)
 
@@ -54,18 +53,14 @@ def plan_rotation(context, directory, names, rotation_scheme, prefer_recent=Fals
     :raises: :exc:`~exceptions.ValueError` when the rotation scheme is empty.
     """
     # Imported here, so that runs without rotation (--backup, --snapshot) don't load rotate-backups.
-    from rotate_backups import Backup, Location, RotateBackups
+    from rotate_backups import Location, RotateBackups
     planner = RotateBackups(rotation_scheme=rotation_scheme, prefer_recent=prefer_recent, strict=strict)
     if load_config:
         planner.load_config_file(Location(context=context, directory=directory))
-    # Names are matched here, not by the planner, so whatever a configuration file says
-    # (even a timestamp pattern of its own), only our own snapshots are rotated.
-    snapshots = []
-    for name in sorted(names):
-        match = SNAPSHOT_NAME_PATTERN.match(name)
-        if match and planner_accepts(planner, name):
-            snapshots.append(Backup(pathname=posixpath.join(directory, name),
-                                    timestamp=planner.match_to_datetime(match)))
+    # Set after the configuration file, so that whatever it says, only our own snapshots are rotated.
+    planner.timestamp_pattern = SNAPSHOT_NAME_PATTERN
+    snapshots = planner.collect_backups(Location(context=ListedDirectory(names), directory=directory))
+    warn_about_impossible_dates(directory, names, snapshots)
     if not snapshots:
         return RotationPlan(kept=[], removed=[])
     snapshots.sort(key=lambda backup: (backup.timestamp, backup.pathname))
@@ -79,19 +74,50 @@ def plan_rotation(context, directory, names, rotation_scheme, prefer_recent=Fals
     return RotationPlan(kept=kept, removed=removed)
 
 
-def planner_accepts(planner, name):
-    """
-    Apply rotate-backups' include and exclude lists (from a configuration file) to a name.
+class ListedDirectory(object):
 
-    :param planner: A :class:`~rotate_backups.RotateBackups` object.
-    :param name: A snapshot's name (a string).
-    :returns: :data:`True` when the lists don't rule the name out.
     """
-    if planner.exclude_list and any(fnmatch.fnmatch(name, p) for p in planner.exclude_list):
-        return False
-    if planner.include_list and not any(fnmatch.fnmatch(name, p) for p in planner.include_list):
-        return False
-    return True
+    The execution context that rotate-backups sees: a directory that was listed already.
+
+    :meth:`~rotate_backups.RotateBackups.collect_backups()` checks the
+    directory and lists it through its location's context; this one answers
+    from the listing that the rotation made anyway, so no command runs twice.
+    """
+
+    def __init__(self, names):
+        """
+        Remember a directory's entries.
+
+        :param names: The names in the directory (a list of strings).
+        """
+        self.names = list(names)
+
+    def is_directory(self, pathname):
+        """The directory was listed, so it is one (:data:`True`)."""
+        return True
+
+    def is_readable(self, pathname):
+        """The directory was listed, so it is readable (:data:`True`)."""
+        return True
+
+    def list_entries(self, directory):
+        """The names in the directory (a list of strings)."""
+        return list(self.names)
+
+
+def warn_about_impossible_dates(directory, names, snapshots):
+    """
+    Warn about entries named like snapshots whose date doesn't exist, which rotation leaves alone.
+
+    :param directory: The directory holding the snapshots (a string).
+    :param names: The names in the directory (a list of strings).
+    :param snapshots: The :class:`~rotate_backups.Backup` objects that rotate-backups collected.
+    """
+    collected = set(posixpath.basename(backup.pathname) for backup in snapshots)
+    for name in sorted(names):
+        if name not in collected and SNAPSHOT_NAME_PATTERN.match(name):
+            logger.warning("Leaving %s alone: its name is not a possible date and time, so rotation can't "
+                           "place it; rename or remove it by hand.", posixpath.join(directory, name))
 
 
 def rotate_snapshots(context, directory, rotation_scheme, dry_run=False, ionice=None, sudo=False, remove=remove_trees,
@@ -106,7 +132,7 @@ def rotate_snapshots(context, directory, rotation_scheme, dry_run=False, ionice=
     :param ionice: The I/O scheduling class for the removal.
     :param sudo: :data:`True` to list and remove with superuser privileges.
     :param remove: The function that removes snapshots (with the signature
-                   of :func:`.filesystem.remove_trees()`, which is the
+                   of :func:`.operations.remove_trees()`, which is the
                    default; see :meth:`.SnapshotMethod.remove_trees()`).
     :param options: Passed on to :func:`plan_rotation()`.
     :returns: The :class:`RotationPlan` that was carried out.

@@ -1,14 +1,14 @@
 """
 How much room is left on the filesystem of a directory, local or remote.
 
-A local directory is measured with :func:`os.statvfs()`; a directory on
+A local directory is measured with :func:`shutil.disk_usage()`; a directory on
 another system with ``df -P -k`` (POSIX output, so it works with GNU
 coreutils and BusyBox alike) through that system's execution context.
 """
 
 import logging
-import os
 import re
+import shutil
 
 from executor.contexts import LocalContext
 
@@ -53,11 +53,11 @@ def measure_disk_space(context, directory):
     """
     if isinstance(context, LocalContext):
         try:
-            info = os.statvfs(directory)
+            usage = shutil.disk_usage(directory)
         except OSError as e:
             logger.debug("Can't measure the free space of %s: %s", directory, e)
             return None
-        return DiskSpace(free=info.f_bavail * info.f_frsize, total=info.f_blocks * info.f_frsize)
+        return DiskSpace(free=usage.free, total=usage.total)
     output = context.capture('df', '-P', '-k', directory, check=False, silent=True, shell=False, tty=False)
     space = parse_df_output(output)
     if space is None:

@@ -2,7 +2,7 @@
 Snapshot methods: how ``latest`` is written, snapshotted and cleaned up.
 
 Every method keeps the same layout (``latest`` beside timestamped snapshots)
-and the same atomic naming (see :mod:`.snapshots`); they differ in how
+and the same atomic naming (see :mod:`.snapshots.naming`); they differ in how
 snapshots share storage with ``latest``, and so in whether a later backup can
 change an earlier snapshot:
 
@@ -38,13 +38,18 @@ import contextlib
 import logging
 import posixpath
 
-from rsync_system_backup.btrfs import create_subvolume, delete_subvolumes, find_subvolumes, snapshot_subvolume
 from rsync_system_backup.exceptions import InvalidOptionError, SnapshotFailedError, SnapshotMethodError
-from rsync_system_backup.filesystem import add_suffix, remove_trees
-from rsync_system_backup.filesystems import BTRFS, find_filesystem_type, find_link_limit, supports_reflinks
-from rsync_system_backup.method_names import AUTOMATIC, check_method_name
-from rsync_system_backup.hard_links import count_shared_files, relieve_link_limit
-from rsync_system_backup.replacement import Replacement
+from rsync_system_backup.snapshots.btrfs import create_subvolume, delete_subvolumes, find_subvolumes, snapshot_subvolume
+from rsync_system_backup.snapshots.filesystem_features import (
+    BTRFS,
+    find_filesystem_type,
+    find_link_limit,
+    supports_reflinks,
+)
+from rsync_system_backup.snapshots.hard_links import count_shared_files, relieve_link_limit
+from rsync_system_backup.snapshots.method_names import AUTOMATIC, check_method_name
+from rsync_system_backup.snapshots.replacement import Replacement
+from rsync_system_backup.target.operations import add_suffix, remove_trees
 
 logger = logging.getLogger(__name__)
 
@@ -162,9 +167,9 @@ class SnapshotMethod(object):
         :param pathnames: The pathnames to remove (a list of strings).
         :param sudo: :data:`True` to remove them with superuser privileges.
         :param ionice: The I/O scheduling class for the removal.
-        :param doomed_suffix: See :func:`.filesystem.remove_trees()`.
+        :param doomed_suffix: See :func:`.operations.remove_trees()`.
 
-        It takes the arguments of :func:`.filesystem.remove_trees()`, so it
+        It takes the arguments of :func:`.operations.remove_trees()`, so it
         can take its place. On btrfs every method needs it: ``latest`` and
         the snapshots may be subvolumes from an earlier run with the btrfs
         method, and ``rm`` can't remove read-only ones.

@@ -15,8 +15,8 @@ first::
 
 import logging
 
+from rsync_system_backup.disks.tabfiles import find_crypttab_entry, find_fstab_entry, parse_crypttab, parse_fstab
 from rsync_system_backup.exceptions import FailedToMountError, FailedToUnlockError, MissingBackupDiskError
-from rsync_system_backup.tabfiles import find_crypttab_entry, find_fstab_entry, parse_crypttab, parse_fstab
 
 CRYPTTAB_FILE = '/etc/crypttab'
 """Where the encrypted filesystems are configured."""

@@ -1,7 +1,7 @@
 """
 Timestamped snapshots of the destination directory.
 
-A snapshot is made by the snapshot method (see :mod:`.snapshot_methods`)
+A snapshot is made by the snapshot method (see :mod:`.snapshots.methods`)
 under a temporary name that ends in :data:`INCOMPLETE_SUFFIX`, and renamed to
 its final name only when the copy succeeded; a snapshot that rotation removes
 is first renamed to a name ending in :data:`REMOVING_SUFFIX`. So a directory
@@ -15,7 +15,7 @@ import posixpath
 import re
 import time
 
-from rsync_system_backup.filesystem import list_directory, remove_trees, rename_directory
+from rsync_system_backup.target.operations import list_directory, remove_trees, rename_directory
 
 SNAPSHOT_NAME_FORMAT = '%Y-%m-%d_%H-%M-%S'
 """The :func:`~time.strftime()` format of new snapshot names (no spaces or colons)."""
@@ -108,7 +108,7 @@ def remove_leftovers(context, parent_directory, names, sudo=False, ionice=None, 
     :param sudo: :data:`True` to remove them with superuser privileges.
     :param ionice: The I/O scheduling class for the removal.
     :param remove: The function that removes them (with the signature of
-                   :func:`.filesystem.remove_trees()`, which is the default).
+                   :func:`.operations.remove_trees()`, which is the default).
     :returns: The removed names (a list of strings).
     """
     leftovers = sorted(name for name in names if is_leftover_name(name))
@@ -134,7 +134,7 @@ def create_snapshot(context, directory, parent_directory, copy_tree, sudo=False,
     :param dry_run: :data:`True` to only say what would be done.
     :param ionice: The I/O scheduling class for removals.
     :param remove: The function that removes leftovers and a failed copy
-                   (with the signature of :func:`.filesystem.remove_trees()`,
+                   (with the signature of :func:`.operations.remove_trees()`,
                    which is the default).
     :returns: The pathname of the new snapshot (a string).
     :raises: :exc:`.SnapshotFailedError` when the copy fails; nothing is left

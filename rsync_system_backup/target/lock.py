@@ -20,7 +20,7 @@ import socket
 import time
 
 from rsync_system_backup.exceptions import BackupInProgressError
-from rsync_system_backup.filesystem import runs_in_process
+from rsync_system_backup.target.operations import runs_in_process
 
 LOCK_FILE_NAME = '.rsync-system-backup.lock'
 """The name of the lock file, next to ``latest`` (a hidden file, so rotation and rsync leave it alone)."""

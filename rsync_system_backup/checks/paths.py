@@ -10,8 +10,8 @@ patterns, so the backup never copies itself.
 import os
 
 from rsync_system_backup.exceptions import InvalidDestinationDirectory, InvalidSourceError
-from rsync_system_backup.markers import MARKER_FILE_NAME
-from rsync_system_backup.snapshots import SNAPSHOT_GLOB
+from rsync_system_backup.snapshots.naming import SNAPSHOT_GLOB
+from rsync_system_backup.target.marker import MARKER_FILE_NAME
 
 
 def is_inside(pathname, directory):

@@ -1,7 +1,7 @@
 """
 The names of the snapshot methods.
 
-They live apart from :mod:`.snapshot_methods` so that the command line can
+They live apart from :mod:`.snapshots.methods` so that the command line can
 check ``--snapshot-method`` without importing the methods (and executor).
 """
 

@@ -31,8 +31,8 @@ from executor.ssh.client import SecureTunnel
 from executor.tcp import TimeoutError as PortTimeoutError
 from property_manager import mutable_property
 
+from rsync_system_backup.connections.ssh import SSHConfigGoverns, decode_output, explain_ssh_failure
 from rsync_system_backup.exceptions import InvalidOptionError, SSHConnectionError, TunnelError
-from rsync_system_backup.remote import SSHConfigGoverns, decode_output, explain_ssh_failure
 
 RSYNCD_PORT = 873
 """The port that rsync daemons listen on by default (an integer)."""

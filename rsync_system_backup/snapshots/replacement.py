@@ -18,7 +18,7 @@ the swap was cut in half, and everything else is removed.
 import logging
 import posixpath
 
-from rsync_system_backup.filesystem import list_directory, rename_directory
+from rsync_system_backup.target.operations import list_directory, rename_directory
 
 NEW_NAME = '.rsync-system-backup.new'
 """The name of a new ``latest`` while it is being built."""
@@ -40,7 +40,7 @@ class Replacement(object):
         :param context: The execution context of the directory.
         :param directory: The directory to replace (``latest``, a string).
         :param remove: The function that removes trees (with the signature of
-                       :func:`.filesystem.remove_trees()`).
+                       :func:`.operations.remove_trees()`).
         :param sudo: :data:`True` to work with superuser privileges.
         :param ionice: The I/O scheduling class for removals (a string or :data:`None`).
         """

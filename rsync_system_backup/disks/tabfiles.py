@@ -23,8 +23,7 @@ number of them). The parsers understand:
   first and then as UTF-8, so ``\\303\\251`` becomes ``é``.
 
 Malformed lines (too few fields, or non-numeric dump/pass fields in fstab)
-are skipped by default, like most tools that read these files do; pass
-``strict=True`` to get a :class:`TabFileSyntaxError` instead.
+are skipped, like most tools that read these files do.
 
 Nothing in this module touches the filesystem: :func:`resolve_device` is a
 pure mapping from ``UUID=...``-style tags to ``/dev/disk/by-*`` paths.
@@ -37,7 +36,6 @@ from typing import List, NamedTuple, Optional
 __all__ = (
     'CrypttabEntry',
     'FstabEntry',
-    'TabFileSyntaxError',
     'DEVICE_TAGS',
     'parse_crypttab',
     'parse_fstab',
@@ -63,28 +61,6 @@ FIELD = re.compile(r'[^ \t\r\v\f]+')
 
 OCTAL_ESCAPE = re.compile(rb'\\([0-3][0-7][0-7])')
 """Matches a backslash followed by three octal digits (``\\040``) in the UTF-8 encoded text of a field."""
-
-
-class TabFileSyntaxError(ValueError):
-
-    """
-    Raised by the parsers in strict mode when a line can't be parsed.
-
-    :ivar line_number: The 1-based number of the offending line.
-    :ivar line: The text of the offending line.
-    """
-
-    def __init__(self, message, line_number, line):
-        """
-        Initialize a :class:`TabFileSyntaxError`.
-
-        :param message: What is wrong with the line.
-        :param line_number: The 1-based number of the offending line.
-        :param line: The text of the offending line.
-        """
-        super().__init__('line %i: %s: %r' % (line_number, message, line))
-        self.line_number = line_number
-        self.line = line
 
 
 class CrypttabEntry(NamedTuple):
@@ -116,34 +92,6 @@ class CrypttabEntry(NamedTuple):
         """
         return resolve_device(self.source)
 
-    @property
-    def mapper_device(self):
-        """The pathname of the unlocked device: ``/dev/mapper/<target>``."""
-        return '/dev/mapper/' + self.target
-
-    def has_option(self, name):
-        """
-        Check whether an option is present.
-
-        :param name: The name of the option (``luks``, ``keyscript``, ...).
-        :returns: :data:`True` when :attr:`options` contains ``name`` or
-                  ``name=<value>``, :data:`False` otherwise.
-        """
-        return _find_option(self.options, name) is not None
-
-    def get_option(self, name, default=None):
-        """
-        Get the value of an option of the form ``name=value``.
-
-        :param name: The name of the option (``keyscript``, ``tries``, ...).
-        :param default: What to return when the option is absent.
-        :returns: The text after the first ``=`` of the first matching option,
-                  the empty string for a matching option without ``=``, or
-                  `default` when no option matches.
-        """
-        value = _find_option(self.options, name)
-        return default if value is None else value
-
 
 class FstabEntry(NamedTuple):
 
@@ -168,52 +116,23 @@ class FstabEntry(NamedTuple):
     dump: int
     passno: int
 
-    def has_option(self, name):
-        """
-        Check whether a mount option is present.
 
-        :param name: The name of the option (``noauto``, ``loop``, ...).
-        :returns: :data:`True` when :attr:`options` contains ``name`` or
-                  ``name=<value>``, :data:`False` otherwise.
-        """
-        return _find_option(self.options, name) is not None
-
-    def get_option(self, name, default=None):
-        """
-        Get the value of a mount option of the form ``name=value``.
-
-        :param name: The name of the option (``uid``, ``x-systemd.device-timeout``, ...).
-        :param default: What to return when the option is absent.
-        :returns: The text after the first ``=`` of the first matching option,
-                  the empty string for a matching option without ``=``, or
-                  `default` when no option matches.
-        """
-        value = _find_option(self.options, name)
-        return default if value is None else value
-
-
-def parse_crypttab(text, strict=False):
+def parse_crypttab(text):
     """
     Parse the contents of ``/etc/crypttab``.
 
     :param text: The contents of the file (a string, or UTF-8 encoded bytes).
-    :param strict: :data:`True` to raise :exc:`TabFileSyntaxError` for a line
-                   with fewer than two fields or more than four, :data:`False`
-                   (the default) to skip such a line or ignore the extra fields.
-    :returns: A list of :class:`CrypttabEntry` objects in file order.
-    :raises: :exc:`TabFileSyntaxError` in strict mode (see above).
+    :returns: A list of :class:`CrypttabEntry` objects in file order; a
+              line with fewer than two fields is skipped, fields after the
+              fourth are ignored.
 
     Only ``target`` and ``source`` are required: a line such as
     ``backups UUID=1234`` gives ``key_file=None`` and ``options=[]``.
     """
     entries = []
-    for line_number, line, fields in _split_lines(text):
+    for fields in _split_lines(text):
         if len(fields) < 2:
-            if strict:
-                raise TabFileSyntaxError("expected at least 'target source'", line_number, line)
             continue
-        if len(fields) > 4 and strict:
-            raise TabFileSyntaxError("expected at most 'target source key_file options'", line_number, line)
         key_file = fields[2] if len(fields) > 2 else None
         if key_file in NO_KEY_FILE:
             key_file = None
@@ -222,34 +141,26 @@ def parse_crypttab(text, strict=False):
     return entries
 
 
-def parse_fstab(text, strict=False):
+def parse_fstab(text):
     """
     Parse the contents of ``/etc/fstab``.
 
     :param text: The contents of the file (a string, or UTF-8 encoded bytes).
-    :param strict: :data:`True` to raise :exc:`TabFileSyntaxError` for a line
-                   with fewer than two fields or more than six, or whose dump
-                   or pass field isn't a non-negative integer; :data:`False`
-                   (the default) to skip such a line or ignore the extra fields.
-    :returns: A list of :class:`FstabEntry` objects in file order.
-    :raises: :exc:`TabFileSyntaxError` in strict mode (see above).
+    :returns: A list of :class:`FstabEntry` objects in file order; a line
+              with fewer than two fields, or whose dump or pass field isn't a
+              non-negative integer, is skipped; fields after the sixth are
+              ignored.
 
     Missing trailing fields get defaults: ``fs_type='auto'``,
     ``options=['defaults']``, ``dump=0`` and ``passno=0``.
     """
     entries = []
-    for line_number, line, fields in _split_lines(text):
+    for fields in _split_lines(text):
         if len(fields) < 2:
-            if strict:
-                raise TabFileSyntaxError("expected at least 'device mount_point'", line_number, line)
             continue
-        if len(fields) > 6 and strict:
-            raise TabFileSyntaxError("expected at most six fields", line_number, line)
         numbers = []
         for value in fields[4:6]:
             if not value.isdigit() or not value.isascii():
-                if strict:
-                    raise TabFileSyntaxError("dump and pass fields must be numbers", line_number, line)
                 break
             numbers.append(int(value))
         else:
@@ -351,21 +262,20 @@ def _split_lines(text):
     Split the text of a table file into fields, dropping comments and blank lines.
 
     :param text: The contents of the file (a string or UTF-8 encoded bytes).
-    :returns: A generator of ``(line_number, line, fields)`` tuples, where
-              `fields` holds the decoded fields before any trailing comment
-              and is never empty.
+    :returns: A generator of lists with the decoded fields of a line before
+              any trailing comment (never empty).
     """
     if isinstance(text, bytes):
         text = text.decode('utf-8', 'surrogateescape')
     # str.splitlines() would also split on \v, \f, \x1c, \x85, \u2028 and more.
-    for line_number, line in enumerate(text.split('\n'), start=1):
+    for line in text.split('\n'):
         fields = []
         for field in FIELD.findall(line):
             if field.startswith('#'):
                 break
             fields.append(decode_escapes(field))
         if fields:
-            yield line_number, line, fields
+            yield fields
 
 
 def _split_options(field):
@@ -376,22 +286,6 @@ def _split_options(field):
     :returns: A list of the non-empty options.
     """
     return [option for option in field.split(',') if option]
-
-
-def _find_option(options, name):
-    """
-    Look up an option by name.
-
-    :param options: A list of options (``name`` or ``name=value``).
-    :param name: The name to look for.
-    :returns: The value of the first match (the empty string for an option
-              without ``=``), or :data:`None` when nothing matches.
-    """
-    for option in options:
-        key, _, value = option.partition('=')
-        if key == name:
-            return value
-    return None
 
 
 def _normalize_path(path):

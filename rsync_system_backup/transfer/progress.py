@@ -5,7 +5,7 @@ Following a running rsync: live progress on a terminal, statistics for the summa
 comes, in fixed-size chunks, so memory use stays flat however many files
 rsync names. Progress updates go to a :class:`ProgressLine` (when a person is
 watching), the ``--stats`` block goes into a
-:class:`~rsync_system_backup.rsync_output.TransferStatistics` object, and
+:class:`~rsync_system_backup.transfer.output.TransferStatistics` object, and
 every other line (the file list of a dry run, say) is passed through to our
 standard output.
 """
@@ -18,8 +18,8 @@ import time
 from humanfriendly import format_size, format_timespan
 from humanfriendly.terminal import ANSI_ERASE_LINE
 
-from rsync_system_backup.rsync_output import TransferStatistics, parse_progress_line
-from rsync_system_backup.summary import format_count
+from rsync_system_backup.reporting.summary import format_count
+from rsync_system_backup.transfer.output import TransferStatistics, parse_progress_line
 
 CHUNK_SIZE = 64 * 1024
 """How many bytes of rsync's output are read at a time."""
@@ -101,7 +101,7 @@ def describe_progress(update):
     """
     Describe a progress update in one short line.
 
-    :param update: A :class:`~rsync_system_backup.rsync_output.ProgressUpdate`.
+    :param update: A :class:`~rsync_system_backup.transfer.output.ProgressUpdate`.
     :returns: For example ``Transferring: 45%, 1.2 GB in 1,234 files,
               12.3 MB/s, 2 minutes left`` (a string).
     """

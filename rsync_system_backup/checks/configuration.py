@@ -1,0 +1,191 @@
+"""
+Checks of a whole :class:`.RsyncSystemBackup` configuration, made before anything is written.
+
+Each function takes the :class:`.RsyncSystemBackup` object whose settings
+it checks and raises a subclass of :exc:`.RsyncSystemBackupError` with a
+message that says what to change.
+"""
+
+import logging
+import os
+import posixpath
+
+from rsync_system_backup.checks.paths import check_local_destination, check_source, is_inside
+from rsync_system_backup.connections.ssh import check_ssh_access
+from rsync_system_backup.disks.unlock_and_mount import UnlockedDevice
+from rsync_system_backup.exceptions import (
+    InvalidDestinationDirectory,
+    InvalidOptionError,
+    TransferFailedError,
+    UnsupportedPlatformError,
+)
+from rsync_system_backup.rotation.schemes import check_rotation_scheme
+from rsync_system_backup.target.operations import runs_in_process
+from rsync_system_backup.transfer.command import WARNING_EXIT_CODES
+from rsync_system_backup.transfer.errors import describe_exit_code
+
+logger = logging.getLogger(__name__)
+
+
+def ensure_supported_platform(context, force):
+    """
+    Refuse to run anywhere but on Linux, unless forced.
+
+    :param context: The execution context of the system to check.
+    :param force: :data:`True` to only warn on another system.
+    :raises: :exc:`.UnsupportedPlatformError`.
+
+    On this system the answer comes from :func:`os.uname()`, which is
+    what ``uname`` prints, without starting it.
+    """
+    if runs_in_process(context, sudo=False):
+        system = os.uname().sysname
+    else:
+        system = context.capture('uname', shell=False).strip()
+    if system != 'Linux':
+        if not force:
+            raise UnsupportedPlatformError("This program was made for Linux, not %s: use -f/--force to run "
+                                           "it anyway." % (system or "an unknown system"))
+        logger.warning("Running on %s, which is not supported (forced).", system)
+
+
+def check_configuration(backup):
+    """
+    Refuse a configuration that can't work, before anything is written.
+
+    :param backup: The :class:`.RsyncSystemBackup` to check.
+    :raises: :exc:`.InvalidSourceError`,
+             :exc:`.TransferFailedError` (see :func:`check_daemon_transfer()`),
+             :exc:`.InvalidOptionError` (see :func:`check_remote_options()`,
+             :func:`.check_rotation_scheme()` and :func:`ensure_inside_mount_point()`),
+             :exc:`.DestinationContextUnavailable`,
+             :exc:`.InvalidDestinationDirectory`,
+             :exc:`.SSHConnectionError` or :exc:`.RemoteCommandError`
+             (see :func:`.check_ssh_access()`),
+             :exc:`.MissingBackupDiskError` or :exc:`.FailedToUnlockError`
+             (see :meth:`.UnlockedDevice.ensure_available()`).
+    """
+    destination = backup.destination
+    if backup.backup_enabled:
+        check_source(backup.source)
+    if destination.is_local:
+        check_local_destination(backup.source if backup.backup_enabled else None, destination.directory)
+    check_daemon_transfer(backup)
+    check_remote_options(backup)
+    if backup.rotate_enabled:
+        check_rotation_scheme(backup.rotation_scheme)
+    if backup.snapshot_enabled or backup.rotate_enabled:
+        # Raises DestinationContextUnavailable for rsync daemons.
+        backup.destination_context
+    if backup.mount_point and not destination.module:
+        ensure_inside_mount_point(backup)
+    if destination.is_remote_shell:
+        check_ssh_access(backup.destination_context, need_rsync=backup.backup_enabled)
+    if backup.crypto_device:
+        UnlockedDevice(backup.crypto_context, backup.crypto_device).ensure_available()
+
+
+def ensure_inside_mount_point(backup):
+    """
+    Check that the destination directory is on the filesystem that gets mounted.
+
+    :param backup: The :class:`.RsyncSystemBackup` to check.
+    :raises: :exc:`.InvalidOptionError` when the mount point is a relative
+             path, :exc:`.InvalidDestinationDirectory` when the destination
+             isn't inside it (the backup would then fill the filesystem
+             under the mount point).
+
+    The destination must lie below the mount point, not be the mount point
+    itself, because the snapshots go next to it. For a local destination,
+    symbolic links are resolved as far as the paths exist:
+    :meth:`.RsyncSystemBackup.execute()` checks before mounting and again
+    after, when links on the mounted filesystem can be followed too.
+    """
+    mount_point_given = backup.mount_point
+    if not mount_point_given.startswith('/'):
+        raise InvalidOptionError("The mount point %r is a relative path: give its absolute path, "
+                                 "as in /etc/fstab." % mount_point_given)
+    resolve = os.path.realpath if backup.destination.is_local else posixpath.normpath
+    mount_point = resolve(mount_point_given)
+    directory = resolve(backup.destination.directory)
+    if is_inside(directory, mount_point):
+        return
+    given = backup.destination.directory
+    if posixpath.normpath(given) != directory:
+        given = "%s (%s)" % (given, directory)
+    if directory == mount_point:
+        raise InvalidDestinationDirectory(
+            "The destination %s is the mount point %s itself, but the snapshots go next to the destination, "
+            "outside the mounted filesystem: use a subdirectory such as %s."
+            % (given, mount_point_given, posixpath.join(mount_point_given, 'latest'))
+        )
+    raise InvalidDestinationDirectory(
+        "The destination %s is not inside the mount point %s, so the backup wouldn't go to the mounted "
+        "filesystem: put it in a subdirectory of %s." % (given, mount_point_given, mount_point_given)
+    )
+
+
+def check_daemon_transfer(backup):
+    """
+    Refuse to snapshot after a failed transfer into an rsync daemon's module.
+
+    :param backup: The :class:`.RsyncSystemBackup` to check.
+    :raises: :exc:`.TransferFailedError` after a failed transfer.
+
+    Run as the daemon's ``post-xfer exec`` command, the program learns the
+    transfer's outcome from :attr:`.RsyncSystemBackup.daemon_exit_status`.
+    Exit status 0 lets the run go on, 23 and 24 (some files weren't
+    transferred) go on with a warning, and anything else stops the run: the
+    module then holds a half-transferred tree that must not become a snapshot.
+    """
+    status = backup.daemon_exit_status
+    if status is None or status == 0:
+        return
+    expression = backup.destination.expression
+    if status in WARNING_EXIT_CODES:
+        logger.warning("The rsync daemon's transfer into %s ended with %s; going on with it.",
+                       expression, describe_exit_code(status))
+        return
+    raise TransferFailedError(
+        "The rsync daemon's transfer into %s failed with %s, so no snapshot was made and nothing was rotated; "
+        "the earlier snapshots are intact. Look for the cause in the daemon's log and on the sending side."
+        % (expression, describe_exit_code(status))
+    )
+
+
+def check_remote_options(backup):
+    """
+    Refuse the tunnel, daemon port and password file settings where they don't apply.
+
+    :param backup: The :class:`.RsyncSystemBackup` to check.
+    :raises: :exc:`.InvalidOptionError` when one of them is set for a
+             destination that isn't an rsync daemon, when a tunnel meets
+             a port in the destination, or when the daemon port is set
+             without a tunnel spec or isn't a port number.
+    """
+    destination = backup.destination
+    expression = destination.expression
+    if backup.tunnel and not destination.is_daemon:
+        raise InvalidOptionError(
+            "-t/--tunnel reaches an rsync daemon, but %s is not one: a HOST:DIRECTORY destination already "
+            "goes over SSH; for a daemon write HOST::MODULE[/DIRECTORY]." % expression
+        )
+    if backup.tunnel and destination.port_number:
+        raise InvalidOptionError(
+            "With -t/--tunnel rsync connects to the tunnel, so the destination %s can't name a port: "
+            "give the daemon's port on the tunnel's host with --daemon-port instead." % expression
+        )
+    port = backup.daemon_port
+    if port is not None:
+        if not isinstance(backup.tunnel, str):
+            raise InvalidOptionError(
+                "--daemon-port names the daemon's port behind -t/--tunnel [USER@]HOST[:PORT]: without such "
+                "a tunnel, put the port in the destination (rsync://HOST:PORT/MODULE)."
+            )
+        if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
+            raise InvalidOptionError("The daemon port %r is not a number from 1 to 65535." % (port,))
+    if backup.password_file and not destination.is_daemon:
+        raise InvalidOptionError(
+            "--password-file is for rsync daemon logins, but %s is not an rsync daemon "
+            "(SSH destinations log in with SSH keys)." % expression
+        )

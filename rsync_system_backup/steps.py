@@ -1,0 +1,257 @@
+"""
+The steps of a backup run, as methods of :class:`.RsyncSystemBackup`.
+
+:class:`BackupSteps` is the part of :class:`.RsyncSystemBackup` that turns
+its settings into the context managers, commands and checks of one run:
+:meth:`.RsyncSystemBackup.execute()` calls these methods in order. Each
+method hands the real work to the module of its job.
+"""
+
+import contextlib
+import logging
+
+from rsync_system_backup.checks.configuration import check_configuration, ensure_supported_platform
+from rsync_system_backup.checks.paths import exclude_backup_from_source
+from rsync_system_backup.connections.ssh import shared_connection
+from rsync_system_backup.connections.tunnel import RSYNCD_PORT, create_tunnel, open_tunnel
+from rsync_system_backup.disks.unlock_and_mount import MountedFilesystem, UnlockedDevice
+from rsync_system_backup.reporting.notifications import notify
+from rsync_system_backup.rotation.plan import rotate_snapshots
+from rsync_system_backup.rotation.schemes import check_rotation_scheme
+from rsync_system_backup.snapshots.method_names import AUTOMATIC
+from rsync_system_backup.snapshots.naming import create_snapshot
+from rsync_system_backup.target.free_space import measure_disk_space
+from rsync_system_backup.target.lock import DestinationLock
+from rsync_system_backup.target.marker import ensure_backup_target
+from rsync_system_backup.target.operations import make_directory
+from rsync_system_backup.transfer.step import transfer_changes
+
+logger = logging.getLogger(__name__)
+
+
+class BackupSteps:
+
+    """The steps of one run; :class:`.RsyncSystemBackup` supplies the settings they read."""
+
+    def ensure_supported_platform(self):
+        """
+        Refuse to run anywhere but on Linux, unless :attr:`force` is set.
+
+        :raises: :exc:`.UnsupportedPlatformError` (see :func:`.ensure_supported_platform()`).
+        """
+        ensure_supported_platform(self.source_context, self.force)
+
+    def check_configuration(self):
+        """
+        Refuse a configuration that can't work, before anything is written.
+
+        :raises: See :func:`.check_configuration()`.
+        """
+        check_configuration(self)
+
+    @property
+    def crypto_context(self):
+        """The execution context for unlocking and mounting: the destination's, or this system's for daemons."""
+        return self.source_context if self.destination.is_daemon else self.destination_context
+
+    def ensure_backup_target(self):
+        """
+        Refuse to overwrite a directory that holds files but was never a backup target, and mark a new target.
+
+        :raises: :exc:`.UnmarkedDestinationError` (see :mod:`.target.marker`).
+        """
+        ensure_backup_target(self.destination_context, self.destination.directory, self.destination.parent_directory,
+                             accept_existing=self.accept_existing, sudo=self.sudo_enabled, dry_run=self.dry_run)
+
+    def lock_destination(self):
+        """
+        Lock the destination's backup directory against other runs, for the duration of a ``with`` block.
+
+        :returns: A :class:`.DestinationLock`, or a context manager that does
+                  nothing for dry runs (which change nothing) and for rsync
+                  daemons (where the daemon's ``post-xfer exec`` run locks).
+        """
+        if self.dry_run or self.destination.is_daemon:
+            return contextlib.nullcontext()
+        directory = self.destination.parent_directory
+        make_directory(self.destination_context, directory, sudo=self.sudo_enabled)
+        return DestinationLock(self.destination_context, directory, sudo=self.sudo_enabled, wait=self.wait_for_lock)
+
+    def unlock_device(self):
+        """
+        Unlock :attr:`crypto_device` for the duration of a ``with`` block.
+
+        :returns: An :class:`.UnlockedDevice`, or a context manager that does
+                  nothing when :attr:`crypto_device` isn't set.
+        """
+        if not self.crypto_device:
+            return contextlib.nullcontext()
+        return UnlockedDevice(self.crypto_context, self.crypto_device, sudo=self.sudo_enabled)
+
+    def mount_filesystem(self):
+        """
+        Mount :attr:`mount_point` for the duration of a ``with`` block.
+
+        :returns: A :class:`.MountedFilesystem`, or a context manager that
+                  does nothing when :attr:`mount_point` isn't set.
+        """
+        if not self.mount_point:
+            return contextlib.nullcontext()
+        return MountedFilesystem(self.crypto_context, self.mount_point, sudo=self.sudo_enabled)
+
+    def share_connection(self):
+        """
+        Send every command on an SSH destination, and the transfer, through one SSH connection.
+
+        :returns: A context manager (see :func:`.shared_connection()`), or
+                  one that does nothing for destinations not reached over SSH.
+        """
+        if not self.destination.is_remote_shell:
+            return contextlib.nullcontext()
+        return shared_connection(self.destination_context)
+
+    def open_tunnel(self):
+        """
+        Open :attr:`tunnel` for the duration of a ``with`` block.
+
+        :returns: A context manager that gives the open tunnel (see
+                  :func:`.open_tunnel()`), or one that gives :data:`None`
+                  when :attr:`tunnel` isn't set.
+        """
+        if not self.tunnel:
+            return contextlib.nullcontext()
+        if isinstance(self.tunnel, str):
+            return open_tunnel(create_tunnel(self.tunnel, remote_port=self.daemon_port or RSYNCD_PORT))
+        return open_tunnel(self.tunnel)
+
+    def prepare_snapshot_method(self):
+        """
+        Choose the snapshot method afresh and get the destination ready for it (after mounting and locking).
+
+        For an rsync daemon nothing is chosen: the daemon's ``post-xfer exec``
+        run makes the snapshots, with a method of its own.
+        """
+        if self.destination.is_daemon:
+            if self.snapshot_method != AUTOMATIC:
+                logger.warning("The snapshot method %s has no effect here: the rsync daemon's post-xfer exec command "
+                               "makes the snapshots, with its own --snapshot-method.", self.snapshot_method)
+            return
+        del self.snapshot_method_in_use
+        if (self.backup_enabled or self.snapshot_enabled) and not self.dry_run:
+            self.snapshot_method_in_use.prepare()
+
+    def transfer_target(self):
+        """
+        Choose where rsync writes, for the duration of a ``with`` block that runs it.
+
+        :returns: A context manager that gives a :class:`.TransferTarget`
+                  (see :meth:`.SnapshotMethod.transfer_target()`), or one
+                  that gives :data:`None` for dry runs and rsync daemons,
+                  where rsync writes to the destination itself.
+        """
+        if self.dry_run or self.destination.is_daemon:
+            return contextlib.nullcontext()
+        return self.snapshot_method_in_use.transfer_target()
+
+    def transfer_changes(self, tunnel=None, target=None):
+        """
+        Transfer the source to the destination with rsync.
+
+        :param tunnel: An open tunnel to the destination's rsync daemon (see
+                       :meth:`open_tunnel()`), or :data:`None`.
+        :param target: Where rsync writes (a :class:`.TransferTarget` from
+                       :meth:`transfer_target()`), or :data:`None`.
+        :returns: The :class:`.TransferStatistics` that rsync reported.
+        :raises: :exc:`.TransferFailedError` (see :func:`.transfer_changes()`).
+        """
+        return transfer_changes(self, tunnel, target)
+
+    def backup_inside_source(self):
+        """
+        Keep the backup out of its own source.
+
+        :returns: rsync filter patterns (absolute paths, like
+                  :attr:`excluded_roots`) that leave out the backup directory
+                  when it lies inside the source (also with :attr:`multi_fs`).
+        """
+        if not self.destination.is_local:
+            return []
+        return exclude_backup_from_source(self.source, self.destination.directory, self.destination.parent_directory)
+
+    def create_snapshot(self):
+        """
+        Snapshot the destination directory into its parent directory.
+
+        :returns: The pathname of the new snapshot (a string).
+        """
+        method = self.snapshot_method_in_use
+        return create_snapshot(
+            self.destination_context,
+            directory=self.destination.directory,
+            parent_directory=self.destination.parent_directory,
+            copy_tree=method.copy_tree,
+            sudo=self.sudo_enabled,
+            dry_run=self.dry_run,
+            ionice=self.ionice,
+            remove=method.remove_trees,
+        )
+
+    def rotate_snapshots(self):
+        """
+        Remove the snapshots that :attr:`rotation_scheme` doesn't keep.
+
+        :returns: The :class:`.RotationPlan` that was carried out.
+        :raises: :exc:`.InvalidOptionError` when :attr:`rotation_scheme`
+                 isn't valid (see :func:`.check_rotation_scheme()`).
+        """
+        return rotate_snapshots(
+            self.destination_context,
+            directory=self.destination.parent_directory,
+            rotation_scheme=check_rotation_scheme(self.rotation_scheme),
+            prefer_recent=self.prefer_recent,
+            strict=self.strict,
+            dry_run=self.dry_run,
+            ionice=self.ionice,
+            sudo=self.sudo_enabled,
+            remove=self.snapshot_method_in_use.remove_trees,
+        )
+
+    def measure_disk_space(self):
+        """
+        Measure the free space on the destination's filesystem.
+
+        :returns: A :class:`.DiskSpace`, or :data:`None` for rsync daemons
+                  (which run no commands for us) and for destinations that
+                  can't be measured.
+
+        A dry run's destination directory may not exist yet; its parent
+        directory is measured then.
+        """
+        if self.destination.is_daemon:
+            return None
+        context = self.destination_context
+        return (measure_disk_space(context, self.destination.directory)
+                or measure_disk_space(context, self.destination.parent_directory))
+
+    def notify_starting(self):
+        """Show a desktop notification that the backup starts."""
+        if self.notifications_enabled and not self.dry_run:
+            notify("Starting the backup to %s." % self.destination.expression)
+
+    def notify_finished(self, timer):
+        """
+        Show a desktop notification that the backup finished.
+
+        :param timer: A :class:`~humanfriendly.Timer` started with the backup.
+        """
+        if self.notifications_enabled and not self.dry_run:
+            notify("Finished the backup to %s in %s." % (self.destination.expression, timer))
+
+    def notify_failed(self, timer):
+        """
+        Show a desktop notification that the backup failed.
+
+        :param timer: A :class:`~humanfriendly.Timer` started with the backup.
+        """
+        if self.notifications_enabled and not self.dry_run:
+            notify("The backup to %s failed after %s." % (self.destination.expression, timer), urgency='critical')
