@@ -1,7 +1,7 @@
 """
 A throw-away SSH server on 127.0.0.1 for the benchmarks, and the way to reach it.
 
-The server is the test suite's :class:`remote_support.PrivateHomeSSHServer`
+The server is the test suite's :class:`support.remote.PrivateHomeSSHServer`
 (sshd in a mount namespace of its own, logging at level VERBOSE). Its
 sessions get an empty home directory, so a shell startup file of the user
 running the benchmark (one that runs ``pyenv init``, say) doesn't slow down
@@ -31,7 +31,7 @@ BENCHMARKS_DIRECTORY = os.path.dirname(os.path.abspath(__file__))
 
 sys.path.insert(0, os.path.join(os.path.dirname(BENCHMARKS_DIRECTORY), 'tests'))
 
-from remote_support import HOME_DIRECTORY, PrivateHomeSSHServer  # noqa: E402
+from support.remote import HOME_DIRECTORY, PrivateHomeSSHServer  # noqa: E402
 
 SSH_ALIAS = 'benchmark-server'
 """The ``Host`` alias of the server in the client configuration."""

@@ -7,7 +7,7 @@ Usage: python benchmarks/snapshot_methods.py [OPTIONS]
 Generates a deterministic source tree (see tree.py) and, for each snapshot
 method on its filesystem (btrfs on btrfs, reflink on XFS, link-dest and
 hardlink on ext4; each a loop device mounted in a private mount namespace,
-see tests/loop_filesystems.py), makes a first backup and then, in each
+see tests/support/loop_filesystems.py), makes a first backup and then, in each
 round, changes about 1% of the source and times three runs of
 rsync-system-backup: the transfer alone (-b), the snapshot alone (-s) and a
 rotation that removes the previous snapshot (-r). After the hardlink
@@ -39,7 +39,7 @@ BENCHMARKS_DIRECTORY = os.path.dirname(os.path.abspath(__file__))
 
 sys.path.insert(0, os.path.join(os.path.dirname(BENCHMARKS_DIRECTORY), 'tests'))
 
-from loop_filesystems import MountedFilesystem  # noqa: E402
+from support.loop_filesystems import MountedFilesystem  # noqa: E402
 from measure import run_timed  # noqa: E402
 from tree import TreePlan  # noqa: E402
 

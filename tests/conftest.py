@@ -5,7 +5,7 @@ Running the real command (:func:`run_cli`, with stand-ins for system programs
 in :func:`fake_bin`), and for the tests of remote destinations a throw-away
 sshd (:func:`ssh_server`), a test ``~/.ssh`` that reaches it
 (:func:`client_home`) and a source tree (:func:`source`; see
-:mod:`remote_support`).
+:mod:`support.remote`).
 """
 
 import os
@@ -17,8 +17,8 @@ import pytest
 TESTS_DIRECTORY = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, TESTS_DIRECTORY)
 
-from remote_support import SERVER_ALIAS, ClientHome, PrivateHomeSSHServer, SourceTree, wait_until_idle  # noqa: E402
-from treeutils import CommandResult  # noqa: E402
+from support.remote import SERVER_ALIAS, ClientHome, PrivateHomeSSHServer, SourceTree, wait_until_idle  # noqa: E402
+from support.trees import CommandResult  # noqa: E402
 
 
 @pytest.fixture
@@ -73,7 +73,7 @@ def ssh_server(tmp_path_factory):
 @pytest.fixture
 def client_home(tmp_path, ssh_server):
     """
-    A test ``~/.ssh`` (a :class:`remote_support.ClientHome`) whose config maps ``SERVER_ALIAS`` to :func:`ssh_server`.
+    A test ``~/.ssh`` (a :class:`support.remote.ClientHome`) whose config maps ``SERVER_ALIAS`` to :func:`ssh_server`.
 
     Its ``key`` attribute is the login key's pathname as the command sees
     it. After the test, this waits until the server's sessions have ended.
@@ -88,7 +88,7 @@ def client_home(tmp_path, ssh_server):
 @pytest.fixture
 def source(tmp_path):
     """
-    A source tree with awkward names and its contents (a :class:`remote_support.SourceTree`).
+    A source tree with awkward names and its contents (a :class:`support.remote.SourceTree`).
 
     Test modules that need another tree define a ``source`` fixture of their own.
     """

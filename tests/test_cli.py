@@ -9,7 +9,7 @@ import pytest
 
 from rsync_system_backup.cli import LONG_OPTIONS, UsageError, parse_command_line
 from rsync_system_backup.usage import USAGE_TEXT
-from treeutils import list_names
+from support.trees import list_names
 
 
 @pytest.mark.parametrize('arguments', [['-h'], ['--help'], [], ['-v', '--help', '/src', '/dst']])

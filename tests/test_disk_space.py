@@ -6,7 +6,7 @@ import re
 import pytest
 from executor.contexts import LocalContext
 
-from remote_support import SERVER_ALIAS, make_source
+from support.remote import SERVER_ALIAS, make_source
 from rsync_system_backup import RsyncSystemBackup
 from rsync_system_backup.target.free_space import DiskSpace, measure_disk_space, parse_df_output
 

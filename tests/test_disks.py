@@ -1,7 +1,7 @@
 """
 End-to-end tests of ``-m/--mount`` and ``-c/--crypto`` on real ext4 images.
 
-Every run happens in a private mount namespace (see :mod:`namespaces`) whose
+Every run happens in a private mount namespace (see :mod:`support.namespaces`) whose
 ``/etc/fstab`` and ``/etc/crypttab`` name an ext4 image in the test's
 temporary directory: mounting, the backup and unmounting are real. Only
 ``cryptdisks_start`` and ``cryptdisks_stop`` are stand-ins (this kernel has
@@ -25,7 +25,7 @@ import time
 
 import pytest
 
-from namespaces import (
+from support.namespaces import (
     host_state,
     leak_check,
     list_image,
@@ -38,9 +38,9 @@ from namespaces import (
     run_in_namespace,
     write_fake_cryptdisks,
 )
-from remote_support import ClientHome, wait_until_idle
-from servers import SSHServer
-from treeutils import assert_failed
+from support.remote import ClientHome, wait_until_idle
+from support.servers import SSHServer
+from support.trees import assert_failed
 
 REQUIRED_PROGRAMS = ('unshare', 'mount', 'umount', 'mountpoint', 'losetup', 'mkfs.ext4', 'debugfs', 'flock',
                      'script', 'rsync')

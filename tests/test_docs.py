@@ -11,7 +11,7 @@ import pytest
 
 import rsync_system_backup
 from rsync_system_backup.usage import USAGE_TEXT
-from treeutils import list_names
+from support.trees import list_names
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DOCS = os.path.join(ROOT, 'docs')

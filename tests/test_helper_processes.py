@@ -14,7 +14,7 @@ ran.
 import os
 import shutil
 
-from treeutils import list_names
+from support.trees import list_names
 
 LOGGED_PROGRAMS = ('uname', 'test', 'find', 'mkdir', 'mv', 'df', 'rm', 'cp', 'rsync', 'stat')
 """The programs whose runs are recorded."""

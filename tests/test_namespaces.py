@@ -1,5 +1,5 @@
 """
-Tests proving the private mount namespace recipe of ``tests/namespaces.py``.
+Tests proving the private mount namespace recipe of ``tests/support/namespaces.py``.
 
 These run real commands as root: ``unshare``, ``mount`` of ext4 images via
 loop devices, overlays. Every test checks that nothing leaks to the host:
@@ -14,7 +14,7 @@ import sys
 
 import pytest
 
-from namespaces import (
+from support.namespaces import (
     NAMESPACE_MARKER,
     assert_no_leaks,
     cleanup_leaks,

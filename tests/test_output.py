@@ -21,7 +21,7 @@ import time
 
 import pytest
 
-from treeutils import list_names
+from support.trees import list_names
 
 ANSI_ESCAPE = re.compile(r'\x1b\[[0-9;]*[A-Za-z]')
 SNAPSHOT_NAME = re.compile(r'^\d{4}-\d{2}-\d{2}_\d{2}-\d{2}-\d{2}$')

@@ -1,7 +1,7 @@
 """
 Tests for rsync daemon destinations and the daemon's ``post-xfer exec`` command, against a real rsync daemon.
 
-The client runs as a real process (see :mod:`remote_support`); every run
+The client runs as a real process (see :mod:`support.remote`); every run
 also checks that no process outlives it. The ``post-xfer exec`` command is
 the installed ``rsync-system-backup`` program of the interpreter that runs
 the tests.
@@ -14,7 +14,7 @@ import sys
 
 import pytest
 
-from remote_support import (
+from support.remote import (
     ClientHome,
     SmallDiskRsyncDaemon,
     make_snapshots,
@@ -25,8 +25,8 @@ from remote_support import (
     wait_for,
     wait_until_idle,
 )
-from servers import RsyncDaemon, free_port, write_secrets_file
-from treeutils import assert_failed
+from support.servers import RsyncDaemon, free_port, write_secrets_file
+from support.trees import assert_failed
 
 PROGRAM = os.path.join(os.path.dirname(sys.executable), 'rsync-system-backup')
 """The installed command (what an rsyncd.conf names in its ``post-xfer exec``)."""
@@ -69,7 +69,7 @@ def daemon(tmp_path, backups):
 
 @pytest.fixture
 def client(tmp_path):
-    """Runs the command (see :class:`remote_support.ClientHome`)."""
+    """Runs the command (see :class:`support.remote.ClientHome`)."""
     return ClientHome(tmp_path / 'client-home')
 
 

@@ -2,7 +2,7 @@
 Tests for destinations reached over SSH (``HOST:DIRECTORY``), against a real sshd on 127.0.0.1.
 
 The command runs as a real process that reads a test ``~/.ssh/config``
-(see :mod:`remote_support`; the sshd and ``~/.ssh`` fixtures are in
+(see :mod:`support.remote`; the sshd and ``~/.ssh`` fixtures are in
 ``conftest.py``); every run also checks that no process outlives it, and
 every test that its SSH sessions have ended.
 """
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from remote_support import (
+from support.remote import (
     HOME_DIRECTORY,
     KNOWN_HOSTS_NAME,
     SERVER_ALIAS,
@@ -32,8 +32,8 @@ from remote_support import (
 )
 from rsync_system_backup.exceptions import RemoteCommandError, SSHConnectionError
 from rsync_system_backup.connections.ssh import ConfiguredRemoteContext, create_remote_context, translate_remote_errors
-from servers import free_port
-from treeutils import assert_failed
+from support.servers import free_port
+from support.trees import assert_failed
 
 AWKWARD_NAME = 'it\'s "a" $HOME $(touch pwned) `touch pwned`; touch pwned\nline'
 """A directory name that a shell would mangle (and that would create ``pwned`` if a shell ran it)."""

@@ -6,7 +6,7 @@ import os
 import pytest
 
 from rsync_system_backup import DEFAULT_ROTATION_SCHEME, RsyncSystemBackup
-from treeutils import list_names
+from support.trees import list_names
 
 
 def make_snapshots(directory, names):

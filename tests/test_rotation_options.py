@@ -14,7 +14,7 @@ from rsync_system_backup import DEFAULT_ROTATION_SCHEME, RsyncSystemBackup
 from rsync_system_backup.cli import parse_command_line
 from rsync_system_backup.exceptions import InvalidOptionError
 from rsync_system_backup.rotation.schemes import check_rotation_scheme, override_rotation_scheme, parse_retention
-from treeutils import list_names
+from support.trees import list_names
 
 SNAPSHOT_NAME = re.compile(r'^\d{4}-\d{2}-\d{2}_\d{2}-\d{2}-\d{2}$')
 

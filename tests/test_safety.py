@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from treeutils import describe_tree, list_names
+from support.trees import describe_tree, list_names
 
 SNAPSHOT_NAME = re.compile(r'^\d{4}-\d{2}-\d{2}_\d{2}-\d{2}-\d{2}$')
 

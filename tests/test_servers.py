@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-from remote_support import read_tree, wait_for, write_tree
-from servers import (
+from support.remote import read_tree, wait_for, write_tree
+from support.servers import (
     RsyncDaemon,
     ServerError,
     SSHServer,

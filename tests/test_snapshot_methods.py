@@ -3,7 +3,7 @@ Tests of the snapshot methods on real filesystems: a later backup never changes 
 
 Each filesystem is a real btrfs, XFS (with reflinks) or ext4 on a loop
 device, or a tmpfs, mounted in a private mount namespace (see
-:mod:`loop_filesystems`); the command runs there as a real process, and every
+:mod:`support.loop_filesystems`); the command runs there as a real process, and every
 snapshot is compared, attribute by attribute, with a manifest taken right
 after it was made.
 """
@@ -15,8 +15,8 @@ import subprocess
 
 import pytest
 
-from loop_filesystems import MountedFilesystem, NamespaceSSHServer, take_manifest
-from remote_support import SERVER_ALIAS, ClientHome, wait_until_idle
+from support.loop_filesystems import MountedFilesystem, NamespaceSSHServer, take_manifest
+from support.remote import SERVER_ALIAS, ClientHome, wait_until_idle
 
 SNAPSHOT_NAME = re.compile(r'^\d{4}-\d{2}-\d{2}_\d{2}-\d{2}-\d{2}$')
 

@@ -14,7 +14,7 @@ import pytest
 from rsync_system_backup import RsyncSystemBackup
 from rsync_system_backup.exceptions import InvalidOptionError
 from rsync_system_backup.snapshots.replacement import NEW_NAME, OLD_NAME
-from treeutils import describe_tree, list_names
+from support.trees import describe_tree, list_names
 
 SNAPSHOT_NAME = re.compile(r'^\d{4}-\d{2}-\d{2}_\d{2}-\d{2}-\d{2}$')
 

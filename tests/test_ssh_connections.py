@@ -11,7 +11,7 @@ import os
 
 import pytest
 
-from remote_support import SERVER_ALIAS, make_snapshots, make_source
+from support.remote import SERVER_ALIAS, make_snapshots, make_source
 from rsync_system_backup.connections.ssh import opens_connection
 
 LOGIN_MARKER = 'Accepted publickey'

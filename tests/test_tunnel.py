@@ -3,7 +3,7 @@ Tests for ``-t/--tunnel``: rsync daemon destinations reached through an SSH tunn
 
 A real sshd and a real rsync daemon run on 127.0.0.1; the daemon listens on
 a free port, which ``--daemon-port`` names. The command runs as a real
-process with a test ``~/.ssh/config`` (see :mod:`remote_support`; the sshd
+process with a test ``~/.ssh/config`` (see :mod:`support.remote`; the sshd
 and ``~/.ssh`` fixtures are in ``conftest.py``), and every run checks that
 no process (the tunnel's ssh above all) outlives it.
 """
@@ -14,12 +14,12 @@ import subprocess
 import pytest
 from executor.ssh.client import SecureTunnel
 
-from remote_support import SERVER_ALIAS, read_tree, wait_until_idle
+from support.remote import SERVER_ALIAS, read_tree, wait_until_idle
 from rsync_system_backup import RsyncSystemBackup
 from rsync_system_backup.exceptions import InvalidOptionError, SSHConnectionError, TunnelError
 from rsync_system_backup.connections.tunnel import create_tunnel, open_tunnel, parse_tunnel_spec
-from servers import RsyncDaemon, descendant_pids, free_port, write_secrets_file
-from treeutils import assert_failed
+from support.servers import RsyncDaemon, descendant_pids, free_port, write_secrets_file
+from support.trees import assert_failed
 
 PASSWORD = 's3cret'
 """The daemon password of the user ``alice``."""

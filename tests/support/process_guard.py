@@ -18,7 +18,11 @@ import subprocess
 import sys
 import time
 
-from servers import descendant_pids
+if __name__ == '__main__':
+    # Run as a script: make the tests directory importable, as pytest's conftest does.
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from support.servers import descendant_pids  # noqa: E402
 
 PR_SET_CHILD_SUBREAPER = 36
 """The ``prctl()`` option that makes a process adopt its orphaned descendants."""

@@ -8,7 +8,7 @@ the mount: the tests run commands in the namespace with ``nsenter`` and look
 at the files through ``/proc/PID/root`` (see :meth:`MountedFilesystem.view`).
 When the holder exits, the namespace and its mount disappear and the loop
 device (set up with auto-clear by ``mount -o loop``) detaches itself;
-:func:`namespaces.assert_no_leaks` checks that it did.
+:func:`support.namespaces.assert_no_leaks` checks that it did.
 
 :func:`take_manifest` describes a tree in every detail a snapshot must keep.
 """
@@ -19,8 +19,8 @@ import stat
 import subprocess
 import sys
 
-from namespaces import assert_no_leaks, cleanup_leaks
-from remote_support import PrivateHomeSSHServer
+from support.namespaces import assert_no_leaks, cleanup_leaks
+from support.remote import PrivateHomeSSHServer
 
 IMAGE_MAKERS = {
     'btrfs': (256, ['mkfs.btrfs', '-q', '-f']),
@@ -152,7 +152,7 @@ class MountedFilesystem(object):
 
 class NamespaceSSHServer(PrivateHomeSSHServer):
 
-    """A :class:`remote_support.PrivateHomeSSHServer` whose sessions see a :class:`MountedFilesystem`."""
+    """A :class:`support.remote.PrivateHomeSSHServer` whose sessions see a :class:`MountedFilesystem`."""
 
     def __init__(self, directory, filesystem, **options):
         """
@@ -160,7 +160,7 @@ class NamespaceSSHServer(PrivateHomeSSHServer):
 
         :param directory: See :class:`servers.ChildServer`.
         :param filesystem: A mounted :class:`MountedFilesystem`.
-        :param options: See :class:`remote_support.PrivateHomeSSHServer`.
+        :param options: See :class:`support.remote.PrivateHomeSSHServer`.
         """
         super(NamespaceSSHServer, self).__init__(directory, **options)
         self.filesystem = filesystem

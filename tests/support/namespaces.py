@@ -311,7 +311,7 @@ def mapper_probe(name):
 
 
 FAKE_CRYPTDISKS_START = r'''#!/bin/sh
-# Fake cryptdisks_start written by tests/namespaces.py for the test suite.
+# Fake cryptdisks_start written by tests/support/namespaces.py for the test suite.
 # It never unlocks anything: "unlocking" makes /dev/mapper/NAME a symbolic
 # link to the source device. It only runs inside a test namespace.
 log=@LOG@
@@ -358,7 +358,7 @@ ln -s "$source" "/dev/mapper/$name"
 """Template of the fake ``cryptdisks_start`` (see :func:`write_fake_cryptdisks`)."""
 
 FAKE_CRYPTDISKS_STOP = r'''#!/bin/sh
-# Fake cryptdisks_stop written by tests/namespaces.py for the test suite.
+# Fake cryptdisks_stop written by tests/support/namespaces.py for the test suite.
 # It removes the symbolic link made by the fake cryptdisks_start and always
 # exits 0 (like the real one). It only runs inside a test namespace.
 log=@LOG@

@@ -23,19 +23,22 @@ import subprocess
 import sys
 import time
 
-from servers import LOCALHOST, RsyncDaemon, SSHServer, descendant_pids
-from treeutils import CommandResult
+from support.servers import LOCALHOST, RsyncDaemon, SSHServer, descendant_pids
+from support.trees import CommandResult
 
 HOME_DIRECTORY = pwd.getpwuid(os.getuid()).pw_dir
 """The home directory that ssh uses (from the password database)."""
 
-TESTS_DIRECTORY = os.path.dirname(os.path.abspath(__file__))
+SUPPORT_DIRECTORY = os.path.dirname(os.path.abspath(__file__))
+"""The directory holding the test support package."""
+
+TESTS_DIRECTORY = os.path.dirname(SUPPORT_DIRECTORY)
 """The directory holding the tests."""
 
 REPOSITORY = os.path.dirname(TESTS_DIRECTORY)
 """The top directory of the project (the command runs from there)."""
 
-PROCESS_GUARD = os.path.join(TESTS_DIRECTORY, 'process_guard.py')
+PROCESS_GUARD = os.path.join(SUPPORT_DIRECTORY, 'process_guard.py')
 """The script that reports processes outliving the command."""
 
 SERVER_ALIAS = 'backup-server'

@@ -1,0 +1,1 @@
+"""Everything the tests share: servers on loopback ports, mount namespaces, loop filesystems, trees, runners."""
