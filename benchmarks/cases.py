@@ -18,6 +18,7 @@ import subprocess
 import sys
 
 from measure import BenchmarkError, Measurement, run_timed
+from programs import this_build
 from rsync_system_backup.transfer.command import build_rsync_command
 from rsync_system_backup.snapshots.naming import SNAPSHOT_NAME_FORMAT
 
@@ -223,10 +224,19 @@ class Case(object):
         :param participant: :data:`FLOOR` or a :class:`.Program`.
         :raises: :exc:`.BenchmarkError` when it doesn't.
         """
+        self.check_latest(participant)
+        self.check_one_snapshot(participant)
+
+    def check_latest(self, participant):
+        """
+        Check that ``latest`` holds what the source holds at the top.
+
+        :param participant: :data:`FLOOR` or a :class:`.Program`.
+        :raises: :exc:`.BenchmarkError` when it doesn't.
+        """
         expected = sorted(os.listdir(self.bench.source))
         if sorted(os.listdir(self.latest(participant))) != expected:
             raise BenchmarkError("%s: %s doesn't match the source." % (participant.label, self.latest(participant)))
-        self.check_one_snapshot(participant)
 
     def check_one_snapshot(self, participant):
         """
@@ -268,9 +278,12 @@ class Case(object):
         :param directory: The directory that holds ``latest`` (a string).
         :returns: A command line (a list of strings).
         """
-        name = datetime.datetime.now().strftime(SNAPSHOT_NAME_FORMAT)
+        moment = datetime.datetime.now()
+        # Like the program, never reuse the name of a snapshot made in the same second (small trees are that quick).
+        while os.path.exists(os.path.join(directory, moment.strftime(SNAPSHOT_NAME_FORMAT))):
+            moment += datetime.timedelta(seconds=1)
         return self.transport.on_destination(['cp', '--archive', '--link', os.path.join(directory, LATEST),
-                                              os.path.join(directory, name)])
+                                              os.path.join(directory, moment.strftime(SNAPSHOT_NAME_FORMAT))])
 
 
 class BackupCase(Case):
@@ -318,11 +331,10 @@ class IncrementalBackupCase(BackupCase):
     title = 'incremental backup'
 
     def setup(self, participants):
-        """Give each participant a first backup (made by the participant itself), without snapshots."""
+        """Give each participant a first backup (made by the participant itself) with its snapshot."""
         for participant in participants:
             os.makedirs(self.directory(participant))
             run_timed(self.base_backup_argv(participant), self.bench.environment)
-            self.remove_snapshots(participant)
 
     def base_backup_argv(self, participant):
         """
@@ -340,9 +352,86 @@ class IncrementalBackupCase(BackupCase):
         """Change about 1% of the source's files."""
         self.bench.mutate_source()
 
+    def check(self, participant):
+        """``latest`` matches the source and there is a new snapshot beside the one of the run before."""
+        self.check_latest(participant)
+        if len(self.snapshot_names(participant)) != 2:
+            raise BenchmarkError("%s: expected two snapshots in %s, found %r."
+                                 % (participant.label, self.directory(participant), self.snapshot_names(participant)))
+
     def finish(self, participant):
-        """Remove the new snapshot, so the next round starts from the same state."""
-        self.remove_snapshots(participant)
+        """
+        Remove every snapshot but the newest, so the next round starts from a backup of this round.
+
+        As in real use, the snapshot of the run before is there (and with
+        it, for builds that record manifests, the manifest that the next
+        one is built from).
+        """
+        directory = self.directory(participant)
+        names = self.snapshot_names(participant)[:-1]
+        if names:
+            subprocess.check_call(['rm', '-rf', '--'] + [os.path.join(directory, name) for name in names])
+
+
+class ManifestCase(IncrementalBackupCase):
+
+    """
+    An incremental backup with ``--manifest`` against the same build without it.
+
+    Here the floor is this build itself, so the ratio is what recording the
+    manifest costs. As in real use, the previous backup's snapshot and its
+    manifest are there: each run keeps the newest snapshot of the run before,
+    so the manifest is built from the previous one, with about 1% of the
+    files changed since.
+    """
+
+    name = 'incremental-manifests'
+    title = 'incremental backup with manifests'
+    floor_title = 'the same build without --manifest'
+
+    def base_backup_argv(self, participant):
+        """Build the command line of a participant's first backup (with a manifest, also for the floor)."""
+        program = this_build() if participant is FLOOR else participant
+        return self.transport.wrap(program.argv(program.flow_options + self.manifest_options(program)
+                                                + self.backup_arguments(self.directory(participant))))
+
+    def floor_commands(self, directory):
+        """This build without ``--manifest``."""
+        program = this_build()
+        return [program.argv(program.flow_options + self.backup_arguments(directory))]
+
+    def program_arguments(self, directory):
+        """A default run with ``--manifest`` (the option is added in :meth:`argv()`, where the build is known)."""
+        return self.backup_arguments(directory)
+
+    def argv(self, participant):
+        """Add ``--manifest`` for the builds that have it (see :meth:`Case.argv()`)."""
+        if participant is FLOOR:
+            return super(ManifestCase, self).argv(participant)
+        arguments = participant.flow_options + self.manifest_options(participant) + self.program_arguments(
+            self.directory(participant))
+        return self.transport.wrap(participant.argv(arguments, self.rss_report(participant)))
+
+    def manifest_options(self, program):
+        """
+        Give the option that turns manifests on, for the builds that have it.
+
+        :param program: A :class:`.Program`.
+        :returns: ``['--manifest']`` or an empty list.
+        """
+        return ['--manifest'] if '--manifest' in program.usage else []
+
+    def check(self, participant):
+        """As for :class:`IncrementalBackupCase`, and the newest snapshot has a manifest unless it is the floor's."""
+        super(ManifestCase, self).check(participant)
+        newest = self.snapshot_names(participant)[-1]
+        pathname = os.path.join(self.directory(participant), '.rsync-system-backup.manifests',
+                                '%s.manifest.gz' % newest)
+        # A manifest with entries is much larger than the header alone.
+        full = os.path.exists(pathname) and os.path.getsize(pathname) > 1000
+        if participant is not FLOOR and full != bool(self.manifest_options(participant)):
+            raise BenchmarkError("%s: the manifest of %s is not what --manifest asks for."
+                                 % (participant.label, newest))
 
 
 class SnapshotCase(IncrementalBackupCase):
@@ -352,6 +441,12 @@ class SnapshotCase(IncrementalBackupCase):
     name = 'snapshot'
     title = 'snapshot only'
     floor_title = 'cp -al'
+
+    def setup(self, participants):
+        """Give each participant a first backup (made by the participant itself), without snapshots."""
+        super(SnapshotCase, self).setup(participants)
+        for participant in participants:
+            self.remove_snapshots(participant)
 
     def start_round(self, number):
         """Nothing changes between rounds."""
@@ -367,6 +462,10 @@ class SnapshotCase(IncrementalBackupCase):
     def check(self, participant):
         """There is one snapshot."""
         self.check_one_snapshot(participant)
+
+    def finish(self, participant):
+        """Remove the new snapshot, so the next round starts from the same state."""
+        self.remove_snapshots(participant)
 
 
 class RotationCase(Case):
@@ -447,10 +546,10 @@ class HelpCase(Case):
         return ['--help']
 
 
-LOCAL_CASES = (FullBackupCase, IncrementalBackupCase, SnapshotCase, RotationCase, HelpCase)
+LOCAL_CASES = (FullBackupCase, IncrementalBackupCase, ManifestCase, SnapshotCase, RotationCase, HelpCase)
 """The cases measured on this system, in order."""
 
-SSH_CASES = (FullBackupCase, IncrementalBackupCase, SnapshotCase, RotationCase)
+SSH_CASES = (FullBackupCase, IncrementalBackupCase, ManifestCase, SnapshotCase, RotationCase)
 """The cases measured over SSH, in order."""
 
 

@@ -50,7 +50,7 @@ class Program(object):
         self.label = label
         self.command = command
         self.interpreter = interpreter
-        self.cached_flow_options = None
+        self.cached_usage = None
 
     @classmethod
     def from_executable(cls, key, label, pathname):
@@ -71,18 +71,22 @@ class Program(object):
         return self.interpreter is not None or self.command[1:2] == ['-m']
 
     @property
+    def usage(self):
+        """The build's ``--help`` text (a string; it runs once, the first time this is asked for)."""
+        if self.cached_usage is None:
+            self.cached_usage = subprocess.run(self.command + ['--help'], stdin=subprocess.DEVNULL,
+                                               stdout=subprocess.PIPE,
+                                               stderr=subprocess.DEVNULL).stdout.decode('utf-8', 'replace')
+        return self.cached_usage
+
+    @property
     def flow_options(self):
         """
         The options that make this build do the work that the floors do (a list of strings).
 
-        The build's ``--help`` shows which of :data:`FLOOR_FLOW_OPTIONS` it has
-        (it runs once, the first time this is asked for).
+        The build's ``--help`` shows which of :data:`FLOOR_FLOW_OPTIONS` it has.
         """
-        if self.cached_flow_options is None:
-            usage = subprocess.run(self.command + ['--help'], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                   stderr=subprocess.DEVNULL).stdout.decode('utf-8', 'replace')
-            self.cached_flow_options = [option for marker, option in FLOOR_FLOW_OPTIONS if marker in usage]
-        return self.cached_flow_options
+        return [option for marker, option in FLOOR_FLOW_OPTIONS if marker in self.usage]
 
     def argv(self, arguments, rss_report=None):
         """
@@ -132,3 +136,24 @@ def python_interpreter(pathname):
     if first_line.startswith('#!') and 'python' in first_line:
         return first_line[2:].split()
     return None
+
+
+class MethodProgram(Program):
+
+    """This build with a snapshot method of its choice instead of the floors' flow (``run.py --methods``)."""
+
+    def __init__(self, program, method):
+        """
+        Describe the build with a snapshot method.
+
+        :param program: The :class:`Program` of this build.
+        :param method: A ``--snapshot-method`` value (a string; ``auto`` is the default).
+        """
+        super(MethodProgram, self).__init__('%s-%s' % (program.key, method), '%s, %s' % (program.label, method),
+                                            program.command, interpreter=program.interpreter)
+        self.method = method
+
+    @property
+    def flow_options(self):
+        """The ``--snapshot-method`` option (a list of strings)."""
+        return ['--snapshot-method=%s' % self.method]

@@ -26,10 +26,16 @@ Options:
   --seed N            picks the tree (default 1)
   --compare EXE       also measure another build, for example version 1.1's
                       rsync-system-backup command, in the same rounds
+  --methods NAMES     also measure this build with each of these snapshot
+                      methods (comma-separated --snapshot-method values, for
+                      example auto,link-dest), in the same rounds
   --work-dir DIR      where to create the temporary work directory
                       (default /dev/shm, a tmpfs); it is removed at the end
   --skip-ssh          leave out the cases over SSH (they need root, sshd and unshare)
   --json FILE         also write the results to FILE as JSON
+  --case NAME         measure only the case NAME (its name in the JSON:
+                      full, incremental, incremental-manifests, snapshot,
+                      rotation, help); can be repeated
 """
 
 import argparse
@@ -40,7 +46,7 @@ import tempfile
 
 from cases import FLOOR, LOCAL_CASES, SSH_CASES
 from loopback_ssh import LoopbackSSH
-from programs import Program, this_build
+from programs import MethodProgram, Program, this_build
 from report import Results, format_time
 from transports import LocalTransport, SSHTransport
 from tree import TreePlan
@@ -107,9 +113,12 @@ def parse_arguments(arguments):
     parser.add_argument('--rotation-files', type=positive, help="files in each snapshot that rotation removes")
     parser.add_argument('--seed', type=int, default=1, help="picks the tree (default 1)")
     parser.add_argument('--compare', metavar='EXE', help="another rsync-system-backup command to measure")
+    parser.add_argument('--methods', metavar='NAMES', help="snapshot methods to measure this build with too")
     parser.add_argument('--work-dir', metavar='DIR', help="where to create the work directory (default /dev/shm)")
     parser.add_argument('--skip-ssh', action='store_true', help="leave out the cases over SSH")
     parser.add_argument('--json', metavar='FILE', help="write the results to FILE as JSON")
+    parser.add_argument('--case', metavar='NAME', action='append',
+                        help="measure only this case (a name in the JSON, such as incremental; can be repeated)")
     return parser.parse_args(arguments)
 
 
@@ -178,6 +187,7 @@ def main(arguments=None):
     try:
         bench = Bench(work_directory, options.files, rotation_files, options.seed)
         programs = [this_build()]
+        programs.extend(MethodProgram(programs[0], name) for name in (options.methods or '').split(',') if name)
         if options.compare:
             programs.append(Program.from_executable('compare', 'compare', options.compare))
         settings = dict(files=options.files, rounds=options.rounds, rotation_files=rotation_files, seed=options.seed,
@@ -188,10 +198,12 @@ def main(arguments=None):
         bench.create_trees()
         participants = [FLOOR] + programs
         for case_class in LOCAL_CASES:
-            run_case(case_class(bench, LocalTransport()), participants, options.rounds, results)
-        if not options.skip_ssh:
+            if not options.case or case_class.name in options.case:
+                run_case(case_class(bench, LocalTransport()), participants, options.rounds, results)
+        ssh_cases = [case_class for case_class in SSH_CASES if not options.case or case_class.name in options.case]
+        if ssh_cases and not options.skip_ssh:
             with LoopbackSSH(os.path.join(work_directory, 'sshd')) as ssh:
-                for case_class in SSH_CASES:
+                for case_class in ssh_cases:
                     run_case(case_class(bench, SSHTransport(ssh)), participants, options.rounds, results)
     finally:
         shutil.rmtree(work_directory, ignore_errors=True)

@@ -5,8 +5,8 @@ Measure each snapshot method's transfer, snapshot and rotation against bare ``cp
 Usage: python benchmarks/snapshot_methods.py [OPTIONS]
 
 Generates a deterministic source tree (see tree.py) and, for each snapshot
-method on its filesystem (btrfs on btrfs, reflink on XFS, link-dest and
-hardlink on ext4; each a loop device mounted in a private mount namespace,
+method on its filesystem (btrfs on btrfs, reflink on XFS, safe-hardlink,
+link-dest and hardlink on ext4; each a loop device mounted in a private mount namespace,
 see tests/support/loop_filesystems.py), makes a first backup and then, in each
 round, changes about 1% of the source and times three runs of
 rsync-system-backup: the transfer alone (-b), the snapshot alone (-s) and a
@@ -43,7 +43,8 @@ from support.loop_filesystems import MountedFilesystem  # noqa: E402
 from measure import run_timed  # noqa: E402
 from tree import TreePlan  # noqa: E402
 
-METHODS = (('btrfs', 'btrfs'), ('reflink', 'xfs'), ('link-dest', 'ext4'), ('hardlink', 'ext4'))
+METHODS = (('btrfs', 'btrfs'), ('reflink', 'xfs'), ('safe-hardlink', 'ext4'), ('link-dest', 'ext4'),
+           ('hardlink', 'ext4'))
 """The snapshot methods measured, each with the filesystem it runs on."""
 
 KEEP_NEWEST_ONLY = ('--hourly=1', '--prefer-recent', '--daily=0', '--weekly=0', '--monthly=0')

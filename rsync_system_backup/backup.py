@@ -7,35 +7,39 @@ rotate old snapshots, then undo the unlocking and mounting. Each step lives in
 a module of its own; this class holds the configuration and the order.
 """
 
-import contextlib
 import logging
 import os
 
-from executor.contexts import create_context
 from humanfriendly import Timer
 from property_manager import PropertyManager, cached_property, lazy_property, mutable_property, set_property
 
 from rsync_system_backup import DEFAULT_ROTATION_SCHEME
-from rsync_system_backup.checks.configuration import ensure_inside_mount_point
+from rsync_system_backup.checks.configuration import explain_daemon_steps
+from rsync_system_backup.checks.values import CheckedProperties
 from rsync_system_backup.connections.ssh import create_remote_context, translate_remote_errors
 from rsync_system_backup.connections.tunnel import parse_tunnel_spec
 from rsync_system_backup.destinations import Destination
 from rsync_system_backup.exceptions import DestinationContextUnavailable, InvalidDestinationError, InvalidOptionError
+from rsync_system_backup.processes.command_failures import explain_command_failures
+from rsync_system_backup.processes.sessions import create_local_context
+from rsync_system_backup.processes.signals import CleanupStack
 from rsync_system_backup.reporting.summary import BackupSummary
+from rsync_system_backup.snapshots.choice import choose_snapshot_method
 from rsync_system_backup.snapshots.method_names import AUTOMATIC, check_method_name
-from rsync_system_backup.snapshots.methods import choose_snapshot_method
 from rsync_system_backup.steps import BackupSteps
+from rsync_system_backup.target.os_errors import explain_os_errors
 from rsync_system_backup.transfer.command import DEFAULT_EXCLUDED_ROOTS
 
 logger = logging.getLogger(__name__)
 
 
-class RsyncSystemBackup(BackupSteps, PropertyManager):
+class RsyncSystemBackup(CheckedProperties, BackupSteps, PropertyManager):
 
     """
     Make a full system backup with rsync, a snapshot and rotation.
 
-    Give the properties as keyword arguments and call :meth:`execute()`::
+    Give the properties as keyword arguments and call :meth:`execute()`
+    (each value is checked where it is set, see :mod:`.checks.values`)::
 
         from rsync_system_backup import RsyncSystemBackup
         RsyncSystemBackup(destination='/mnt/backups/latest').execute()
@@ -70,6 +74,19 @@ class RsyncSystemBackup(BackupSteps, PropertyManager):
     def crypto_device(self):
         """The target name in ``/etc/crypttab`` of an encrypted filesystem to unlock (a string or :data:`None`)."""
         return None
+
+    @mutable_property
+    def manifests_enabled(self):
+        """
+        :data:`True` to record every entry of each new snapshot in its manifest (see :mod:`.manifests`).
+
+        Such a manifest lets ``--verify`` check the snapshot later and
+        ``--diff`` compare it with content checksums. It is off by default
+        (then the manifest only records the snapshot method), because
+        describing every entry costs too much on large trees (see
+        :mod:`.manifests.recording`).
+        """
+        return False
 
     @mutable_property
     def mount_point(self):
@@ -115,14 +132,10 @@ class RsyncSystemBackup(BackupSteps, PropertyManager):
                  destinations, where the client can't run commands.
         """
         if self.destination.is_daemon:
-            raise DestinationContextUnavailable(
-                "Can't run commands on the rsync daemon %s, so snapshots and rotation can't be done from here: "
-                "use -b/--backup alone and let the daemon run 'rsync-system-backup --snapshot --rotate' "
-                "as its post-xfer exec command." % self.destination.hostname
-            )
+            raise DestinationContextUnavailable(explain_daemon_steps(self.destination))
         if self.destination.is_remote_shell:
             return create_remote_context(self.destination.ssh_alias, self.destination.username or None)
-        return create_context()
+        return create_local_context()
 
     @mutable_property
     def daemon_exit_status(self):
@@ -131,7 +144,7 @@ class RsyncSystemBackup(BackupSteps, PropertyManager):
 
         It defaults to ``$RSYNC_EXIT_STATUS``, which an rsync daemon sets for
         its ``post-xfer exec`` command (-1 when the transfer ended abnormally).
-        See :meth:`check_daemon_transfer()` for what each value does.
+        See :func:`.check_daemon_transfer()` for what each value does.
 
         :raises: :exc:`.InvalidOptionError` when ``$RSYNC_EXIT_STATUS`` is not a number.
         """
@@ -233,7 +246,7 @@ class RsyncSystemBackup(BackupSteps, PropertyManager):
     @lazy_property(writable=True)
     def source_context(self):
         """The execution context in which rsync runs (the local system)."""
-        return create_context()
+        return create_local_context()
 
     @mutable_property
     def strict(self):
@@ -276,7 +289,8 @@ class RsyncSystemBackup(BackupSteps, PropertyManager):
         """
         return choose_snapshot_method(self.snapshot_method, self.destination_context, self.destination.directory,
                                       sudo=self.sudo_enabled, ionice=self.ionice,
-                                      daemon_transfer=self.daemon_exit_status is not None, dry_run=self.dry_run)
+                                      daemon_transfer=self.daemon_exit_status is not None, dry_run=self.dry_run,
+                                      transfer=self.backup_enabled)
 
     @mutable_property
     def sudo_enabled(self):
@@ -326,8 +340,14 @@ class RsyncSystemBackup(BackupSteps, PropertyManager):
         :raises: :exc:`.RsyncSystemBackupError` subclasses for known
                  problems; every cleanup has run by then.
         """
+        self.resolve_relative_paths()
         self.ensure_supported_platform()
         self.execute_helper()
+
+    @property
+    def all_steps_enabled(self):
+        """:data:`True` when transfer, snapshot and rotation are all enabled (the default)."""
+        return self.backup_enabled and self.snapshot_enabled and self.rotate_enabled
 
     def execute_helper(self):
         """
@@ -340,14 +360,14 @@ class RsyncSystemBackup(BackupSteps, PropertyManager):
         self.summary = summary = BackupSummary(destination=self.destination.expression, dry_run=self.dry_run)
         self.notify_starting()
         try:
-            with contextlib.ExitStack() as stack:
+            with CleanupStack() as stack:
+                stack.enter_context(explain_os_errors())
+                stack.enter_context(explain_command_failures())
                 stack.enter_context(translate_remote_errors())
                 stack.enter_context(self.share_connection())
                 stack.enter_context(self.unlock_device())
                 stack.enter_context(self.mount_filesystem())
-                if self.mount_point and self.destination.is_local:
-                    # Again, now that symbolic links on the mounted filesystem can be followed.
-                    ensure_inside_mount_point(self)
+                self.check_mounted_destination()
                 if self.backup_enabled and not self.destination.is_daemon:
                     self.ensure_backup_target()
                 stack.enter_context(self.lock_destination())
@@ -356,6 +376,9 @@ class RsyncSystemBackup(BackupSteps, PropertyManager):
                     tunnel = stack.enter_context(self.open_tunnel())
                     with summary.timed('transfer'), self.transfer_target() as target:
                         summary.transfer_statistics = self.transfer_changes(tunnel, target)
+                if self.destination.is_daemon and (self.snapshot_enabled or self.rotate_enabled):
+                    # The transfer is done; the daemon itself must snapshot and rotate.
+                    raise DestinationContextUnavailable(explain_daemon_steps(self.destination, transferred=True))
                 if self.snapshot_enabled:
                     with summary.timed('snapshot'):
                         summary.snapshot_pathname = self.create_snapshot()

@@ -18,6 +18,7 @@ import re
 
 from property_manager import PropertyManager, mutable_property
 
+from rsync_system_backup.checks.values import is_port_number
 from rsync_system_backup.exceptions import InvalidDestinationError, ParentDirectoryUnavailable
 
 USER_AND_HOST = r'(?:(?P<username>[^@:/]+)@)?(?P<hostname>\[[^\]/]+\]|[^@:/\[\]]+)'
@@ -44,6 +45,18 @@ class Destination(PropertyManager):
     Create one from an expression (``Destination(expression='server:/backups/latest')``)
     or from its parts (``Destination(hostname='server', directory='/backups/latest')``).
     """
+
+    def __init__(self, **options):
+        """
+        Create a destination from ``expression`` or from its parts.
+
+        :param options: ``expression``, or the parts as keyword arguments.
+        :raises: :exc:`~exceptions.TypeError` when nothing is given (as in version 1.1,
+                 where the expression is required).
+        """
+        if not options:
+            raise TypeError("Destination() needs an expression or the parts of a destination.")
+        super(Destination, self).__init__(**options)
 
     @mutable_property
     def directory(self):
@@ -152,7 +165,8 @@ def parse_expression(value):
               ``hostname``, ``port_number``, ``module`` and ``directory``.
     :raises: :exc:`.InvalidDestinationError` when the expression is empty,
              names a remote system without a directory, has a port that is not
-             a number from 1 to 65535, or fits none of rsync's syntaxes.
+             a number from 1 to 65535, names a host or user that starts with
+             ``-``, or fits none of rsync's syntaxes.
     """
     if not isinstance(value, str) or not value.strip():
         raise InvalidDestinationError("The destination is empty: give a directory or an rsync location.")
@@ -164,7 +178,7 @@ def parse_expression(value):
             )
         parts = match.groupdict()
         parts['port_number'] = parse_port_number(value, parts['port_number'])
-        return parts
+        return refuse_options(value, parts)
     first_colon = value.find(':')
     first_slash = value.find('/')
     if first_colon == -1 or (first_slash != -1 and first_slash < first_colon):
@@ -183,7 +197,7 @@ def parse_expression(value):
                     "The destination %r names no directory on %s: add one, for example %s/backups/latest."
                     % (value, parts['hostname'], value)
                 )
-            return parts
+            return refuse_options(value, parts)
     raise InvalidDestinationError(
         "Can't parse the destination %r: expected a local directory, [USER@]HOST:DIRECTORY, "
         "[USER@]HOST::MODULE[/DIRECTORY] or rsync://[USER@]HOST[:PORT]/MODULE[/DIRECTORY]." % value
@@ -202,8 +216,35 @@ def parse_port_number(expression, text):
     """
     if text is None:
         return None
-    if text.isdigit() and 0 < int(text) < 65536:
+    if is_port_number(text):
         return int(text)
     raise InvalidDestinationError(
         "The port %r in the destination %r is not a number from 1 to 65535." % (text, expression)
     )
+
+
+def refuse_options(expression, parts):
+    """
+    Refuse a host or user name that ssh would take for an option, and a remote directory that commands would.
+
+    :param expression: The whole location (a string, used in the message).
+    :param parts: The parts of the location (a :class:`dict` from :func:`parse_expression()`).
+    :returns: `parts`.
+    :raises: :exc:`.InvalidDestinationError` when the host or the user
+             starts with ``-`` (``-oProxyCommand=...:/backups`` would run a
+             command), or a directory on another system does (``cp``,
+             ``mv`` and ``find`` would read it as an option there).
+    """
+    for key, what in (('hostname', 'host'), ('username', 'user')):
+        if (parts.get(key) or '').startswith('-'):
+            raise InvalidDestinationError(
+                "The destination %r names the %s %r, which starts with '-' and would reach ssh as an option: "
+                "give a %s name that doesn't start with '-'." % (expression, what, parts[key], what)
+            )
+    if parts.get('hostname') and (parts.get('directory') or '').startswith('-'):
+        raise InvalidDestinationError(
+            "The destination %r names the directory %r, which starts with '-' and would reach commands on %s as "
+            "an option: give its absolute path, or start it with ./"
+            % (expression, parts['directory'], parts['hostname'])
+        )
+    return parts

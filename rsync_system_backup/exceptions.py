@@ -32,6 +32,10 @@ class FailedToMountError(RsyncSystemBackupError):
     """Raised when the mount point still isn't a mount point after ``mount`` ran."""
 
 
+class DiskCleanupError(RsyncSystemBackupError):
+    """Raised when the backup disk stays mounted or unlocked after a run (``umount`` or ``cryptdisks_stop`` failed)."""
+
+
 class DestinationContextUnavailable(RsyncSystemBackupError):
     """Raised when commands must run on a destination that can't execute them (an rsync daemon)."""
 
@@ -46,7 +50,7 @@ class InvalidDestinationDirectory(RsyncSystemBackupError):
 
     That is a relative path, the root directory, the source itself or a
     directory that holds the source, or a directory that isn't inside the
-    mount point (see :meth:`.RsyncSystemBackup.ensure_inside_mount_point()`).
+    mount point (see :func:`.ensure_inside_mount_point()`).
     """
 
 
@@ -70,6 +74,10 @@ class SSHConnectionError(RsyncSystemBackupError):
     """Raised when an SSH connection (to the destination or the tunnel's host) can't be made or breaks."""
 
 
+class CommandFailedError(RsyncSystemBackupError):
+    """Raised when a command on this system fails (see :mod:`.processes.command_failures`)."""
+
+
 class RemoteCommandError(RsyncSystemBackupError):
     """Raised when a command on a destination reached over SSH fails or isn't installed."""
 
@@ -82,9 +90,21 @@ class BackupInProgressError(RsyncSystemBackupError):
     """Raised when another run holds the lock on the destination."""
 
 
+class LockFailedError(RsyncSystemBackupError):
+    """Raised when the lock on the destination can't be taken for another reason than another run (no ``flock``)."""
+
+
 class UnmarkedDestinationError(RsyncSystemBackupError):
     """Raised when a backup would overwrite a directory that holds files but was never a backup target."""
 
 
 class SnapshotMethodError(RsyncSystemBackupError):
     """Raised when the destination can't be made ready for the snapshot method (see :mod:`.snapshots.methods`)."""
+
+
+class DestinationAccessError(RsyncSystemBackupError):
+    """Raised when the destination can't be written or read: a read-only or full filesystem, no permission, ..."""
+
+
+class SourceMismatchError(RsyncSystemBackupError):
+    """Raised when a backup set holds backups of another source than the one given (see :mod:`.target.marker`)."""

@@ -9,20 +9,29 @@ method hands the real work to the module of its job.
 
 import contextlib
 import logging
+import os
 
-from rsync_system_backup.checks.configuration import check_configuration, ensure_supported_platform
+from rsync_system_backup.checks.configuration import (
+    check_configuration,
+    ensure_inside_mount_point,
+    ensure_supported_platform,
+)
+from rsync_system_backup.checks.mount_points import check_destination_filesystem
 from rsync_system_backup.checks.paths import exclude_backup_from_source
-from rsync_system_backup.connections.ssh import shared_connection
+from rsync_system_backup.connections.shared_connection import shared_connection
 from rsync_system_backup.connections.tunnel import RSYNCD_PORT, create_tunnel, open_tunnel
+from rsync_system_backup.destinations import Destination
 from rsync_system_backup.disks.unlock_and_mount import MountedFilesystem, UnlockedDevice
+from rsync_system_backup.manifests.recording import ManifestRecorder
 from rsync_system_backup.reporting.notifications import notify
 from rsync_system_backup.rotation.plan import rotate_snapshots
 from rsync_system_backup.rotation.schemes import check_rotation_scheme
 from rsync_system_backup.snapshots.method_names import AUTOMATIC
 from rsync_system_backup.snapshots.naming import create_snapshot
+from rsync_system_backup.target.access import warn_if_open
 from rsync_system_backup.target.free_space import measure_disk_space
 from rsync_system_backup.target.lock import DestinationLock
-from rsync_system_backup.target.marker import ensure_backup_target
+from rsync_system_backup.target.marker import describe_source, ensure_backup_target
 from rsync_system_backup.target.operations import make_directory
 from rsync_system_backup.transfer.step import transfer_changes
 
@@ -33,9 +42,21 @@ class BackupSteps:
 
     """The steps of one run; :class:`.RsyncSystemBackup` supplies the settings they read."""
 
+    def resolve_relative_paths(self):
+        """
+        Make a relative source and a relative local destination absolute, against the working directory.
+
+        Version 1.1 let rsync resolve them; resolving them once, here, lets
+        the checks, the log and the summary show the paths that are used.
+        """
+        if not self.source.startswith('/'):
+            self.source = os.path.abspath(self.source)
+        if self.destination.is_local and not self.destination.directory.startswith('/'):
+            self.destination = Destination(directory=os.path.abspath(self.destination.directory))
+
     def ensure_supported_platform(self):
         """
-        Refuse to run anywhere but on Linux, unless :attr:`force` is set.
+        Refuse to run anywhere but on Linux, unless :attr:`~.RsyncSystemBackup.force` is set.
 
         :raises: :exc:`.UnsupportedPlatformError` (see :func:`.ensure_supported_platform()`).
         """
@@ -49,6 +70,24 @@ class BackupSteps:
         """
         check_configuration(self)
 
+    def check_mounted_destination(self):
+        """
+        Refuse a destination outside the mounted filesystem, or on another filesystem than its parent.
+
+        This runs once the backup disk is mounted (when there is one) and
+        before anything is written: symbolic links on the mounted filesystem
+        can be followed then, and a destination that is a mount point shows.
+
+        :raises: :exc:`.InvalidDestinationDirectory` (see
+                 :func:`.ensure_inside_mount_point()` and
+                 :func:`.check_destination_filesystem()`).
+        """
+        if self.mount_point and self.destination.is_local:
+            ensure_inside_mount_point(self)
+        if not self.destination.is_daemon:
+            check_destination_filesystem(self.destination_context, self.destination.directory,
+                                         self.destination.parent_directory, sudo=self.sudo_enabled)
+
     @property
     def crypto_context(self):
         """The execution context for unlocking and mounting: the destination's, or this system's for daemons."""
@@ -58,14 +97,20 @@ class BackupSteps:
         """
         Refuse to overwrite a directory that holds files but was never a backup target, and mark a new target.
 
-        :raises: :exc:`.UnmarkedDestinationError` (see :mod:`.target.marker`).
+        :raises: :exc:`.UnmarkedDestinationError` or, for a set that holds
+                 backups of another source, :exc:`.SourceMismatchError`
+                 (see :mod:`.target.marker`).
         """
         ensure_backup_target(self.destination_context, self.destination.directory, self.destination.parent_directory,
-                             accept_existing=self.accept_existing, sudo=self.sudo_enabled, dry_run=self.dry_run)
+                             accept_existing=self.accept_existing, sudo=self.sudo_enabled, dry_run=self.dry_run,
+                             source=describe_source(self.source))
 
     def lock_destination(self):
         """
         Lock the destination's backup directory against other runs, for the duration of a ``with`` block.
+
+        The directory is created first (closed to other users), or a warning
+        says how to close it when it lets them in (see :func:`.warn_if_open()`).
 
         :returns: A :class:`.DestinationLock`, or a context manager that does
                   nothing for dry runs (which change nothing) and for rsync
@@ -75,14 +120,16 @@ class BackupSteps:
             return contextlib.nullcontext()
         directory = self.destination.parent_directory
         make_directory(self.destination_context, directory, sudo=self.sudo_enabled)
+        warn_if_open(self.destination_context, directory, sudo=self.sudo_enabled,
+                     hostname=self.destination.ssh_alias or None)
         return DestinationLock(self.destination_context, directory, sudo=self.sudo_enabled, wait=self.wait_for_lock)
 
     def unlock_device(self):
         """
-        Unlock :attr:`crypto_device` for the duration of a ``with`` block.
+        Unlock :attr:`~.RsyncSystemBackup.crypto_device` for the duration of a ``with`` block.
 
         :returns: An :class:`.UnlockedDevice`, or a context manager that does
-                  nothing when :attr:`crypto_device` isn't set.
+                  nothing when :attr:`~.RsyncSystemBackup.crypto_device` isn't set.
         """
         if not self.crypto_device:
             return contextlib.nullcontext()
@@ -90,10 +137,10 @@ class BackupSteps:
 
     def mount_filesystem(self):
         """
-        Mount :attr:`mount_point` for the duration of a ``with`` block.
+        Mount :attr:`~.RsyncSystemBackup.mount_point` for the duration of a ``with`` block.
 
         :returns: A :class:`.MountedFilesystem`, or a context manager that
-                  does nothing when :attr:`mount_point` isn't set.
+                  does nothing when :attr:`~.RsyncSystemBackup.mount_point` isn't set.
         """
         if not self.mount_point:
             return contextlib.nullcontext()
@@ -112,11 +159,11 @@ class BackupSteps:
 
     def open_tunnel(self):
         """
-        Open :attr:`tunnel` for the duration of a ``with`` block.
+        Open :attr:`~.RsyncSystemBackup.tunnel` for the duration of a ``with`` block.
 
         :returns: A context manager that gives the open tunnel (see
                   :func:`.open_tunnel()`), or one that gives :data:`None`
-                  when :attr:`tunnel` isn't set.
+                  when :attr:`~.RsyncSystemBackup.tunnel` isn't set.
         """
         if not self.tunnel:
             return contextlib.nullcontext()
@@ -171,8 +218,8 @@ class BackupSteps:
         Keep the backup out of its own source.
 
         :returns: rsync filter patterns (absolute paths, like
-                  :attr:`excluded_roots`) that leave out the backup directory
-                  when it lies inside the source (also with :attr:`multi_fs`).
+                  :attr:`~.RsyncSystemBackup.excluded_roots`) that leave out the backup directory
+                  when it lies inside the source (also with :attr:`~.RsyncSystemBackup.multi_fs`).
         """
         if not self.destination.is_local:
             return []
@@ -189,19 +236,35 @@ class BackupSteps:
             self.destination_context,
             directory=self.destination.directory,
             parent_directory=self.destination.parent_directory,
-            copy_tree=method.copy_tree,
+            copy_tree=self.snapshot_copier(),
             sudo=self.sudo_enabled,
             dry_run=self.dry_run,
             ionice=self.ionice,
             remove=method.remove_trees,
         )
 
+    def snapshot_copier(self):
+        """
+        Choose the function that copies ``latest`` into a snapshot.
+
+        :returns: The snapshot method's :meth:`~.SnapshotMethod.copy_tree()`,
+                  wrapped in a :class:`.ManifestRecorder` (except for dry
+                  runs) that records a manifest, with every entry when
+                  :attr:`~.RsyncSystemBackup.manifests_enabled` is set.
+        """
+        method = self.snapshot_method_in_use
+        if self.dry_run:
+            return method.copy_tree
+        return ManifestRecorder(self.destination_context, self.destination.parent_directory, method.copy_tree,
+                                method.name, entries=self.manifests_enabled, sudo=self.sudo_enabled,
+                                ionice=self.ionice)
+
     def rotate_snapshots(self):
         """
-        Remove the snapshots that :attr:`rotation_scheme` doesn't keep.
+        Remove the snapshots that :attr:`~.RsyncSystemBackup.rotation_scheme` doesn't keep.
 
         :returns: The :class:`.RotationPlan` that was carried out.
-        :raises: :exc:`.InvalidOptionError` when :attr:`rotation_scheme`
+        :raises: :exc:`.InvalidOptionError` when :attr:`~.RsyncSystemBackup.rotation_scheme`
                  isn't valid (see :func:`.check_rotation_scheme()`).
         """
         return rotate_snapshots(
@@ -214,6 +277,7 @@ class BackupSteps:
             ionice=self.ionice,
             sudo=self.sudo_enabled,
             remove=self.snapshot_method_in_use.remove_trees,
+            planned_snapshot=self.summary.snapshot_pathname if self.dry_run and self.summary else None,
         )
 
     def measure_disk_space(self):

@@ -60,8 +60,11 @@ Options:
       'auto' (the default) picks the first that DESTINATION's filesystem
       supports of 'btrfs' (DESTINATION is a subvolume, snapshots are
       read-only subvolume snapshots), 'reflink' (cp --reflink=always, on XFS
-      and btrfs) and 'link-dest' (rsync writes a new DESTINATION beside the
-      old one, hard-linking unchanged files; snapshots are hard links).
+      and btrfs) and 'safe-hardlink' (snapshots are hard links; rsync
+      updates DESTINATION in place, after the files it will change got
+      copies of their own; needs python3 where DESTINATION is, else auto
+      picks 'link-dest'). 'link-dest' writes a new DESTINATION beside the
+      old one, hard-linking unchanged files (snapshots are hard links).
       'hardlink' is the flow of version 1.1 (rsync updates DESTINATION in
       place and snapshots are hard links), where a change of a file's mode,
       owner, timestamps, xattrs or ACLs changes the earlier snapshots too.
@@ -154,14 +157,62 @@ Options:
       Show no desktop notifications (by default notify-send announces the
       start, the end and failures).
 
+  --manifest
+      Record every entry of the new snapshot (path, type, size, mode, owner,
+      group, modification time, link target and the SHA-256 of its content)
+      in a compressed manifest beside it (in .rsync-system-backup.manifests),
+      for --verify and --diff. Files whose size and modification time match
+      the previous manifest keep their checksum unread. Not the default,
+      because describing every entry costs time on large trees (see
+      README's Performance section); without it the manifest only names
+      the snapshot method.
+
   -v, --verbose
-      Say more. Can be repeated.
+      Say more: -v adds what each step does in detail, -vv debug messages
+      (every command run), -vvv everything.
 
   -q, --quiet
-      Say less. Can be repeated.
+      Say less: -q shows only warnings and errors. Can be repeated.
+
+  --version
+      Show the version and exit.
 
   -h, --help
-      Show this text and exit.
+      Show this text and exit (also when no arguments are given).
+
+Looking at backups (these change nothing; DESTINATION is given as for a
+backup, and -i, -u, -m and -c apply):
+
+  --list
+      List the snapshots beside DESTINATION, oldest first: name, age, state
+      (complete, or incomplete/removing when an interrupted run left it),
+      exclusive size (what removing it alone would free: files it shares
+      by hard links with DESTINATION or other snapshots don't count) and
+      the snapshot method; then DESTINATION, the free space and the newest
+      snapshot's age. --json prints the same as JSON.
+
+  --verify
+      Read the newest snapshot back and compare it with its manifest (see
+      --manifest): each changed, missing or extra entry gets a line saying
+      what differs. Exit code 0 when it is intact, 2 when anything differs.
+      Only the snapshot is read, with the -i/--ionice class.
+
+  --verify-all
+      The same for every snapshot that has a manifest.
+
+  --diff=OLD[:NEW]
+      Show what was added, removed and changed between the snapshots OLD and
+      NEW (by default the newest): from their manifests when both have
+      entries, otherwise by comparing the metadata of the two trees.
+
+  --max-age=DURATION
+      Check that the newest complete snapshot is younger than DURATION
+      (such as 90s, 26h or 2d): exit code 0 when it is, 2 when it is older
+      or missing, with one line saying how old it is. For monitoring systems
+      and systemd timers (see docs/inspecting.rst).
+
+  Over SSH these run python3 on the destination's system (nothing else
+  needs to be installed there); for an rsync daemon, run them on the server.
 
 Output:
 
@@ -170,10 +221,12 @@ Output:
   files transferred and deleted, the bytes sent, the time of each step, the
   new snapshot, the snapshots kept and removed, and the free space left on
   the destination (-q leaves out both). Without a terminal (cron, systemd)
-  there is no progress and no colour, and the summary is one line.
+  there is no progress and no colour, and a run writes one summary line
+  plus its warnings and errors (-v shows the steps' messages too; a dry run
+  always shows what it would do).
 
-  Warnings and errors also go to the system log, and so do informational
-  messages when no terminal is attached (unless standard error goes to the
+  Warnings and errors also go to the system log, and so does the summary
+  line when no terminal is attached (unless standard error goes to the
   systemd journal already). $RSYNC_SYSTEM_BACKUP_SYSLOG_SOCKET names a socket
   to use instead of /dev/log; COLOREDLOGS_SYSLOG=false turns the system log
   off.
@@ -182,6 +235,10 @@ Exit codes:
 
   0    success, or skipped because the backup disk isn't connected (no terminal)
   1    an error; the message says what went wrong and what to do
+  2    completed with errors: rsync couldn't transfer some files (its
+       messages say which and why); the snapshot was made without them
+  2    also: --verify found a snapshot that differs from its manifest, or
+       --max-age found the newest snapshot too old
   75   another run is working on the same destination (see --wait)
   129  stopped by SIGHUP, 130 by SIGINT (Control-C), 143 by SIGTERM; every
        cleanup has run, no partial snapshot is left and older ones are intact

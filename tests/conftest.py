@@ -1,24 +1,32 @@
 """
-Fixtures shared by the test suite.
+Fixtures shared by the test suite (the helpers behind them are in the :mod:`support` package).
 
-Running the real command (:func:`run_cli`, with stand-ins for system programs
-in :func:`fake_bin`), and for the tests of remote destinations a throw-away
-sshd (:func:`ssh_server`), a test ``~/.ssh`` that reaches it
-(:func:`client_home`) and a source tree (:func:`source`; see
-:mod:`support.remote`).
+Running the real command (:func:`run_cli`, :func:`start_cli`, with
+stand-ins for system programs in :func:`fake_bin`), a default source tree
+and backup directory (:func:`source`, :func:`backups`, :func:`latest`; a
+test module that needs another scene defines its own), the check that the host's mount
+configuration stays as it was (:func:`unchanged_host`), and for the tests of
+remote destinations a throw-away sshd (:func:`ssh_server`) and a test
+``~/.ssh`` that reaches it (:func:`client_home`; see :mod:`support.remote`).
 """
 
 import os
+import signal
 import subprocess
 import sys
 
 import pytest
 
 TESTS_DIRECTORY = os.path.dirname(os.path.abspath(__file__))
+"""The directory of the tests (put on :data:`sys.path`, so that the test modules import ``support``)."""
+
 sys.path.insert(0, TESTS_DIRECTORY)
 
-from support.remote import SERVER_ALIAS, ClientHome, PrivateHomeSSHServer, SourceTree, wait_until_idle  # noqa: E402
-from support.trees import CommandResult  # noqa: E402
+from support.cli import command_environment, run_command, start_command  # noqa: E402
+from support.leaks import host_state  # noqa: E402
+from support.remote import SERVER_ALIAS, ClientHome, PrivateHomeSSHServer, wait_until_idle  # noqa: E402
+from support.stand_ins import write_script  # noqa: E402
+from support.trees import SourceTree  # noqa: E402
 
 
 @pytest.fixture
@@ -30,12 +38,16 @@ def fake_bin(tmp_path):
 
 
 @pytest.fixture
-def notifications_log(tmp_path, fake_bin):
-    """A stand-in ``notify-send`` on ``$PATH`` that records each notification in a file."""
+def notifications_log(tmp_path, fake_bin, monkeypatch):
+    """
+    A stand-in ``notify-send`` on ``$PATH`` that records each notification in a file.
+
+    The command's environment names a (made-up) session bus, as in a desktop
+    session: without one, no ``notify-send`` runs at all.
+    """
+    monkeypatch.setenv('DBUS_SESSION_BUS_ADDRESS', 'unix:path=%s' % (tmp_path / 'no-bus'))
     log = tmp_path / 'notifications.log'
-    script = fake_bin / 'notify-send'
-    script.write_text('#!/bin/sh\necho "$*" >> %s\n' % log)
-    script.chmod(0o755)
+    write_script(fake_bin / 'notify-send', 'echo "$*" >> %s\n' % log)
     return log
 
 
@@ -45,22 +57,39 @@ def run_cli(fake_bin):
     Run ``python -m rsync_system_backup`` as a real process.
 
     Returns a function that takes the command line arguments (and optional
-    ``env`` overrides and a ``timeout``) and returns a :class:`CommandResult`.
-    Standard input is ``/dev/null``, so the command sees no terminal.
+    ``env`` overrides, a ``timeout`` and ``stdin``) and returns a
+    :class:`support.cli.CommandResult`. Standard input is ``/dev/null``
+    unless given, so the command sees no terminal.
     """
     def run(*arguments, env=None, timeout=120, stdin=subprocess.DEVNULL):
-        environment = dict(os.environ)
-        environment.pop('RSYNC_MODULE_PATH', None)
-        environment['COLOREDLOGS_SYSLOG'] = 'false'
-        environment['PATH'] = '%s:%s' % (fake_bin, environment['PATH'])
-        environment.update(env or {})
-        process = subprocess.run(
-            [sys.executable, '-m', 'rsync_system_backup'] + [str(a) for a in arguments],
-            stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=environment, timeout=timeout,
-        )
-        return CommandResult(process.returncode, process.stdout.decode('utf-8', 'replace'),
-                             process.stderr.decode('utf-8', 'replace'))
+        return run_command(arguments, command_environment(fake_bin, **(env or {})), timeout=timeout, stdin=stdin)
     return run
+
+
+@pytest.fixture
+def start_cli(fake_bin):
+    """
+    Start ``python -m rsync_system_backup --disable-notifications`` in the background, in a session of its own.
+
+    Returns a function that takes the command line arguments (and optional
+    ``env`` overrides) and returns a :class:`subprocess.Popen` object, whose
+    standard output holds standard error too (see
+    :func:`support.cli.finish()`). After the test, every process of those
+    sessions that is still running is killed.
+    """
+    processes = []
+
+    def start(*arguments, env=None):
+        process = start_command(('--disable-notifications',) + arguments, command_environment(fake_bin, **(env or {})))
+        processes.append(process)
+        return process
+
+    yield start
+    for process in processes:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        process.stdout.close()
 
 
 @pytest.fixture(scope='module')
@@ -88,8 +117,34 @@ def client_home(tmp_path, ssh_server):
 @pytest.fixture
 def source(tmp_path):
     """
-    A source tree with awkward names and its contents (a :class:`support.remote.SourceTree`).
+    A source tree with awkward names and its contents (a :class:`support.trees.SourceTree`).
 
     Test modules that need another tree define a ``source`` fixture of their own.
     """
     return SourceTree(tmp_path / 'source')
+
+
+@pytest.fixture
+def backups(tmp_path):
+    """
+    The directory that will hold ``latest`` and the snapshots (not created).
+
+    Test modules that need another backup directory define a ``backups`` fixture of their own.
+    """
+    return tmp_path / 'backups'
+
+
+@pytest.fixture
+def latest(backups):
+    """An empty ``latest`` in :func:`backups` (created with its parent), for tests of the later steps."""
+    directory = backups / 'latest'
+    directory.mkdir(parents=True)
+    return directory
+
+
+@pytest.fixture
+def unchanged_host():
+    """Check after the test that the host's fstab, crypttab, ``/dev/mapper``, ... are as they were before."""
+    before = host_state()
+    yield before
+    assert host_state() == before

@@ -13,6 +13,8 @@ import shutil
 import subprocess
 import sys
 
+import pytest
+
 REPOSITORY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 """The top directory of the project."""
 
@@ -23,10 +25,12 @@ sys.path.insert(0, BENCHMARKS_DIRECTORY)
 
 from tree import TreePlan  # noqa: E402
 
-LOCAL_CASES = ('full', 'incremental', 'snapshot', 'rotation', 'help')
+from support.trees import take_manifest  # noqa: E402
+
+LOCAL_CASES = ('full', 'incremental', 'incremental-manifests', 'snapshot', 'rotation', 'help')
 """The cases that are always measured."""
 
-SSH_CASES = ('ssh-full', 'ssh-incremental', 'ssh-snapshot', 'ssh-rotation')
+SSH_CASES = ('ssh-full', 'ssh-incremental', 'ssh-incremental-manifests', 'ssh-snapshot', 'ssh-rotation')
 """The cases measured over SSH."""
 
 
@@ -36,39 +40,16 @@ def can_run_sshd():
     return os.geteuid() == 0 and all(shutil.which(name, path=search_path) for name in ('sshd', 'unshare'))
 
 
-def describe(root):
-    """
-    Describe a tree: every entry's type, size, mode and link text or content.
-
-    :param root: The directory (a path).
-    :returns: A dict from relative path (bytes) to a tuple.
-    """
-    description = {}
-    for directory, subdirectories, files in os.walk(os.fsencode(str(root))):
-        for name in subdirectories + files:
-            pathname = os.path.join(directory, name)
-            info = os.lstat(pathname)
-            if os.path.islink(pathname):
-                content = os.readlink(pathname)
-            elif os.path.isfile(pathname):
-                with open(pathname, 'rb') as handle:
-                    content = handle.read()
-            else:
-                content = None
-            description[os.path.relpath(pathname, os.fsencode(str(root)))] = (info.st_mode, info.st_nlink, content)
-    return description
-
-
 def test_tree_is_deterministic(tmp_path):
     """The same size and seed give the same tree, with hard links, symbolic links and awkward names."""
     plan = TreePlan(300, seed=7)
     plan.create(str(tmp_path / 'a'))
     TreePlan(300, seed=7).create(str(tmp_path / 'b'))
-    assert describe(tmp_path / 'a') == describe(tmp_path / 'b')
+    assert take_manifest(tmp_path / 'a', times=None) == take_manifest(tmp_path / 'b', times=None)
     statistics = plan.statistics
     assert statistics.files + statistics.hard_links + statistics.symbolic_links == 300
     assert statistics.hard_links > 0 and statistics.symbolic_links > 0 and statistics.odd_names > 0
-    assert any(b'\n' in path for path in describe(tmp_path / 'a'))
+    assert any(b'\n' in path for path in take_manifest(tmp_path / 'a', times=None))
 
 
 def test_mutation_changes_about_one_percent(tmp_path):
@@ -76,18 +57,19 @@ def test_mutation_changes_about_one_percent(tmp_path):
     for name in ('a', 'b'):
         plan = TreePlan(1000, seed=3)
         plan.create(str(tmp_path / name))
-    before = describe(tmp_path / 'a')
+    before = take_manifest(tmp_path / 'a', times=None)
     for round_number in (1, 2):
         changed = plan.mutate(str(tmp_path / 'a'), round_number)
         assert 5 <= changed <= 20
-    after = describe(tmp_path / 'a')
+    after = take_manifest(tmp_path / 'a', times=None)
     differences = [path for path in set(before) | set(after) if before.get(path) != after.get(path)]
     assert 10 <= len(differences) <= 40
     for round_number in (1, 2):
         TreePlan(1000, seed=3).mutate(str(tmp_path / 'b'), round_number)
-    assert describe(tmp_path / 'b') == after
+    assert take_manifest(tmp_path / 'b', times=None) == after
 
 
+@pytest.mark.slow
 def test_benchmark_script(tmp_path):
     """The benchmark runs at a tiny size, exits 0, prints its table and writes JSON with every case."""
     program = shutil.which('rsync-system-backup', path=os.path.dirname(sys.executable))

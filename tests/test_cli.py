@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from rsync_system_backup.cli import LONG_OPTIONS, UsageError, parse_command_line
+from rsync_system_backup.command_line import LONG_OPTIONS
 from rsync_system_backup.usage import USAGE_TEXT
 from support.trees import list_names
 
@@ -49,7 +49,7 @@ def test_console_script(tmp_path):
     (['-Z', '/dst'], 'option -Z not recognized'),
     (['--mount'], 'option --mount requires argument'),
     (['-i', 'sometimes', '/dst'], "Invalid --ionice class 'sometimes'"),
-    (['--ionice=IDLE', '/dst'], "Invalid --ionice class 'IDLE'"),
+    (['--ionice=never', '/dst'], "Invalid --ionice class 'never'"),
     (['-m', '/a', '--mount=/b', '/dst'], 'The option --mount was given twice'),
     (['-n', '--dry-run', '/dst'], 'The option --dry-run was given twice'),
     (['-c', '', '/dst'], '--crypto is empty'),
@@ -92,50 +92,38 @@ def test_unparsable_destination(run_cli, tmp_path):
     assert 'Traceback' not in result.output
 
 
-UNAME_OVERRIDE = """
-import os
+BROKEN_REALPATH = """
+import os.path
 import sys
 
-real_uname = os.uname
+real_realpath = os.path.realpath
 
 
-def uname():
-    # Only the program's own modules see the replacement, so the libraries it imports start up as usual.
-    if not sys._getframe(1).f_globals.get('__name__', '').startswith('rsync_system_backup'):
-        return real_uname()
-%s
+def realpath(*args, **kw):
+    # Only the program's own modules see the failure, so the libraries it imports start up as usual.
+    if sys._getframe(1).f_globals.get('__name__', '').startswith('rsync_system_backup'):
+        raise RuntimeError('realpath is broken')
+    return real_realpath(*args, **kw)
 
 
-os.uname = uname
+os.path.realpath = realpath
 """
-"""A ``sitecustomize`` module that replaces :func:`os.uname()` for the program's modules (the body is filled in)."""
+"""A ``sitecustomize`` module that makes :func:`os.path.realpath()` fail in the program's own modules."""
 
 
-def override_uname(directory, body):
-    """
-    Make :func:`os.uname()` answer differently in the command's process (which asks it instead of running uname).
-
-    :param directory: An empty directory for the ``sitecustomize`` module (a path).
-    :param body: The indented lines that end the replacement function (a string).
-    :returns: The environment variables that load the module (a dict for ``run_cli(env=...)``).
-    """
-    (directory / 'sitecustomize.py').write_text(UNAME_OVERRIDE % body)
-    return {'PYTHONPATH': str(directory)}
-
-
-def test_non_linux_platform(run_cli, tmp_path):
-    """A system whose uname isn't Linux is refused unless -f is given."""
-    (tmp_path / 'site').mkdir()
-    env = override_uname(tmp_path / 'site', "    return os.uname_result(('Darwin',) + tuple(real_uname())[1:])")
+def test_non_linux_platform(run_cli, tmp_path, fake_bin):
+    """A system whose ``uname`` (the first on ``$PATH``, as in 1.1) isn't Linux is refused unless -f is given."""
+    uname = fake_bin / 'uname'
+    uname.write_text('#!/bin/sh\necho Darwin\n')
+    uname.chmod(0o755)
     (tmp_path / 'source').mkdir()
     (tmp_path / 'source' / 'file').write_text('x')
-    result = run_cli('--disable-notifications', tmp_path / 'source', tmp_path / 'backups' / 'latest', env=env)
+    result = run_cli('--disable-notifications', tmp_path / 'source', tmp_path / 'backups' / 'latest')
     assert result.returncode == 1, result
     assert 'Aborting due to error: This program was made for Linux, not Darwin' in result.output
     assert '--force' in result.output
     assert not (tmp_path / 'backups').exists()
-    forced = run_cli('--force', '--disable-notifications', tmp_path / 'source', tmp_path / 'backups' / 'latest',
-                     env=env)
+    forced = run_cli('--force', '--disable-notifications', tmp_path / 'source', tmp_path / 'backups' / 'latest')
     assert forced.returncode == 0, forced
     assert 'Running on Darwin, which is not supported (forced)' in forced.output
     assert (tmp_path / 'backups' / 'latest' / 'file').exists()
@@ -156,53 +144,58 @@ def test_destination_from_module_path(run_cli, tmp_path):
 def test_unexpected_error_has_traceback(run_cli, tmp_path):
     """An error that isn't a known problem shows a traceback, so it can be reported."""
     (tmp_path / 'site').mkdir()
-    env = override_uname(tmp_path / 'site', "    raise RuntimeError('uname is broken')")
-    result = run_cli('--disable-notifications', tmp_path, tmp_path / 'backups' / 'latest', env=env)
+    (tmp_path / 'site' / 'sitecustomize.py').write_text(BROKEN_REALPATH)
+    result = run_cli('--disable-notifications', tmp_path, tmp_path / 'backups' / 'latest',
+                     env={'PYTHONPATH': str(tmp_path / 'site')})
     assert result.returncode == 1
     assert 'Aborting due to an unexpected error' in result.output
-    assert 'Traceback' in result.output and 'uname is broken' in result.output
+    assert 'Traceback' in result.output and 'realpath is broken' in result.output
 
 
 def test_verbosity(run_cli, tmp_path):
-    """-v shows debug messages and -q hides informational ones."""
+    """-v shows verbose messages (not debug ones, which -vv adds) and -q hides informational ones."""
     (tmp_path / 'source').mkdir()
     verbose = run_cli('-v', '--disable-notifications', tmp_path / 'source', tmp_path / 'b1' / 'latest')
-    assert verbose.returncode == 0 and 'DEBUG' in verbose.output
+    assert verbose.returncode == 0, verbose
+    assert ' VERBOSE ' in verbose.output and ' INFO ' in verbose.output
+    assert ' DEBUG ' not in verbose.output and 'Popen' not in verbose.output
+    debug = run_cli('-vv', '--disable-notifications', tmp_path / 'source', tmp_path / 'b1' / 'latest')
+    assert debug.returncode == 0 and ' DEBUG ' in debug.output
     quiet = run_cli('-q', '--disable-notifications', tmp_path / 'source', tmp_path / 'b2' / 'latest')
     assert quiet.returncode == 0 and quiet.output == ''
 
 
-@pytest.mark.parametrize('arguments, expected', [
-    ([], {}),
-    (['-b'], dict(backup_enabled=True, snapshot_enabled=False, rotate_enabled=False)),
-    (['-s'], dict(backup_enabled=False, snapshot_enabled=True, rotate_enabled=False)),
-    (['-r'], dict(backup_enabled=False, snapshot_enabled=False, rotate_enabled=True)),
-    (['-b', '-r'], dict(backup_enabled=True, snapshot_enabled=False, rotate_enabled=True)),
-    (['--snapshot', '--rotate'], dict(backup_enabled=False, snapshot_enabled=True, rotate_enabled=True)),
-    (['-bsr'], dict(backup_enabled=True, snapshot_enabled=True, rotate_enabled=True)),
-])
-def test_explicit_actions(arguments, expected):
-    """Naming any of -b, -s and -r runs only the steps named."""
-    parsed = parse_command_line(arguments + ['/dst'], environment={})
-    actions = dict((name, value) for name, value in parsed.program_options.items() if name.endswith('_enabled'))
-    assert actions == expected
+@pytest.mark.parametrize('arguments', [['-r'], ['-v'], ['--dry-run', '--disable-notifications']])
+def test_missing_destination_is_an_error(run_cli, arguments):
+    """Options without DESTINATION (an empty variable in a cron line) fail with one line, not the help and 0."""
+    result = run_cli(*arguments)
+    assert result.returncode == 1, result
+    assert result.stdout == ''
+    assert result.stderr == ("Error: No DESTINATION given (and $RSYNC_MODULE_PATH is not set): give the directory "
+                             "that receives the backup, for example /mnt/backups/latest (see --help).\n")
 
 
-def test_option_values():
-    """Every option with a value lands in the right keyword argument."""
-    parsed = parse_command_line([
-        '-m', '/mnt/backup', '-c', 'backup-disk', '-i', 'idle', '-u', '-n', '--multi-fs', '-x', 'a', '-x', 'b',
-        '-f', '--disable-notifications', '-v', '-v', '-q', '/src', '/mnt/backup/latest',
-    ], environment={})
-    assert parsed.program_options == dict(
-        mount_point='/mnt/backup', crypto_device='backup-disk', ionice='idle', sudo_enabled=False, dry_run=True,
-        multi_fs=True, exclude_list=['a', 'b'], force=True, notifications_enabled=False,
-        source='/src', destination='/mnt/backup/latest',
-    )
-    assert parsed.verbosity == 1
+def test_version(run_cli):
+    """--version shows the version and exits 0."""
+    from rsync_system_backup import __version__
+    result = run_cli('--version')
+    assert result.returncode == 0, result
+    assert result.stdout == 'rsync-system-backup %s\n' % __version__
 
 
-def test_parse_errors_are_usage_errors():
-    """Parsing raises UsageError, which main() turns into a one-line message."""
-    with pytest.raises(UsageError):
-        parse_command_line(['--bogus'], environment={})
+def test_home_directory_is_expanded(run_cli, tmp_path):
+    """~ in SOURCE, DESTINATION and after --log-file= (where the shell leaves it alone) is the home directory."""
+    (tmp_path / 'source').mkdir()
+    (tmp_path / 'source' / 'file').write_text('x')
+    result = run_cli('--disable-notifications', '--log-file=~/backup.log', '~/source', '~/backups/latest',
+                     env={'HOME': str(tmp_path)})
+    assert result.returncode == 0, result
+    assert (tmp_path / 'backups' / 'latest' / 'file').exists()
+    assert 'INFO Backup to %s done' % (tmp_path / 'backups' / 'latest') in (tmp_path / 'backup.log').read_text()
+
+
+def test_ionice_class_in_any_case(run_cli, tmp_path):
+    """-i/--ionice takes the class in any case and with blanks around it, as 1.1 did."""
+    (tmp_path / 'source').mkdir()
+    result = run_cli('--ionice= IDLE', '--disable-notifications', tmp_path / 'source', tmp_path / 'backups' / 'latest')
+    assert result.returncode == 0, result

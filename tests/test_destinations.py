@@ -93,6 +93,11 @@ def test_parent_directory_unavailable(expression):
     ('rsync://server:abc/module', "The port 'abc'"),
     ('rsync://server:99999/module', "The port '99999'"),
     ('@server:/dir', "Can't parse the destination"),
+    ('-oProxyCommand=true:/backups/latest', "names the host '-oProxyCommand=true', which starts with '-'"),
+    ('-oProxyCommand=true@server:/backups', "names the user '-oProxyCommand=true', which starts with '-'"),
+    ('-oProxyCommand=true::module', "names the host '-oProxyCommand=true', which starts with '-'"),
+    ('rsync://-oProxyCommand=true/module', "names the host '-oProxyCommand=true', which starts with '-'"),
+    ('server:-x/latest', "names the directory '-x/latest', which starts with '-'"),
 ])
 def test_invalid(expression, message):
     """Expressions that aren't rsync locations are refused with a message that says why."""

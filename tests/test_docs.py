@@ -19,7 +19,11 @@ DOCS = os.path.join(ROOT, 'docs')
 
 @pytest.fixture(scope='module')
 def html(tmp_path_factory):
-    """Build the documentation as HTML, with warnings as errors, and return the output directory."""
+    """
+    Build the documentation as HTML, with warnings as errors, and return the output directory.
+
+    This takes a while, so the tests that use it are marked slow.
+    """
     if importlib.util.find_spec('sphinx') is None:
         pytest.skip("Sphinx is not installed (pip install -r requirements-tests.txt installs it)")
     output = tmp_path_factory.mktemp('docs-html')
@@ -38,12 +42,14 @@ def read_page(html, name):
         return handle.read()
 
 
+@pytest.mark.slow
 def test_build_without_warnings(html):
     """sphinx-build -W succeeds and builds every page."""
     for name in ('index', 'installation', 'usage', 'scheduling', 'api', 'changelog'):
         assert (html / (name + '.html')).exists()
 
 
+@pytest.mark.slow
 def test_usage_page_is_the_usage_text(html):
     """The usage page shows the program's own usage text, line by line."""
     import html as html_module
@@ -52,6 +58,7 @@ def test_usage_page_is_the_usage_text(html):
         assert line.strip() in page
 
 
+@pytest.mark.slow
 def test_api_reference_covers_every_module(html):
     """Every public module of the package has a section in the API reference."""
     page = read_page(html, 'api.html')
@@ -63,6 +70,7 @@ def test_api_reference_covers_every_module(html):
     assert 'rsync_system_backup.backup.RsyncSystemBackup.rotation_scheme' in page
 
 
+@pytest.mark.slow
 def test_other_pages_are_in_the_toctree(html):
     """Pages that other features add to docs/ (remote destinations, ...) are picked up by the index."""
     index = read_page(html, 'index.html')

@@ -1,4 +1,4 @@
-"""Tests of measuring the free space on the destination: statvfs locally, df over SSH, nothing for daemons."""
+"""Tests of ``target/free_space.py``: the destination's free space (statvfs here, df over SSH, none for daemons)."""
 
 import os
 import re
@@ -6,9 +6,10 @@ import re
 import pytest
 from executor.contexts import LocalContext
 
-from support.remote import SERVER_ALIAS, make_source
 from rsync_system_backup import RsyncSystemBackup
 from rsync_system_backup.target.free_space import DiskSpace, measure_disk_space, parse_df_output
+from support.remote import SERVER_ALIAS
+from support.trees import make_source
 
 
 @pytest.mark.parametrize('output, free, total', [

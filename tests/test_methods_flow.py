@@ -1,22 +1,21 @@
 """
-Tests of the snapshot methods' flow that need no special filesystem: option handling, -b alone, recovery, daemons.
+Tests of the snapshot methods (``snapshots/methods.py``) on the test's own filesystem: options, -b alone, recovery.
 
 They run the real command on the test's temporary directory (ext4 or tmpfs,
-where ``auto`` picks the link-dest method).
+where ``auto`` picks the safe-hardlink method; the tests of link-dest's new
+tree ask for link-dest).
 """
 
 import logging
 import os
-import re
 
 import pytest
 
 from rsync_system_backup import RsyncSystemBackup
 from rsync_system_backup.exceptions import InvalidOptionError
 from rsync_system_backup.snapshots.replacement import NEW_NAME, OLD_NAME
-from support.trees import describe_tree, list_names
-
-SNAPSHOT_NAME = re.compile(r'^\d{4}-\d{2}-\d{2}_\d{2}-\d{2}-\d{2}$')
+from support.stand_ins import write_script
+from support.trees import list_names, snapshot_names, take_manifest
 
 
 @pytest.fixture
@@ -29,27 +28,22 @@ def source(tmp_path):
     return root
 
 
-def snapshots_in(directory):
-    """The names of the snapshots in a directory, oldest first."""
-    return [name for name in list_names(directory) if SNAPSHOT_NAME.match(name)]
-
-
 def test_backup_alone_replaces_latest(run_cli, source, tmp_path):
     """With link-dest, -b alone builds a new latest beside the old one and swaps it in; snapshots stay as they were."""
     latest = tmp_path / 'backups' / 'latest'
-    assert run_cli('--disable-notifications', source, latest).returncode == 0
-    [snapshot] = snapshots_in(latest.parent)
-    before = describe_tree(latest.parent / snapshot)
+    assert run_cli('--disable-notifications', '--snapshot-method=link-dest', source, latest).returncode == 0
+    [snapshot] = snapshot_names(latest.parent)
+    before = take_manifest(latest.parent / snapshot, times='seconds')
     old_inode = os.stat(str(latest / 'etc' / 'mode')).st_ino
     (source / 'etc' / 'mode').chmod(0o600)
-    result = run_cli('--disable-notifications', '--backup', source, latest)
+    result = run_cli('-v', '--disable-notifications', '--snapshot-method=link-dest', '--backup', source, latest)
     assert result.returncode == 0, result
     assert 'Using the link-dest snapshot method' in result.output
     assert list_names(latest.parent) == sorted([snapshot, 'latest'])
-    assert describe_tree(latest) == describe_tree(source)
+    assert take_manifest(latest, times='seconds') == take_manifest(source, times='seconds')
     assert os.stat(str(latest / 'etc' / 'mode')).st_ino != old_inode
     assert os.stat(str(latest / 'etc' / 'hostname')).st_nlink == 2, "unchanged files stay hard-linked"
-    assert describe_tree(latest.parent / snapshot) == before
+    assert take_manifest(latest.parent / snapshot, times='seconds') == before
 
 
 def test_interrupted_swap_is_undone(run_cli, source, tmp_path):
@@ -63,8 +57,8 @@ def test_interrupted_swap_is_undone(run_cli, source, tmp_path):
     assert result.returncode == 0, result
     assert 'Putting %s back in place of its interrupted replacement' % latest in result.output
     assert 'Removing %s, left behind by an interrupted run' % (latest.parent / NEW_NAME) in result.output
-    [snapshot] = snapshots_in(latest.parent)
-    assert describe_tree(latest.parent / snapshot) == describe_tree(source)
+    [snapshot] = snapshot_names(latest.parent)
+    assert take_manifest(latest.parent / snapshot, times='seconds') == take_manifest(source, times='seconds')
     assert list_names(latest.parent) == sorted([snapshot, 'latest'])
 
 
@@ -83,16 +77,14 @@ def test_leftover_old_latest_is_removed(run_cli, source, tmp_path):
 def test_failed_transfer_keeps_latest(run_cli, source, tmp_path, fake_bin):
     """When rsync fails under link-dest, its new tree is removed and latest stays as it was."""
     latest = tmp_path / 'backups' / 'latest'
-    assert run_cli('--disable-notifications', source, latest).returncode == 0
-    before = describe_tree(latest)
-    rsync = fake_bin / 'rsync'
-    rsync.write_text('#!/bin/sh\nfor last do :; done\nmkdir -p "$last/partial"\nexit 12\n')
-    rsync.chmod(0o755)
-    result = run_cli('--disable-notifications', source, latest)
+    assert run_cli('--disable-notifications', '--snapshot-method=link-dest', source, latest).returncode == 0
+    before = take_manifest(latest, times='seconds')
+    write_script(fake_bin / 'rsync', 'for last do :; done\nmkdir -p "$last/partial"\nexit 12\n')
+    result = run_cli('--disable-notifications', '--snapshot-method=link-dest', source, latest)
     assert result.returncode == 1, result
-    assert describe_tree(latest) == before
+    assert take_manifest(latest, times='seconds') == before
     assert NEW_NAME not in os.listdir(str(latest.parent))
-    assert len(snapshots_in(latest.parent)) == 1
+    assert len(snapshot_names(latest.parent)) == 1
 
 
 def test_daemon_post_xfer_falls_back_to_hardlink(run_cli, tmp_path):
@@ -100,13 +92,13 @@ def test_daemon_post_xfer_falls_back_to_hardlink(run_cli, tmp_path):
     latest = tmp_path / 'module' / 'latest'
     (latest / 'etc').mkdir(parents=True)
     (latest / 'etc' / 'hostname').write_text('written by the daemon\n')
-    result = run_cli('--disable-notifications', '--snapshot', '--rotate',
+    result = run_cli('-v', '--disable-notifications', '--snapshot', '--rotate',
                      env={'RSYNC_MODULE_PATH': str(latest), 'RSYNC_EXIT_STATUS': '0'})
     assert result.returncode == 0, result
     assert 'Using the hardlink snapshot method' in result.output
     assert 'the rsync daemon writes it in place' in result.output
     assert 'Keep the module on btrfs, or on XFS with reflinks' in result.output
-    [snapshot] = snapshots_in(latest.parent)
+    [snapshot] = snapshot_names(latest.parent)
     assert os.stat(str(latest.parent / snapshot / 'etc' / 'hostname')).st_ino == \
         os.stat(str(latest / 'etc' / 'hostname')).st_ino
 
@@ -138,8 +130,8 @@ def test_unknown_method(run_cli, source, tmp_path):
     """An unknown method name is a usage error (one line), and the API refuses it too."""
     result = run_cli('--snapshot-method=zfs', source, tmp_path / 'backups' / 'latest')
     assert result.returncode == 1
-    assert result.output == ("Error: Unknown snapshot method 'zfs': use auto, btrfs, reflink, link-dest "
-                             "or hardlink.\n")
+    assert result.output == ("Error: Unknown snapshot method 'zfs': use auto, btrfs, reflink, safe-hardlink, "
+                             "link-dest or hardlink.\n")
     with pytest.raises(InvalidOptionError):
         RsyncSystemBackup(snapshot_method='Hardlink')
     assert RsyncSystemBackup().snapshot_method == 'auto'
@@ -148,5 +140,5 @@ def test_unknown_method(run_cli, source, tmp_path):
 def test_method_names_match_the_methods():
     """The light list of names that the command line checks is exactly the methods' names, best first."""
     from rsync_system_backup.snapshots.method_names import AUTOMATIC, METHOD_NAMES
-    from rsync_system_backup.snapshots.methods import SNAPSHOT_METHODS
+    from rsync_system_backup.snapshots.choice import SNAPSHOT_METHODS
     assert METHOD_NAMES == (AUTOMATIC,) + tuple(SNAPSHOT_METHODS)

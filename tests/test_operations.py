@@ -1,5 +1,5 @@
 """
-Tests of listing a directory on another system: one command per listing.
+Tests of ``target/operations.py``: listing a directory on another system takes one command, flushing.
 
 Over SSH every command is a round trip, and a run lists the backup directory
 several times (the marker check, recovery, the snapshot and rotation), so
@@ -7,9 +7,14 @@ several times (the marker check, recovery, the snapshot and rotation), so
 context runs the commands on this system and records them.
 """
 
+import re
 import subprocess
 
+import pytest
+
 from rsync_system_backup.target.operations import list_directory
+from support.stand_ins import real_program, write_script
+from support.trees import make_source, snapshot_names
 
 
 class RecordingContext(object):
@@ -30,6 +35,11 @@ class RecordingContext(object):
         self.commands.append(command)
         return subprocess.call(command) == 0
 
+    def execute(self, *command, **options):
+        """Run a command that must succeed, and record it."""
+        self.commands.append(command)
+        subprocess.check_call(command)
+
 
 def test_listing_is_one_command(tmp_path):
     """A directory's names, awkward ones included, come from one command."""
@@ -46,3 +56,71 @@ def test_missing_directory_is_empty(tmp_path):
     context = RecordingContext()
     assert list_directory(context, str(tmp_path / 'missing')) == []
     assert len(context.commands) == 1
+
+
+@pytest.mark.parametrize('method', ['hardlink', 'link-dest'])
+def test_flush_before_the_final_renames(tmp_path, run_cli, fake_bin, method):
+    """
+    ``sync -f`` flushes the filesystem before a snapshot gets its final name and before ``latest`` is swapped.
+
+    A stand-in ``sync`` notes its arguments and what the backup directory holds at that moment, then runs the real one.
+    """
+    source = tmp_path / 'source'
+    make_source(source)
+    backups = tmp_path / 'backups'
+    log = tmp_path / 'sync.log'
+    write_script(fake_bin / 'sync', 'echo "$*: $(ls -A %s | tr "\\n" " ")" >> %s\nexec %s "$@"\n'
+                 % (backups, log, real_program('sync')))
+    for _ in range(2):
+        result = run_cli('--disable-notifications', '--snapshot-method=%s' % method, source, backups / 'latest')
+        assert result.returncode == 0, result
+    calls = log.read_text().splitlines()
+    snapshots = snapshot_names(backups)
+    assert len(snapshots) == 2
+    new_tree = backups / '.rsync-system-backup.new'
+    expected = []
+    for snapshot in snapshots:
+        if method == 'link-dest':
+            # The new tree, while latest is still the old one (or missing, before the first swap).
+            expected.append(re.compile(r'^-f -- %s: .*\.rsync-system-backup\.new' % re.escape(str(new_tree))))
+        # The new snapshot, still under its temporary name, its final name not yet taken.
+        temporary, final_name = re.escape(str(backups / snapshot)), re.escape(snapshot)
+        expected.append(re.compile(r'^-f -- %s\.incomplete: (?!.*\b%s )' % (temporary, final_name)))
+    assert len(calls) == len(expected), calls
+    for call, pattern in zip(calls, expected):
+        assert pattern.match(call), (call, pattern.pattern)
+
+
+@pytest.mark.parametrize('name', ['.rsync-system-backup', '.rsync-system-backup.lock'])
+def test_marker_and_lock_never_follow_planted_links(tmp_path, run_cli, source, name):
+    """A symbolic link planted under the marker's or the lock's name is refused, and its target never written."""
+    backups = tmp_path / 'backups'
+    assert run_cli('--disable-notifications', source, backups / 'latest').returncode == 0
+    victim = tmp_path / 'victim'
+    victim.write_text('precious\n')
+    (backups / name).unlink()
+    (backups / name).symlink_to(victim)
+    result = run_cli('--disable-notifications', source, backups / 'latest')
+    assert result.returncode == 1, result
+    assert 'Traceback' not in result.output, result
+    assert victim.read_text() == 'precious\n'
+    assert (backups / name).is_symlink()
+
+
+@pytest.mark.parametrize('remote', [False, True])
+def test_write_file_replaces_a_link_instead_of_following_it(tmp_path, remote):
+    """In process and through a command (as on SSH destinations) a planted link is replaced, never followed."""
+    from executor.contexts import LocalContext
+
+    from rsync_system_backup.target.operations import read_file, write_file
+    context = RecordingContext() if remote else LocalContext()
+    victim = tmp_path / 'victim'
+    victim.write_text('precious\n')
+    marker = tmp_path / 'marker'
+    marker.symlink_to(victim)
+    with pytest.raises(Exception):
+        read_file(context, str(marker), sudo=True)
+    write_file(context, str(marker), 'new text\n', sudo=True)
+    assert victim.read_text() == 'precious\n'
+    assert not marker.is_symlink() and marker.read_text() == 'new text\n'
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['marker', 'victim']

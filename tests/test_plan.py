@@ -1,20 +1,20 @@
-"""Tests of snapshot rotation on real directories (rotate-backups plans, this package removes)."""
+"""
+Tests of snapshot rotation (:mod:`rsync_system_backup.rotation.plan`) on real directories.
+
+rotate-backups plans which snapshots go, this package removes them.
+"""
 
 import datetime
 import os
+import re
 
 import pytest
 
 from rsync_system_backup import DEFAULT_ROTATION_SCHEME, RsyncSystemBackup
-from support.trees import list_names
+from support.stand_ins import write_script
+from support.trees import list_names, make_snapshots, snapshot_names
 
-
-def make_snapshots(directory, names):
-    """Create empty snapshot directories (with a file inside, so removal is real)."""
-    for name in names:
-        os.makedirs(os.path.join(str(directory), name))
-        with open(os.path.join(str(directory), name, 'file'), 'w') as handle:
-            handle.write(name)
+pytestmark = pytest.mark.usefixtures('latest')
 
 
 def rotate(directory, **options):
@@ -22,14 +22,6 @@ def rotate(directory, **options):
     options.setdefault('notifications_enabled', False)
     RsyncSystemBackup(destination=str(directory / 'latest'), backup_enabled=False, snapshot_enabled=False,
                       rotate_enabled=True, **options).execute()
-
-
-@pytest.fixture
-def backups(tmp_path):
-    """A backup directory with an empty ``latest``."""
-    directory = tmp_path / 'backups'
-    (directory / 'latest').mkdir(parents=True)
-    return directory
 
 
 def test_default_scheme():
@@ -107,8 +99,7 @@ def test_leftovers_of_interrupted_runs_are_removed(backups):
 
 def test_failed_removal_leaves_no_partial_snapshot(backups, fake_bin, monkeypatch):
     """A removal that fails halfway leaves the doomed snapshots under .removing names only."""
-    (fake_bin / 'rm').write_text('#!/bin/sh\nexit 1\n')
-    (fake_bin / 'rm').chmod(0o755)
+    write_script(fake_bin / 'rm', 'exit 1\n')
     monkeypatch.setenv('PATH', '%s:%s' % (fake_bin, os.environ['PATH']))
     make_snapshots(backups, ['2024-05-01_10-00-00', '2024-05-01_10-30-00', '2024-05-01_11-00-00'])
     with pytest.raises(Exception):
@@ -151,3 +142,37 @@ def test_empty_directory(backups):
     """Rotating a directory without snapshots does nothing."""
     rotate(backups)
     assert list_names(backups) == ['latest']
+
+
+def test_dry_run_predicts_the_real_run(run_cli, tmp_path, backups):
+    """-n counts in the snapshot the run would add, so it removes what the real run right after removes."""
+    (tmp_path / 'source').mkdir()
+    (tmp_path / 'source' / 'file').write_text('x')
+    make_snapshots(backups, ['2020-01-01_00-00-00', '2020-01-01_00-30-00'])
+    arguments = ('--disable-notifications', '--hourly=0', '--daily=0', '--weekly=0', '--monthly=1',
+                 tmp_path / 'source', backups / 'latest')
+    dry = run_cli('-n', *arguments)
+    assert dry.returncode == 0, dry
+    assert 'would keep 1 snapshot and remove 2' in dry.stderr
+    predicted = sorted(re.findall(r'Would remove \S+/(\S+)\.', dry.stderr))
+    assert predicted == ['2020-01-01_00-00-00', '2020-01-01_00-30-00']
+    real = run_cli(*arguments)
+    assert real.returncode == 0, real
+    assert '1 snapshot kept, 2 removed' in real.stderr
+    [new] = snapshot_names(backups)
+    assert new > '2020' and (backups / 'latest' / 'file').exists()
+
+
+def test_impossible_date_is_skipped_with_a_warning(backups, run_cli):
+    """A directory named like a snapshot of a day that doesn't exist: rotation works around it and warns."""
+    make_snapshots(backups, ['2024-02-28_10-00-00', '2024-02-28_10-30-00', '2024-02-28_11-00-00',
+                             '2024-02-30_00-00-00'])
+    (backups / '2024-02-30_00-00-00' / 'keep-me').write_text('untouched\n')
+    result = run_cli('--disable-notifications', '-r', '--hourly=0', backups / 'latest')
+    assert result.returncode == 0, result
+    assert list_names(backups) == ['2024-02-28_10-00-00', '2024-02-28_11-00-00', '2024-02-30_00-00-00', 'latest']
+    assert (backups / '2024-02-30_00-00-00' / 'keep-me').read_text() == 'untouched\n'
+    warnings = [line for line in result.stderr.splitlines() if ' WARNING ' in line and '2024-02-30' in line]
+    assert len(warnings) == 1, result
+    assert "Leaving %s alone: its name is not a possible date and time, so rotation can't place it; rename or " \
+           "remove it by hand." % (backups / '2024-02-30_00-00-00') in warnings[0]

@@ -1,8 +1,7 @@
-"""Tests of reading rsync's output: progress lines, statistics, and following a running command."""
+"""Tests of following a running rsync (``transfer/progress.py``): describing progress, reading lines, the monitor."""
 
 import io
 import os
-import subprocess
 import threading
 import tracemalloc
 
@@ -10,42 +9,7 @@ import pytest
 from executor.contexts import LocalContext
 
 from rsync_system_backup.transfer.progress import ProgressLine, TransferMonitor, describe_progress, read_lines
-from rsync_system_backup.transfer.output import TransferStatistics, parse_progress_line
-
-
-def test_parse_progress_line():
-    """A progress2 line gives bytes, percentage, rate (powers of 1024), time left and file counts."""
-    update = parse_progress_line('    123,456,789  45%   12.50MB/s    0:01:23  ')
-    assert update.transferred_bytes == 123456789
-    assert update.percentage == 45
-    assert update.rate == 12.5 * 1024 ** 2
-    assert (update.time_left, update.elapsed) == (83, None)
-    assert update.transfers is None and not update.scanning
-
-
-def test_parse_end_of_file_line():
-    """At the end of each file rsync gives the time since the start, and the time left is estimated from it."""
-    update = parse_progress_line('    123,456,789  40%   12.50MB/s    0:01:20 (xfr#12, to-chk=34/567)')
-    assert (update.elapsed, update.time_left) == (80, 120)
-    assert (update.transfers, update.files_to_check, update.files) == (12, 34, 567)
-    assert not update.scanning
-    assert parse_progress_line('  1,000   0%   1.00kB/s   0:00:05 (xfr#1, to-chk=9/10)').time_left is None
-    assert parse_progress_line('  1,000 100%   1.00kB/s   0:00:05 (xfr#1, to-chk=0/10)').time_left is None
-
-
-@pytest.mark.parametrize('line, transferred, rate, time_left', [
-    ('         32,768   0%    0.00kB/s    0:00:00  ', 32768, 0.0, 0),
-    ('      1.234.567  10%   64,12MB/s   12:00:05 (xfr#1, ir-chk=1000/2345)', 1234567, 6412 / 100.0 * 1024 ** 2,
-     43205 * 9),
-    ("      1'234'567  10%    1.00GB/s    ??:??:?? (xfr#1, to-chk=0/1)", 1234567, 1024 ** 3, None),
-    ('          5,000 100%    4.77kB/s    0:00:00 (xfr#1, to-chk=0/2) ', 5000, 4.77 * 1024, None),
-])
-def test_parse_progress_variants(line, transferred, rate, time_left):
-    """Thousands separators of any locale, unknown times and incremental recursion are understood."""
-    update = parse_progress_line(line)
-    assert update.transferred_bytes == transferred
-    assert update.rate == pytest.approx(rate)
-    assert update.time_left == time_left
+from rsync_system_backup.transfer.output import parse_progress_line
 
 
 def test_incremental_recursion_is_scanning():
@@ -55,65 +19,11 @@ def test_incremental_recursion_is_scanning():
     assert describe_progress(update) == 'Transferring: 1%, 1 KB in 3 files, 1.05 MB/s, still listing files'
 
 
-@pytest.mark.parametrize('line', [
-    'sending incremental file list',
-    'etc/hostname',
-    '  45% of something',
-    'Number of files: 3',
-    '',
-])
-def test_other_lines_are_not_progress(line):
-    """File names and other output are not mistaken for progress."""
-    assert parse_progress_line(line) is None
-
-
 def test_describe_progress():
     """The progress line names the percentage, the size and files so far, the rate and the time left."""
     update = parse_progress_line('  1,234,567,890  45%   12.00MB/s    0:01:40 (xfr#1234, to-chk=10/5000)')
     assert describe_progress(update) == ('Transferring: 45%, 1.23 GB in 1,234 files, 12.58 MB/s, '
                                          '2 minutes and 2 seconds left')
-
-
-def test_statistics_of_real_rsync(tmp_path):
-    """The statistics of a real rsync run are read, and every line of the block is recognised."""
-    source = tmp_path / 'source'
-    (source / 'directory').mkdir(parents=True)
-    for name in ('a', 'b', 'directory/c'):
-        (source / name).write_bytes(os.urandom(1000))
-    target = tmp_path / 'target'
-    (target / 'old').mkdir(parents=True)
-    (target / 'old' / 'file').write_text('to be deleted')
-    output = subprocess.check_output(['rsync', '-a', '--delete', '--stats', '%s/' % source, '%s/' % target])
-    statistics = TransferStatistics()
-    other = [line for line in output.decode().splitlines() if not statistics.parse_line(line) and line.strip()]
-    assert other == []
-    assert statistics.complete
-    assert (statistics.files, statistics.regular_files, statistics.transferred_files) == (5, 3, 3)
-    assert (statistics.created_files, statistics.deleted_files) == (4, 2)
-    assert (statistics.total_size, statistics.transferred_size) == (3000, 3000)
-    assert statistics.bytes_sent > 3000 and statistics.bytes_received > 0
-
-
-def test_later_statistics_win():
-    """A file name that looks like a statistic (in a dry run's list) is overridden by the real block."""
-    statistics = TransferStatistics()
-    statistics.parse_line('Number of files: 999')
-    statistics.parse_line('Number of files: 1,234 (reg: 1,000, dir: 234)')
-    assert (statistics.files, statistics.regular_files) == (1234, 1000)
-    assert not statistics.parse_line('Number of things: 5')
-    assert statistics.parse_line('total size is 1,234  speedup is 5.00 (DRY RUN)')
-
-
-@pytest.mark.parametrize('line, regular_files', [
-    ('Number of files: 52 (reg: 50, dir: 2)', 50),
-    ('Number of files: 1 (dir: 1)', 0),
-    ('Number of files: 52', None),
-])
-def test_regular_files(line, regular_files):
-    """The regular files come from the breakdown; rsync leaves out zero counts, and old versions the breakdown."""
-    statistics = TransferStatistics()
-    assert statistics.parse_line(line)
-    assert statistics.regular_files == regular_files
 
 
 def test_read_lines_splits_on_both_line_endings():
@@ -260,3 +170,34 @@ def test_monitor_with_stderr_file():
     reader.join(5)
     assert monitor.output.getvalue() == 'out\n'
     assert errors == [b'err']
+
+
+def test_rsync_messages_start_on_a_line_of_their_own():
+    """A message of rsync's (copied by ErrorOutputRecorder's thread) ends the progress line first."""
+    from rsync_system_backup.transfer.errors import ErrorOutputRecorder
+    terminal = FakeTerminal()
+    line = ProgressLine(terminal, interval=0)
+    line.show('Transferring: 5%')
+    with ErrorOutputRecorder(write=line.write_above) as recorder:
+        recorder.stream.write(b'rsync: [sender] send_files failed to open "/x": Permission denied (13)\n')
+    assert terminal.getvalue() == ('\r\x1b[KTransferring: 5%\r\x1b[K'
+                                   'rsync: [sender] send_files failed to open "/x": Permission denied (13)\n')
+    assert not line.visible
+    assert list(recorder.lines) == ['rsync: [sender] send_files failed to open "/x": Permission denied (13)']
+
+
+def test_rsync_messages_on_a_real_terminal(tmp_path, fake_bin):
+    """On a real terminal, a message that rsync writes while the progress line shows begins a line of its own."""
+    from support.cli import command_environment, run_in_terminal
+    from support.stand_ins import real_program, write_script
+    (tmp_path / 'source').mkdir()
+    (tmp_path / 'source' / 'file').write_bytes(os.urandom(1024 * 1024))
+    # Real rsync, and then a message while its standard output (and so the progress line) is still open.
+    write_script(fake_bin / 'rsync', '%s "$@"\nstatus=$?\necho "rsync: a message of rsync" >&2\nsleep 0.5\n'
+                                     'exit $status\n' % real_program('rsync'))
+    returncode, output = run_in_terminal(['--disable-notifications', tmp_path / 'source', tmp_path / 'b' / 'latest'],
+                                         command_environment(fake_bin, HOME=str(tmp_path)))
+    assert returncode == 0, output
+    assert 'Transferring: ' in output
+    before = output[:output.index('rsync: a message of rsync')]
+    assert before.endswith('\r\x1b[K') or before.endswith('\n'), repr(output)

@@ -8,7 +8,8 @@ import sys
 
 import pytest
 
-from rsync_system_backup.cli import parse_command_line
+from rsync_system_backup.command_line import parse_command_line
+from support.cli import command_environment
 
 EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'docs', 'examples')
 DOCUMENTED_PROGRAM = '/opt/rsync-system-backup/bin/rsync-system-backup'
@@ -63,6 +64,10 @@ def test_service_settings():
     assert service['Nice'] == '19'
     assert service['IOSchedulingClass'] == 'idle'
     assert service['ExecStart'].startswith(DOCUMENTED_PROGRAM + ' ')
+    # Stopping the service signals the program alone, which runs its cleanups (see docs/guarantees.rst).
+    assert service['KillMode'] == 'mixed'
+    # 75 (busy) is not a failure, 2 (completed with errors) is.
+    assert service['SuccessExitStatus'].split() == ['75']
     timer = unit_settings('rsync-system-backup.timer')
     assert timer['Persistent'] == 'true'
     assert timer['OnCalendar']
@@ -98,7 +103,7 @@ def test_cron_line_runs(tmp_path):
                     if line.startswith('0 3 ')][0].split(None, 6)[6]
     command_line = command_line.replace(DOCUMENTED_PROGRAM, installed_program())
     command_line = command_line.replace(' / /mnt/backups/latest', ' %s %s' % (source, tmp_path / 'backups' / 'latest'))
-    environment = dict(os.environ, COLOREDLOGS_SYSLOG='false', HOME=str(tmp_path))
+    environment = command_environment(HOME=str(tmp_path))
     process = subprocess.run(command_line, shell=True, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, env=environment, timeout=120)
     assert process.returncode == 0, process

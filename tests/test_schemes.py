@@ -1,22 +1,19 @@
 """
-Tests of the rotation options (--minutely ... --yearly, --prefer-recent, --relaxed).
+Tests of the rotation options: --minutely ... --yearly, --prefer-recent, --relaxed (see ``rotation/schemes.py``).
 
 Each test runs the real command (rotation step only) on a directory of
 pre-made snapshots and checks exactly which snapshots are left.
 """
 
-import os
 import re
 
 import pytest
 
 from rsync_system_backup import DEFAULT_ROTATION_SCHEME, RsyncSystemBackup
-from rsync_system_backup.cli import parse_command_line
+from rsync_system_backup.command_line import parse_command_line
 from rsync_system_backup.exceptions import InvalidOptionError
 from rsync_system_backup.rotation.schemes import check_rotation_scheme, override_rotation_scheme, parse_retention
-from support.trees import list_names
-
-SNAPSHOT_NAME = re.compile(r'^\d{4}-\d{2}-\d{2}_\d{2}-\d{2}-\d{2}$')
+from support.trees import list_names, make_snapshots, snapshot_names
 
 ONLY = ['--minutely=0', '--hourly=0', '--daily=0', '--weekly=0', '--monthly=0', '--yearly=0']
 """Options that empty the default scheme, so that a test can name the one frequency it is about."""
@@ -74,19 +71,6 @@ def backups(tmp_path):
     return directory
 
 
-def make_snapshots(directory, names):
-    """Create snapshot directories with a file inside each."""
-    for name in names:
-        os.makedirs(os.path.join(str(directory), name))
-        with open(os.path.join(str(directory), name, 'file'), 'w') as handle:
-            handle.write(name)
-
-
-def snapshots_in(directory):
-    """The names of the snapshots in a directory, sorted."""
-    return [name for name in list_names(directory) if SNAPSHOT_NAME.match(name)]
-
-
 def rotate_cli(run_cli, backups, *options):
     """Run the rotation step of the real command with the given options; it must succeed."""
     result = run_cli('--rotate', '--disable-notifications', *(list(options) + [backups / 'latest']),
@@ -100,7 +84,7 @@ def test_each_frequency(run_cli, backups, option, names, kept):
     """Each frequency option alone keeps the oldest snapshot of its last N periods, plus the newest."""
     make_snapshots(backups, names)
     rotate_cli(run_cli, backups, *only(option))
-    assert snapshots_in(backups) == kept
+    assert snapshot_names(backups) == kept
     assert 'latest' in list_names(backups)
 
 
@@ -108,7 +92,7 @@ def test_always(run_cli, backups):
     """'always' keeps one snapshot of every period, however old."""
     make_snapshots(backups, HOURLY_SNAPSHOTS)
     rotate_cli(run_cli, backups, *only('--hourly=always'))
-    assert snapshots_in(backups) == [
+    assert snapshot_names(backups) == [
         '2024-05-01_07-00-00', '2024-05-01_08-10-00', '2024-05-01_09-20-00', '2024-05-01_09-40-00',
     ]
 
@@ -117,14 +101,14 @@ def test_always_in_any_case(run_cli, backups):
     """'ALWAYS' is read like 'always'."""
     make_snapshots(backups, HOURLY_SNAPSHOTS)
     rotate_cli(run_cli, backups, *only('--hourly=ALWAYS'))
-    assert len(snapshots_in(backups)) == 4
+    assert len(snapshot_names(backups)) == 4
 
 
 def test_prefer_recent(run_cli, backups):
     """--prefer-recent keeps the newest snapshot of each period instead of the oldest."""
     make_snapshots(backups, HOURLY_SNAPSHOTS)
     rotate_cli(run_cli, backups, '--prefer-recent', *only('--hourly=2'))
-    assert snapshots_in(backups) == ['2024-05-01_08-50-00', '2024-05-01_09-40-00']
+    assert snapshot_names(backups) == ['2024-05-01_08-50-00', '2024-05-01_09-40-00']
 
 
 def test_relaxed(run_cli, backups):
@@ -132,17 +116,17 @@ def test_relaxed(run_cli, backups):
     names = ['2024-05-01_05-00-00', '2024-05-01_06-00-00', '2024-05-01_09-00-00']
     make_snapshots(backups, names)
     rotate_cli(run_cli, backups, *only('--hourly=2'))
-    assert snapshots_in(backups) == ['2024-05-01_09-00-00']
+    assert snapshot_names(backups) == ['2024-05-01_09-00-00']
     make_snapshots(backups, names[:2])
     rotate_cli(run_cli, backups, '--relaxed', *only('--hourly=2'))
-    assert snapshots_in(backups) == ['2024-05-01_06-00-00', '2024-05-01_09-00-00']
+    assert snapshot_names(backups) == ['2024-05-01_06-00-00', '2024-05-01_09-00-00']
 
 
 def test_other_frequencies_keep_their_defaults(run_cli, backups):
     """--daily=2 --hourly=0 leaves weekly=4 and monthly=always in force, which keep the first snapshot too."""
     make_snapshots(backups, FREQUENCY_CASES[2][1])
     rotate_cli(run_cli, backups, '--hourly=0', '--daily=2')
-    assert snapshots_in(backups) == [
+    assert snapshot_names(backups) == [
         '2024-05-01_12-00-00', '2024-05-02_06-00-00', '2024-05-03_08-00-00', '2024-05-03_20-00-00',
     ]
 
@@ -151,7 +135,7 @@ def test_dry_run_lists_kept_and_removed(run_cli, backups):
     """--dry-run with rotation names every snapshot it would keep (with the reasons) and remove, and removes none."""
     make_snapshots(backups, HOURLY_SNAPSHOTS)
     result = rotate_cli(run_cli, backups, '--dry-run', *only('--hourly=2'))
-    assert snapshots_in(backups) == HOURLY_SNAPSHOTS
+    assert snapshot_names(backups) == HOURLY_SNAPSHOTS
     kept = re.findall(r'Would keep \S+/(\S+) \(([^)]*)\)', result.output)
     removed = re.findall(r'Would remove \S+/(\S+)\.', result.output)
     assert kept == [('2024-05-01_08-10-00', 'hourly'), ('2024-05-01_09-20-00', 'hourly'),
@@ -214,16 +198,15 @@ def test_api_keyword_arguments(backups, monkeypatch):
                                 notifications_enabled=False, prefer_recent=True, strict=False,
                                 rotation_scheme=dict(hourly=1, daily=0, weekly=0, monthly=0))
     program.execute()
-    assert snapshots_in(backups) == ['2024-05-01_09-40-00']
+    assert snapshot_names(backups) == ['2024-05-01_09-40-00']
     assert program.summary.rotation_plan.removed == [str(backups / name) for name in HOURLY_SNAPSHOTS[:-1]]
 
 
 def test_api_refuses_invalid_scheme_before_running(backups, monkeypatch):
-    """An invalid rotation scheme given from Python is refused before anything is removed."""
+    """An invalid rotation scheme given from Python is refused where it is set, before anything is removed."""
     monkeypatch.setenv('HOME', str(backups.parent / 'home'))
     make_snapshots(backups, HOURLY_SNAPSHOTS)
-    program = RsyncSystemBackup(destination=str(backups / 'latest'), backup_enabled=False, snapshot_enabled=False,
-                                notifications_enabled=False, rotation_scheme=dict(hourly=0))
     with pytest.raises(InvalidOptionError):
-        program.execute()
-    assert snapshots_in(backups) == HOURLY_SNAPSHOTS
+        RsyncSystemBackup(destination=str(backups / 'latest'), backup_enabled=False, snapshot_enabled=False,
+                          notifications_enabled=False, rotation_scheme=dict(hourly=0))
+    assert snapshot_names(backups) == HOURLY_SNAPSHOTS

@@ -1,14 +1,16 @@
 """
-Tests for destinations reached over SSH (``HOST:DIRECTORY``), against a real sshd on 127.0.0.1.
+Tests for destinations reached over SSH (``HOST:DIRECTORY``; :mod:`rsync_system_backup.connections.ssh`).
 
-The command runs as a real process that reads a test ``~/.ssh/config``
-(see :mod:`support.remote`; the sshd and ``~/.ssh`` fixtures are in
-``conftest.py``); every run also checks that no process outlives it, and
-every test that its SSH sessions have ended.
+Most run against a real sshd on 127.0.0.1: the command runs as a real
+process that reads a test ``~/.ssh/config`` (see :mod:`support.remote`; the
+sshd and ``~/.ssh`` fixtures are in ``conftest.py``); every run also checks
+that no process outlives it, and every test that its SSH sessions have
+ended. The last ones check ssh's messages and command lines without a server.
 """
 
 import contextlib
 import os
+import shlex
 import shutil
 import subprocess
 import tempfile
@@ -16,24 +18,30 @@ from pathlib import Path
 
 import pytest
 
+from rsync_system_backup.exceptions import RemoteCommandError, SSHConnectionError
+from rsync_system_backup.connections.ssh import (
+    ConfiguredRemoteContext,
+    create_remote_context,
+    explain_ssh_failure,
+    strip_host_key_options,
+    translate_remote_errors,
+)
+from rsync_system_backup.connections.tunnel import create_tunnel
+from support.cli import assert_failed
 from support.remote import (
     HOME_DIRECTORY,
     KNOWN_HOSTS_NAME,
+    REPOSITORY,
     SERVER_ALIAS,
     ClientHome,
     PrivateHomeSSHServer,
-    make_snapshots,
-    make_source,
-    read_tree,
     server_view,
-    snapshot_names,
-    visible_names,
     wait_until_idle,
 )
-from rsync_system_backup.exceptions import RemoteCommandError, SSHConnectionError
-from rsync_system_backup.connections.ssh import ConfiguredRemoteContext, create_remote_context, translate_remote_errors
 from support.servers import free_port
-from support.trees import assert_failed
+from support.stand_ins import log_arguments, logged_calls, real_program
+from support.sudo_server import PLAIN_USER, SUDO_USER, SudoSSHServer
+from support.trees import list_names, make_snapshots, make_source, read_tree, snapshot_names
 
 AWKWARD_NAME = 'it\'s "a" $HOME $(touch pwned) `touch pwned`; touch pwned\nline'
 """A directory name that a shell would mangle (and that would create ``pwned`` if a shell ran it)."""
@@ -62,16 +70,17 @@ def test_backup_snapshot_and_rotation(tmp_path, client_home, ssh_server):
         result = client_home.run(source, '%s:%s' % (SERVER_ALIAS, backups / 'latest'), env={'TMPDIR': temporary})
         assert os.listdir(temporary) == []  # The shared connection's control socket is gone.
     assert result.returncode == 0, result
-    # One login checks the connection; one more carries every command and the transfer.
-    assert ssh_server.read_log().count('Accepted publickey') - logins_before == 2
+    # One login checks the connection; one carries every command and the transfer; one holds the lock
+    # (on a connection of its own, which outlives the shared one when the run is interrupted).
+    assert ssh_server.read_log().count('Accepted publickey') - logins_before == 3
     assert read_tree(backups / 'latest') == contents
-    new = sorted(set(snapshot_names(backups)) - {'2024-05-01_10-00-00', '2024-04-01 08:00:00'})
-    assert len(new) == 1 and new[0].startswith('20') and new[0] > '2025', snapshot_names(backups)
+    new = sorted(set(snapshot_names(backups, leftovers=True)) - {'2024-05-01_10-00-00', '2024-04-01 08:00:00'})
+    assert len(new) == 1 and new[0].startswith('20') and new[0] > '2025', snapshot_names(backups, leftovers=True)
     assert read_tree(backups / new[0]) == contents
     assert os.stat(backups / new[0] / 'var' / 'data.bin').st_ino == \
         os.stat(backups / 'latest' / 'var' / 'data.bin').st_ino
-    assert visible_names(backups) == sorted(['2024-04-01 08:00:00', '2024-05-01_10-00-00', new[0],
-                                             'latest', 'unrelated'])
+    assert list_names(backups) == sorted(['2024-04-01 08:00:00', '2024-05-01_10-00-00', new[0],
+                                          'latest', 'unrelated'])
     # Host keys went where ~/.ssh/config says, not where executor would put them.
     host_key = Path(ssh_server.host_key_file + '.pub').read_text().split()[1]
     assert host_key in client_home.known_hosts_file.read_text()
@@ -86,7 +95,7 @@ def test_user_in_destination_and_missing_directories(tmp_path, client_home):
     result = client_home.run('--backup', '--snapshot', source, 'root@%s:%s' % (SERVER_ALIAS, latest))
     assert result.returncode == 0, result
     assert read_tree(latest) == contents
-    assert len(snapshot_names(latest.parent)) == 1
+    assert len(snapshot_names(latest.parent, leftovers=True)) == 1
 
 
 def test_awkward_directory_names(tmp_path, client_home, ssh_server):
@@ -96,9 +105,9 @@ def test_awkward_directory_names(tmp_path, client_home, ssh_server):
     parent = tmp_path / AWKWARD_NAME
     result = client_home.run(source, '%s:%s/latest' % (SERVER_ALIAS, parent))
     assert result.returncode == 0, result
-    assert visible_names(tmp_path) == sorted(['client-home', 'source', AWKWARD_NAME])
+    assert list_names(tmp_path) == sorted(['client-home', 'source', AWKWARD_NAME])
     assert read_tree(parent / 'latest') == contents
-    [snapshot] = snapshot_names(parent)
+    [snapshot] = snapshot_names(parent, leftovers=True)
     assert read_tree(parent / snapshot) == contents
     # No shell ran the name: nothing was created in the remote home directory (the working directory).
     assert os.listdir(server_view(ssh_server, HOME_DIRECTORY)) == []
@@ -182,7 +191,7 @@ def test_remote_disk_full(tmp_path):
         # rsync itself sometimes loses the receiver's "No space left on device" message, so the
         # explanation may come from the exit code alone; it mentions the full filesystem either way.
         assert_failed(result, "rsync failed with exit code 11", "filesystem", "full", "no snapshot was made")
-        assert snapshot_names(server_view(server, small)) == []
+        assert snapshot_names(server_view(server, small), leftovers=True) == []
         wait_until_idle(server)
     assert os.listdir(small) == []
 
@@ -197,3 +206,98 @@ def test_remote_errors_become_project_exceptions(monkeypatch, ssh_server):
     with pytest.raises(RemoteCommandError, match="'false' failed on %s with exit code 1" % ssh_server.alias):
         with translate_remote_errors():
             create_remote_context(ssh_server.alias).execute('false', shell=False)
+
+
+@pytest.mark.parametrize('stderr, expected', [
+    ('ssh: Could not resolve hostname nowhere: Name or service not known\n',
+     "Can't find the SSH server srv: its name doesn't resolve (ssh: Could not resolve hostname nowhere"),
+    ('ssh: connect to host 127.0.0.1 port 2: Connection refused\n', "The SSH server srv refused the connection"),
+    ('ssh: connect to host 10.1.1.1 port 22: Connection timed out\n', "Can't reach the SSH server srv"),
+    ('No ED25519 host key is known for srv and you have requested strict checking.\n'
+     'Host key verification failed.\n', "The host key of the SSH server srv is unknown or has changed"),
+    ('root@127.0.0.1: Permission denied (publickey).\n', "The SSH server srv refused to log in"),
+    ('kex_exchange_identification: Connection closed by remote host\n',
+     "The SSH connection to srv failed (kex_exchange_identification: Connection closed by remote host)"),
+    ('', "The SSH connection to srv failed (no error message)"),
+])
+def test_ssh_failures_are_explained(stderr, expected):
+    """ssh's error messages become one line that names the problem."""
+    message = explain_ssh_failure('srv', stderr)
+    assert message.startswith(expected), message
+    assert '\n' not in message
+
+
+def test_host_key_options_are_stripped():
+    """executor's host key options go; other options and the remote command stay."""
+    command = ['ssh', '-o', 'BatchMode=yes', '-o', 'StrictHostKeyChecking=no', '-o',
+               'UserKnownHostsFile=/a /b', 'host', "'-o' 'StrictHostKeyChecking=no'"]
+    assert strip_host_key_options(command) == ['ssh', '-o', 'BatchMode=yes', 'host',
+                                               "'-o' 'StrictHostKeyChecking=no'"]
+    remote = ConfiguredRemoteContext(ssh_alias='host', ssh_user='root', tty=False)
+    line = remote.prepare('true', shell=False).command_line
+    assert not any(argument.startswith(('StrictHostKeyChecking', 'UserKnownHostsFile')) for argument in line)
+    tunnel = create_tunnel('host', remote_port=873)
+    assert not any(argument.startswith(('StrictHostKeyChecking', 'UserKnownHostsFile'))
+                   for argument in tunnel.command_line)
+
+
+def test_shared_connection_options():
+    """While a control socket is set, commands and rsync use it; the path is quoted for rsync's --rsh."""
+    remote = ConfiguredRemoteContext(ssh_alias='host', ssh_user='root', tty=False)
+    assert shlex.split(remote.rsync_shell) == ['ssh', '-l', 'root', '--']
+    assert remote.prepare('true', shell=False).command_line[0:2] == ['ssh', '-l']
+    remote.control_path = "/tmp/it's here/control"
+    assert shlex.split(remote.rsync_shell) == ['ssh', '-o', 'ControlMaster=no', '-o',
+                                               "ControlPath=/tmp/it's here/control", '-l', 'root', '--']
+    assert remote.prepare('true', shell=False).command_line[:5] == [
+        'ssh', '-o', 'ControlMaster=no', '-o', "ControlPath=/tmp/it's here/control"]
+    del remote.control_path
+    assert shlex.split(remote.rsync_shell) == ['ssh', '-l', 'root', '--']
+
+
+def test_ssh_options_end_before_the_host(tmp_path, fake_bin, client_home, source):
+    """Every ssh command of a run ends its options with -- before the host; a host that starts with - is refused."""
+    calls = tmp_path / 'ssh-calls'
+    log_arguments(fake_bin / 'ssh', calls, real_program('ssh'))
+    environment = {'PATH': '%s:%s' % (fake_bin, os.environ['PATH'])}
+    result = client_home.run(source, '%s:%s' % (SERVER_ALIAS, tmp_path / 'backups' / 'latest'), env=environment)
+    assert result.returncode == 0, result
+    commands = logged_calls(calls)
+    # ssh -G, the check, the shared connection, the commands through it, rsync's transfer, the end of the connection.
+    assert len(commands) > 5, commands
+    for arguments in commands:
+        assert arguments[arguments.index('--') + 1] == SERVER_ALIAS, arguments
+    assert any('--server' in arguments for arguments in commands), commands
+    for destination in ('-oProxyCommand=touch PWNED:backups/latest', '-oProxyCommand=touch PWNED@localhost:/b'):
+        result = client_home.run('--', source, destination, env=environment)
+        assert_failed(result, "which starts with '-' and would reach ssh as an option")
+    result = client_home.run('-b', '-t', '-oProxyCommand=true', source, 'localhost::module', env=environment)
+    assert_failed(result, "The tunnel '-oProxyCommand=true' names the host '-oProxyCommand=true'")
+    assert len(logged_calls(calls)) == len(commands)
+    assert not os.path.exists(os.path.join(REPOSITORY, 'PWNED'))
+
+
+def test_non_root_login_with_sudo(tmp_path):
+    """A login that isn't root runs the commands and rsync through sudo: owners are kept; without sudo, one line."""
+    with SudoSSHServer(tmp_path / 'sshd') as server:
+        home = ClientHome(tmp_path / 'client-home')
+        key = home.install_key(server.identity_file)
+        home.add_host(SERVER_ALIAS, server.port, key, User=SUDO_USER)
+        home.add_host('plain', server.port, key, User=PLAIN_USER)
+        source = tmp_path / 'source'
+        contents = make_source(source)
+        os.chown(str(source / 'etc' / 'hostname'), 1234, 5678)
+        backups = tmp_path / 'backups'
+        for _ in range(2):
+            result = home.run(source, '%s:%s' % (SERVER_ALIAS, backups / 'latest'))
+            assert result.returncode == 0, result
+            assert read_tree(backups / 'latest') == contents
+            copy = os.stat(str(backups / 'latest' / 'etc' / 'hostname'))
+            assert (copy.st_uid, copy.st_gid) == (1234, 5678)
+        assert len(snapshot_names(backups)) == 2
+        assert os.stat(str(backups)).st_uid == 0
+        result = home.run(source, 'plain:%s' % (tmp_path / 'other' / 'latest'))
+        assert_failed(result, "The SSH user %s can't become root on plain with sudo without a password" % PLAIN_USER,
+                      "add the line '%s ALL=(root) NOPASSWD: ALL'" % PLAIN_USER)
+        assert not (tmp_path / 'other').exists()
+        wait_until_idle(server)

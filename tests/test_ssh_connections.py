@@ -11,8 +11,9 @@ import os
 
 import pytest
 
-from support.remote import SERVER_ALIAS, make_snapshots, make_source
 from rsync_system_backup.connections.ssh import opens_connection
+from support.remote import SERVER_ALIAS
+from support.trees import make_snapshots, make_source
 
 LOGIN_MARKER = 'Accepted publickey'
 """What sshd logs for each login."""
@@ -38,7 +39,8 @@ def test_connections_are_few_and_reported(tmp_path, client_home, ssh_server, arg
     make_snapshots(backups, ['2024-05-01_10-%02d-00' % minute for minute in range(10)])
     os.makedirs(str(backups / 'latest'))
     logins_before = ssh_server.read_log().count(LOGIN_MARKER)
-    result = client_home.run('-v', *(arguments or [source]), '%s:%s' % (SERVER_ALIAS, backups / 'latest'))
+    # -vv: the count is a debug message.
+    result = client_home.run('-vv', *(arguments or [source]), '%s:%s' % (SERVER_ALIAS, backups / 'latest'))
     assert result.returncode == 0, result
     logins = ssh_server.read_log().count(LOGIN_MARKER) - logins_before
     assert 1 <= logins <= 3

@@ -1,5 +1,5 @@
 """
-Tests proving the private mount namespace recipe of ``tests/support/namespaces.py``.
+Tests proving the private mount namespace recipe of ``tests/support/namespaces.py`` and its helpers.
 
 These run real commands as root: ``unshare``, ``mount`` of ext4 images via
 loop devices, overlays. Every test checks that nothing leaks to the host:
@@ -14,26 +14,18 @@ import sys
 
 import pytest
 
+from support.disk_images import list_image, make_ext4_image, read_image_file
+from support.fake_cryptdisks import read_cryptdisks_log, write_fake_cryptdisks
+from support.leaks import assert_no_leaks, cleanup_leaks, leak_check, leaked_loop_devices, leaked_mounts, read_bytes
 from support.namespaces import (
     NAMESPACE_MARKER,
-    assert_no_leaks,
-    cleanup_leaks,
-    host_state,
-    leak_check,
-    leaked_loop_devices,
-    leaked_mounts,
-    list_image,
-    make_ext4_image,
     mapper_probe,
     mount_probe,
     namespace_command,
     namespace_commands,
-    read_bytes,
-    read_cryptdisks_log,
-    read_image_file,
     run_in_namespace,
-    write_fake_cryptdisks,
 )
+from support.stand_ins import write_script
 
 SOCKET_SERVER = """\
 import select, socket, sys
@@ -61,18 +53,11 @@ while remaining:
 
 REQUIRED_PROGRAMS = ('unshare', 'mount', 'umount', 'mountpoint', 'losetup', 'mkfs.ext4', 'debugfs')
 
-pytestmark = pytest.mark.skipif(
-    os.geteuid() != 0 or not all(shutil.which(name) for name in REQUIRED_PROGRAMS),
-    reason='needs root and %s' % ', '.join(REQUIRED_PROGRAMS),
-)
-
-
-@pytest.fixture(autouse=True)
-def unchanged_host():
-    """Check after every test that the host's files are as before."""
-    before = host_state()
-    yield before
-    assert host_state() == before
+pytestmark = [
+    pytest.mark.skipif(os.geteuid() != 0 or not all(shutil.which(name) for name in REQUIRED_PROGRAMS),
+                       reason='needs root and %s' % ', '.join(REQUIRED_PROGRAMS)),
+    pytest.mark.usefixtures('unchanged_host'),
+]
 
 
 @pytest.fixture
@@ -156,11 +141,8 @@ class TestWrapper:
         second = tmp_path / 'second'
         for directory, text in ((first, 'first'), (second, 'second')):
             directory.mkdir()
-            program = directory / 'mount'
-            program.write_text('#!/bin/sh\necho %s "$@"\n' % text)
-            program.chmod(0o755)
-        (second / 'only-second').write_text('#!/bin/sh\necho only second\n')
-        (second / 'only-second').chmod(0o755)
+            write_script(directory / 'mount', 'echo %s "$@"\n' % text)
+        write_script(second / 'only-second', 'echo only second\n')
         result = run_in_namespace(['sh', '-c', 'mount -a; only-second'], path=[first, second])
         assert result.stdout == 'first -a\nonly second\n'
 

@@ -1,4 +1,4 @@
-"""Tests for the throw-away SSH and rsync daemon servers in :mod:`servers`."""
+"""Tests of the throw-away servers (:mod:`support.servers`, :mod:`support.rsync_daemon`), :mod:`support.processes`."""
 
 import os
 import socket
@@ -7,17 +7,10 @@ import sys
 
 import pytest
 
-from support.remote import read_tree, wait_for, write_tree
-from support.servers import (
-    RsyncDaemon,
-    ServerError,
-    SSHServer,
-    descendant_pids,
-    find_program,
-    free_port,
-    process_exists,
-    write_secrets_file,
-)
+from support.processes import descendant_pids, process_exists, read_cmdline, wait_for
+from support.rsync_daemon import RsyncDaemon, write_secrets_file
+from support.servers import SSHServer, ServerError, find_program, free_port
+from support.trees import read_tree, write_tree
 
 
 def make_tree(directory):
@@ -111,15 +104,6 @@ def test_ssh_server_stop_ends_sessions(tmp_path):
         if client.poll() is None:
             client.kill()
             client.wait()
-
-
-def read_cmdline(pid):
-    """Read the command line of a process (an empty string when it's gone)."""
-    try:
-        with open('/proc/%d/cmdline' % pid) as handle:
-            return handle.read().replace('\0', ' ').strip()
-    except OSError:
-        return ''
 
 
 def test_rsync_daemon(tmp_path):

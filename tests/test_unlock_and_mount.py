@@ -1,5 +1,5 @@
 """
-End-to-end tests of ``-m/--mount`` and ``-c/--crypto`` on real ext4 images.
+End-to-end tests of ``-m/--mount`` and ``-c/--crypto`` (``disks/unlock_and_mount.py``) on real ext4 images.
 
 Every run happens in a private mount namespace (see :mod:`support.namespaces`) whose
 ``/etc/fstab`` and ``/etc/crypttab`` name an ext4 image in the test's
@@ -15,40 +15,33 @@ and no loop device is left behind and that the host's ``/etc/fstab``,
 """
 
 import os
-import re
 import shlex
 import shutil
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
-from support.namespaces import (
-    host_state,
-    leak_check,
-    list_image,
-    make_ext4_image,
-    mapper_probe,
-    mount_probe,
-    namespace_command,
-    namespace_commands,
-    read_image_file,
-    run_in_namespace,
-    write_fake_cryptdisks,
-)
+from support.disk_images import list_image, make_ext4_image, read_image_file
+from support.fake_cryptdisks import write_fake_cryptdisks
+from support.leaks import leak_check
+from support.namespaces import mapper_probe, mount_probe, namespace_command, namespace_commands, run_in_namespace
+from support.processes import wait_for
 from support.remote import ClientHome, wait_until_idle
 from support.servers import SSHServer
-from support.trees import assert_failed
+from support.cli import assert_failed, command_environment
+from support.stand_ins import write_script
+from support.trees import SNAPSHOT_NAME
 
 REQUIRED_PROGRAMS = ('unshare', 'mount', 'umount', 'mountpoint', 'losetup', 'mkfs.ext4', 'debugfs', 'flock',
                      'script', 'rsync')
 
-pytestmark = pytest.mark.skipif(
-    os.geteuid() != 0 or not all(shutil.which(name) for name in REQUIRED_PROGRAMS),
-    reason='needs root and %s' % ', '.join(REQUIRED_PROGRAMS),
-)
+pytestmark = [
+    pytest.mark.skipif(os.geteuid() != 0 or not all(shutil.which(name) for name in REQUIRED_PROGRAMS),
+                       reason='needs root and %s' % ', '.join(REQUIRED_PROGRAMS)),
+    pytest.mark.usefixtures('unchanged_host'),
+]
 
 TARGET = 'backups'
 """The crypttab target name of the encrypted backup disk."""
@@ -56,16 +49,8 @@ TARGET = 'backups'
 MAPPER_DEVICE = '/dev/mapper/' + TARGET
 """Where the unlocked disk appears."""
 
-SNAPSHOT_NAME = re.compile(r'^\d{4}-\d{2}-\d{2}_\d{2}-\d{2}-\d{2}$')
-
 OLD_SNAPSHOTS = ('2001-01-01_00-00-00', '2001-01-15_00-00-00')
 """Snapshots on the image before the full chain runs: rotation keeps the first (monthly) and removes the second."""
-
-
-def write_script(path, body):
-    """Write an executable shell script."""
-    path.write_text('#!/bin/sh\n' + body)
-    path.chmod(0o755)
 
 
 class Rig(object):
@@ -146,21 +131,30 @@ class Rig(object):
             command = ['sh', '-c', before + ' && exec "$@"', 'sh'] + command
         return command
 
-    def namespace_argv(self, arguments, fstab=None, crypttab=None, before=None):
-        """The command line that runs the program in a test namespace, then probes the state of the disk."""
+    def namespace_argv(self, arguments, fstab=None, crypttab=None, before=None, survive_signals=False):
+        """
+        The command line that runs the program in a test namespace, then probes the state of the disk.
+
+        :param survive_signals: See :func:`support.namespaces.namespace_commands()`.
+        """
         return namespace_commands([self.command(*arguments, before=before), mount_probe(self.mount_point),
                                    mapper_probe(TARGET)], fstab=fstab, crypttab=crypttab,
-                                  path=[self.fake_bin, self.crypt_bin])
+                                  path=[self.fake_bin, self.crypt_bin], survive_signals=survive_signals)
 
     def environment(self):
         """The environment of the program: no system log, no rsync daemon variables."""
-        environment = dict(os.environ, COLOREDLOGS_SYSLOG='false')
-        environment.pop('RSYNC_MODULE_PATH', None)
-        return environment
+        return command_environment()
 
     def start(self, *arguments, fstab=None, crypttab=None):
-        """Start the program (see :meth:`namespace_argv()`) in a session of its own; returns a :class:`Popen`."""
-        return subprocess.Popen(self.namespace_argv(arguments, fstab, crypttab), stdin=subprocess.DEVNULL,
+        """
+        Start the program (see :meth:`namespace_argv()`) in a session of its own; returns a :class:`Popen`.
+
+        The shell around it outlives the signals of a terminal (see
+        :func:`support.namespaces.namespace_commands()`), so a test can
+        send them to the whole process group, as a terminal does.
+        """
+        return subprocess.Popen(self.namespace_argv(arguments, fstab, crypttab, survive_signals=True),
+                                stdin=subprocess.DEVNULL,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=self.environment(), text=True,
                                 start_new_session=True)
 
@@ -211,14 +205,6 @@ class RunResult(object):
             self.returncode, self.mounted, self.unlocked, self.stdout, self.stderr)
 
 
-@pytest.fixture(autouse=True)
-def unchanged_host():
-    """Check after every test that the host's fstab, crypttab, /dev/mapper, ... are as before."""
-    before = host_state()
-    yield
-    assert host_state() == before
-
-
 @pytest.fixture
 def rig(tmp_path, fake_bin):
     """A :class:`Rig`; afterwards no mount of its image or below its directory and no loop device may be left."""
@@ -240,7 +226,7 @@ class TestMount:
         result = rig.run('--disable-notifications', '--mount=%s' % rig.mount_point, rig.source, rig.destination,
                          fstab=rig.fstab)
         assert result.returncode == 0, result
-        assert rig.events == ['mount MP', 'rsync mounted locked destination-locked', 'umount MP']
+        assert rig.events == ['mount -- MP', 'rsync mounted locked destination-locked', 'umount -- MP']
         assert not result.mounted
         assert rig.read('/backups/latest/etc/hostname') == 'disk-test\n'
         assert rig.read('/backups/latest/home/alice/notes.txt') == 'notes\n'
@@ -252,11 +238,12 @@ class TestMount:
         result = rig.run('--disable-notifications', '--backup', '--mount=%s/' % rig.mount_point, rig.source,
                          rig.destination, fstab=rig.fstab)
         assert result.returncode == 0, result
-        assert rig.events == ['mount MP/', 'rsync mounted locked destination-locked', 'umount MP/']
+        assert rig.events == ['mount -- MP/', 'rsync mounted locked destination-locked', 'umount -- MP/']
         assert rig.read('/backups/latest/etc/hostname') == 'disk-test\n'
 
     def test_already_mounted_filesystem_stays_mounted(self, rig):
-        result = rig.run('--disable-notifications', '-m', rig.mount_point, rig.source, rig.destination,
+        # -v: without a terminal, the informational message about the mount needs it.
+        result = rig.run('-v', '--disable-notifications', '-m', rig.mount_point, rig.source, rig.destination,
                          fstab=rig.fstab, before='%s %s' % (shutil.which('mount'), shlex.quote(rig.mount_point)))
         assert result.returncode == 0, result
         assert rig.events == ['rsync mounted locked destination-locked']
@@ -269,7 +256,7 @@ class TestMount:
         result = rig.run('--disable-notifications', '--mount=%s' % rig.mount_point, rig.source, rig.destination,
                          fstab=rig.fstab)
         assert_failed(result, 'rsync failed')
-        assert rig.events == ['mount MP', 'rsync mounted locked destination-locked', 'umount MP']
+        assert rig.events == ['mount -- MP', 'rsync mounted locked destination-locked', 'umount -- MP']
         assert not result.mounted
         assert snapshots_on(rig) == []
 
@@ -305,7 +292,7 @@ class TestMount:
                          fstab=rig.fstab)
         assert_failed(result, 'The destination %s (%s/latest) is not inside the mount point %s'
                       % (rig.destination, elsewhere, rig.mount_point))
-        assert rig.events == ['mount MP', 'umount MP']
+        assert rig.events == ['mount -- MP', 'umount -- MP']
         assert not result.mounted
         assert os.listdir(str(elsewhere)) == []
 
@@ -315,7 +302,7 @@ class TestMount:
         result = rig.run('--disable-notifications', '--backup', '--mount=%s' % rig.mount_point, rig.source,
                          link / 'backups' / 'latest', fstab=rig.fstab)
         assert result.returncode == 0, result
-        assert rig.events == ['mount MP', 'rsync mounted locked destination-locked', 'umount MP']
+        assert rig.events == ['mount -- MP', 'rsync mounted locked destination-locked', 'umount -- MP']
         assert rig.read('/backups/latest/etc/hostname') == 'disk-test\n'
 
     def test_relative_mount_point_is_refused(self, rig):
@@ -329,7 +316,7 @@ class TestMount:
                          fstab=rig.fstab)
         assert_failed(result, 'Failed to mount %s (mount reported success' % rig.mount_point,
                       'device %s, type ext4, options loop,noauto' % rig.image)
-        assert rig.events == ['mount MP']
+        assert rig.events == ['mount -- MP']
         assert os.listdir(rig.mount_point) == []
 
     def test_mount_point_without_fstab_entry(self, rig):
@@ -337,7 +324,7 @@ class TestMount:
                          fstab='# nothing here\n')
         assert_failed(result, 'Failed to mount %s (mount exited with code' % rig.mount_point,
                       '/etc/fstab has no entry for it')
-        assert rig.events == ['mount MP']
+        assert rig.events == ['mount -- MP']
         assert os.listdir(rig.mount_point) == []
 
 
@@ -384,8 +371,8 @@ class TestCrypto:
                          '--mount=%s' % rig.mount_point, rig.source, rig.destination,
                          fstab=rig.crypto_fstab, crypttab=crypttab, before=before)
         assert result.returncode == 0, result
-        assert rig.events == ['start backups', 'mount MP', 'rsync mounted unlocked destination-locked', 'umount MP',
-                              'stop backups']
+        assert rig.events == ['start backups', 'mount -- MP', 'rsync mounted unlocked destination-locked',
+                              'umount -- MP', 'stop backups']
         assert not result.mounted and not result.unlocked
         assert rig.read('/backups/latest/etc/hostname') == 'disk-test\n'
 
@@ -394,8 +381,8 @@ class TestCrypto:
         result = rig.run('--disable-notifications', '-c', TARGET, '-m', rig.mount_point, rig.source,
                          rig.destination, fstab=rig.crypto_fstab, crypttab='%s %s\n' % (TARGET, rig.image))
         assert_failed(result, 'rsync failed')
-        assert rig.events == ['start backups', 'mount MP', 'rsync mounted unlocked destination-locked', 'umount MP',
-                              'stop backups']
+        assert rig.events == ['start backups', 'mount -- MP', 'rsync mounted unlocked destination-locked',
+                              'umount -- MP', 'stop backups']
         assert not result.mounted and not result.unlocked
 
     @pytest.mark.parametrize('signal_number', [signal.SIGTERM, signal.SIGINT])
@@ -404,10 +391,8 @@ class TestCrypto:
         process = rig.start('--disable-notifications', '-c', TARGET, '-m', rig.mount_point, rig.source,
                             rig.destination, fstab=rig.crypto_fstab, crypttab='%s %s\n' % (TARGET, rig.image))
         try:
-            deadline = time.monotonic() + 30
-            while not (rig.caller_file.exists() and rig.caller_file.read_text().endswith('\n')):
-                assert process.poll() is None and time.monotonic() < deadline, process.communicate()
-                time.sleep(0.05)
+            wait_for(lambda: rig.caller_file.exists() and rig.caller_file.read_text().endswith('\n'),
+                     message='the whole caller line', process=process)
             os.kill(int(rig.caller_file.read_text()), signal_number)
             stdout, stderr = process.communicate(timeout=60)
         finally:
@@ -417,8 +402,8 @@ class TestCrypto:
         result = RunResult(process.returncode, stdout, stderr, rig.mount_point)
         assert result.returncode == 128 + signal_number, result
         assert 'interrupted by %s' % signal.Signals(signal_number).name in result.stderr
-        assert rig.events == ['start backups', 'mount MP', 'rsync mounted unlocked destination-locked', 'umount MP',
-                              'stop backups']
+        assert rig.events == ['start backups', 'mount -- MP', 'rsync mounted unlocked destination-locked',
+                              'umount -- MP', 'stop backups']
         assert not result.mounted and not result.unlocked
         assert snapshots_on(rig) == []
 
@@ -427,7 +412,7 @@ class TestCrypto:
         result = rig.run('--disable-notifications', '-c', TARGET, '-m', rig.mount_point, rig.source,
                          rig.destination, fstab=rig.crypto_fstab, crypttab='%s %s\n' % (TARGET, rig.image))
         assert_failed(result, 'Failed to mount %s' % rig.mount_point)
-        assert rig.events == ['start backups', 'mount MP', 'stop backups']
+        assert rig.events == ['start backups', 'mount -- MP', 'stop backups']
         assert not result.unlocked
 
     def test_still_locked_after_cryptdisks_start(self, rig):
@@ -444,7 +429,7 @@ class TestCrypto:
                          rig.destination, fstab=rig.crypto_fstab, crypttab='%s %s\n' % (TARGET, rig.image),
                          before='ln -s %s %s' % (rig.image, MAPPER_DEVICE))
         assert result.returncode == 0, result
-        assert rig.events == ['mount MP', 'rsync mounted unlocked destination-locked', 'umount MP']
+        assert rig.events == ['mount -- MP', 'rsync mounted unlocked destination-locked', 'umount -- MP']
         assert result.unlocked and not result.mounted
 
     @pytest.mark.parametrize('crypttab', [None, '# backups /dev/sdb1\nother /dev/sdb2 none luks\n', 'backups UUID=\n'])
@@ -473,7 +458,7 @@ def test_library_context_managers_clean_up_when_the_block_fails(rig):
                               probes=[mount_probe(rig.mount_point), mapper_probe(TARGET)])
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == ['raised', 'NOT-MOUNTED %s' % rig.mount_point, 'LOCKED %s' % TARGET]
-    assert rig.events == ['start backups', 'mount MP', 'umount MP', 'stop backups']
+    assert rig.events == ['start backups', 'mount -- MP', 'umount -- MP', 'stop backups']
     assert 'written-inside' in list_image(rig.image)
 
 
@@ -488,7 +473,7 @@ def test_full_chain(rig, tmp_path, notifications_log):
                      fstab=rig.crypto_fstab, crypttab='%s UUID=rsb-chain none luks\n' % TARGET,
                      before='mkdir /dev/disk/by-uuid && ln -s %s /dev/disk/by-uuid/rsb-chain' % rig.image)
     assert result.returncode == 0, result
-    assert rig.events == ['start backups', 'mount MP', 'rsync mounted unlocked destination-locked', 'umount MP',
+    assert rig.events == ['start backups', 'mount -- MP', 'rsync mounted unlocked destination-locked', 'umount -- MP',
                           'stop backups']
     assert not result.mounted and not result.unlocked
     new = sorted(set(snapshots_on(rig)) - set(OLD_SNAPSHOTS))
@@ -496,7 +481,8 @@ def test_full_chain(rig, tmp_path, notifications_log):
     # Rotation kept the oldest snapshot of January 2001 and removed the other one.
     assert snapshots_on(rig) == [OLD_SNAPSHOTS[0], new[0]]
     assert sorted(list_image(rig.image, '/backups')) == sorted(
-        ['.rsync-system-backup', '.rsync-system-backup.lock', OLD_SNAPSHOTS[0], new[0], 'latest'])
+        ['.rsync-system-backup', '.rsync-system-backup.lock', '.rsync-system-backup.manifests', OLD_SNAPSHOTS[0],
+         new[0], 'latest'])
     for directory in ('latest', new[0]):
         assert rig.read('/backups/%s/etc/hostname' % directory) == 'disk-test\n'
         assert rig.read('/backups/%s/home/alice/notes.txt' % directory) == 'notes\n'
@@ -509,7 +495,7 @@ def test_full_chain(rig, tmp_path, notifications_log):
 
 class NamespacedSSHServer(SSHServer):
 
-    """An :class:`servers.SSHServer` in a test namespace, whose sessions find the rig's stand-ins first on $PATH."""
+    """An :class:`support.servers.SSHServer` in a test namespace, whose sessions find the rig's stand-ins first."""
 
     def __init__(self, directory, rig, **options):
         """Remember the rig that provides fstab, crypttab and the stand-ins."""
@@ -527,6 +513,7 @@ class NamespacedSSHServer(SSHServer):
                                  crypttab='%s %s none luks\n' % (TARGET, self.rig.image))
 
 
+@pytest.mark.slow
 def test_unlock_and_mount_over_ssh(rig, tmp_path):
     """Unlocking and mounting happen on the SSH destination's system, which alone has the crypttab and fstab."""
     with NamespacedSSHServer(tmp_path / 'sshd', rig) as server:
@@ -535,7 +522,120 @@ def test_unlock_and_mount_over_ssh(rig, tmp_path):
         # The backup step alone: each SSH command takes a while, and snapshots over SSH are tested elsewhere.
         result = home.run('-b', '-c', TARGET, '-m', rig.mount_point, rig.source, 'disk-server:%s' % rig.destination)
         assert result.returncode == 0, result
-        assert rig.events == ['start backups', 'mount MP', 'rsync mounted unlocked destination-locked', 'umount MP',
-                              'stop backups']
+        assert rig.events == ['start backups', 'mount -- MP', 'rsync mounted unlocked destination-locked',
+                              'umount -- MP', 'stop backups']
         wait_until_idle(server)
     assert rig.read('/backups/latest/etc/hostname') == 'disk-test\n'
+
+
+class TestCleanupFailures:
+
+    """A disk that stays mounted or unlocked after a good backup is a failure, not a success."""
+
+    def crypto_run(self, rig):
+        """Back up (the transfer step alone) with the disk unlocked and mounted for the run."""
+        return rig.run('--disable-notifications', '-b', '-c', TARGET, '-m', rig.mount_point, rig.source,
+                       rig.destination, fstab=rig.crypto_fstab, crypttab='%s %s\n' % (TARGET, rig.image))
+
+    def test_failing_umount(self, rig):
+        write_script(rig.fake_bin / 'umount', 'echo "umount $*" >> %s\necho "umount: $1: target is busy." >&2\n'
+                     'exit 32\n' % shlex.quote(str(rig.events_file)))
+        result = self.crypto_run(rig)
+        assert_failed(result, "Aborting due to error: The backup is done, but umount %s failed with exit code 32: "
+                      "the disk is still mounted; see what keeps it busy with 'fuser -vm %s'"
+                      % (rig.mount_point, rig.mount_point))
+        assert rig.events == ['start backups', 'mount -- MP', 'rsync mounted unlocked destination-locked',
+                              'umount -- MP', 'stop backups']
+        assert result.mounted
+        assert 'Traceback' not in result.stderr
+
+    def test_failing_cryptdisks_stop(self, rig):
+        write_fake_cryptdisks(rig.crypt_bin, rig.events_file, lock=False)
+        result = self.crypto_run(rig)
+        assert_failed(result, "Aborting due to error: The backup is done, but cryptdisks_stop %s (exit code 0) didn't "
+                      "lock it: %s still exists, so the disk is still unlocked" % (TARGET, MAPPER_DEVICE))
+        assert rig.events == ['start backups', 'mount -- MP', 'rsync mounted unlocked destination-locked',
+                              'umount -- MP', 'stop backups']
+        assert result.unlocked and not result.mounted
+        assert rig.read('/backups/latest/etc/hostname') == 'disk-test\n'
+
+    def test_failing_rsync_stays_the_reported_error(self, rig):
+        """After a failed block the disk's cleanup failure is logged, and the block's own error is the one reported."""
+        rig.write_rsync(fail=True)
+        write_fake_cryptdisks(rig.crypt_bin, rig.events_file, lock=False)
+        result = self.crypto_run(rig)
+        assert_failed(result, 'rsync failed')
+        assert "ERROR cryptdisks_stop %s (exit code 0) didn't lock it" % TARGET in result.stderr
+        assert result.unlocked
+
+
+class TestSignalsDuringCleanup:
+
+    """
+    Control-C and a closing terminal signal the whole job: cleanups started by the run must still finish.
+
+    ``umount`` and ``cryptdisks_stop`` are slowed down (2 seconds each) and the
+    signals go to the program's whole process group, as a terminal sends them.
+    """
+
+    def slow_cleanups(self, rig):
+        """Make umount and cryptdisks_stop note that they started, wait 2 seconds, then do their work."""
+        events = shlex.quote(str(rig.events_file))
+        for name, real in (('umount', shutil.which('umount')),
+                           ('cryptdisks_stop', str(rig.crypt_bin / 'cryptdisks_stop'))):
+            marker = rig.directory / ('%s.started' % name)
+            note = 'echo "umount $*" >> %s\n' % events if name == 'umount' else ''
+            write_script(rig.fake_bin / name, '%stouch %s\nsleep 2\nexec %s "$@"\n'
+                         % (note, shlex.quote(str(marker)), shlex.quote(real)))
+
+    def wait_for_marker(self, rig, process, name):
+        """Wait until a slowed-down cleanup command has started."""
+        marker = rig.directory / ('%s.started' % name)
+        wait_for(marker.exists, message=str(marker), process=process)
+
+    def finish(self, rig, process):
+        """Collect a started run's outcome (see :meth:`Rig.start`)."""
+        try:
+            stdout, stderr = process.communicate(timeout=60)
+        finally:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.communicate()
+        return RunResult(process.returncode, stdout, stderr, rig.mount_point)
+
+    def start(self, rig):
+        """Start a run that unlocks and mounts the disk (the transfer step alone)."""
+        return rig.start('--disable-notifications', '-b', '-c', TARGET, '-m', rig.mount_point, rig.source,
+                         rig.destination, fstab=rig.crypto_fstab, crypttab='%s %s\n' % (TARGET, rig.image))
+
+    def test_hang_up_during_the_unmount_after_a_good_backup(self, rig):
+        """SIGHUP (the terminal closed) during umount: umount and cryptdisks_stop finish, then the run stops."""
+        self.slow_cleanups(rig)
+        process = self.start(rig)
+        self.wait_for_marker(rig, process, 'umount')
+        os.killpg(process.pid, signal.SIGHUP)
+        result = self.finish(rig, process)
+        assert result.returncode == 129, result
+        assert 'interrupted by SIGHUP' in result.stderr
+        assert rig.events == ['start backups', 'mount -- MP', 'rsync mounted unlocked destination-locked',
+                              'umount -- MP', 'stop backups']
+        assert not result.mounted and not result.unlocked
+        assert rig.read('/backups/latest/etc/hostname') == 'disk-test\n'
+
+    def test_second_control_c_during_the_cleanup(self, rig):
+        """Control-C during rsync, then again during umount and cryptdisks_stop: the disk ends unmounted and locked."""
+        self.slow_cleanups(rig)
+        rig.write_rsync(hang=True)
+        process = self.start(rig)
+        wait_for(lambda: rig.caller_file.exists() and rig.caller_file.read_text().endswith('\n'),
+                 message='the whole caller line', process=process)
+        os.killpg(process.pid, signal.SIGINT)
+        for name in ('umount', 'cryptdisks_stop'):
+            self.wait_for_marker(rig, process, name)
+            os.killpg(process.pid, signal.SIGINT)
+        result = self.finish(rig, process)
+        assert result.returncode == 130, result
+        assert 'interrupted by SIGINT' in result.stderr
+        assert rig.events == ['start backups', 'mount -- MP', 'rsync mounted unlocked destination-locked',
+                              'umount -- MP', 'stop backups']
+        assert not result.mounted and not result.unlocked

@@ -11,7 +11,7 @@ import os
 import posixpath
 
 from rsync_system_backup.checks.paths import check_local_destination, check_source, is_inside
-from rsync_system_backup.connections.ssh import check_ssh_access
+from rsync_system_backup.connections.ssh import check_ssh_access, check_sudo
 from rsync_system_backup.disks.unlock_and_mount import UnlockedDevice
 from rsync_system_backup.exceptions import (
     InvalidDestinationDirectory,
@@ -20,7 +20,6 @@ from rsync_system_backup.exceptions import (
     UnsupportedPlatformError,
 )
 from rsync_system_backup.rotation.schemes import check_rotation_scheme
-from rsync_system_backup.target.operations import runs_in_process
 from rsync_system_backup.transfer.command import WARNING_EXIT_CODES
 from rsync_system_backup.transfer.errors import describe_exit_code
 
@@ -35,13 +34,11 @@ def ensure_supported_platform(context, force):
     :param force: :data:`True` to only warn on another system.
     :raises: :exc:`.UnsupportedPlatformError`.
 
-    On this system the answer comes from :func:`os.uname()`, which is
-    what ``uname`` prints, without starting it.
+    The answer comes from ``uname`` run in the context, as in version 1.1,
+    so the first ``uname`` on ``$PATH`` decides; a ``uname`` that fails
+    or is missing counts as another system.
     """
-    if runs_in_process(context, sudo=False):
-        system = os.uname().sysname
-    else:
-        system = context.capture('uname', shell=False).strip()
+    system = context.capture('uname', check=False, shell=False, silent=True).strip()
     if system != 'Linux':
         if not force:
             raise UnsupportedPlatformError("This program was made for Linux, not %s: use -f/--force to run "
@@ -61,7 +58,7 @@ def check_configuration(backup):
              :exc:`.DestinationContextUnavailable`,
              :exc:`.InvalidDestinationDirectory`,
              :exc:`.SSHConnectionError` or :exc:`.RemoteCommandError`
-             (see :func:`.check_ssh_access()`),
+             (see :func:`.check_ssh_access()` and :func:`.check_sudo()`),
              :exc:`.MissingBackupDiskError` or :exc:`.FailedToUnlockError`
              (see :meth:`.UnlockedDevice.ensure_available()`).
     """
@@ -74,15 +71,36 @@ def check_configuration(backup):
     check_remote_options(backup)
     if backup.rotate_enabled:
         check_rotation_scheme(backup.rotation_scheme)
-    if backup.snapshot_enabled or backup.rotate_enabled:
-        # Raises DestinationContextUnavailable for rsync daemons.
+    if destination.is_daemon and (backup.snapshot_enabled or backup.rotate_enabled) and not backup.all_steps_enabled:
+        # -s or -r chosen by hand: refused before anything is transferred. With the
+        # default steps the transfer goes first (see RsyncSystemBackup.execute_helper()).
         backup.destination_context
+    check_disk_names(backup)
     if backup.mount_point and not destination.module:
         ensure_inside_mount_point(backup)
     if destination.is_remote_shell:
         check_ssh_access(backup.destination_context, need_rsync=backup.backup_enabled)
+        if backup.sudo_enabled:
+            check_sudo(backup.destination_context)
     if backup.crypto_device:
         UnlockedDevice(backup.crypto_context, backup.crypto_device).ensure_available()
+
+
+def check_disk_names(backup):
+    """
+    Refuse a mount point or crypttab target that ``mount`` or ``cryptdisks_start`` would take for an option.
+
+    :param backup: The :class:`.RsyncSystemBackup` to check.
+    :raises: :exc:`.InvalidOptionError` for a relative mount point (the
+             mount point must be absolute, as in ``/etc/fstab``, for every
+             kind of destination) or a target name that starts with ``-``.
+    """
+    if backup.mount_point and not backup.mount_point.startswith('/'):
+        raise InvalidOptionError("The mount point %r is a relative path: give its absolute path, "
+                                 "as in /etc/fstab." % backup.mount_point)
+    if backup.crypto_device and backup.crypto_device.startswith('-'):
+        raise InvalidOptionError("The crypttab target %r starts with '-', which cryptdisks_start would take for an "
+                                 "option: give the target's name as /etc/crypttab has it." % backup.crypto_device)
 
 
 def ensure_inside_mount_point(backup):
@@ -90,9 +108,9 @@ def ensure_inside_mount_point(backup):
     Check that the destination directory is on the filesystem that gets mounted.
 
     :param backup: The :class:`.RsyncSystemBackup` to check.
-    :raises: :exc:`.InvalidOptionError` when the mount point is a relative
-             path, :exc:`.InvalidDestinationDirectory` when the destination
-             isn't inside it (the backup would then fill the filesystem
+    :raises: :exc:`.InvalidDestinationDirectory` when the destination
+             isn't inside the mount point (checked to be absolute by
+             :func:`check_disk_names()`) (the backup would then fill the filesystem
              under the mount point).
 
     The destination must lie below the mount point, not be the mount point
@@ -102,9 +120,6 @@ def ensure_inside_mount_point(backup):
     after, when links on the mounted filesystem can be followed too.
     """
     mount_point_given = backup.mount_point
-    if not mount_point_given.startswith('/'):
-        raise InvalidOptionError("The mount point %r is a relative path: give its absolute path, "
-                                 "as in /etc/fstab." % mount_point_given)
     resolve = os.path.realpath if backup.destination.is_local else posixpath.normpath
     mount_point = resolve(mount_point_given)
     directory = resolve(backup.destination.directory)
@@ -122,6 +137,22 @@ def ensure_inside_mount_point(backup):
     raise InvalidDestinationDirectory(
         "The destination %s is not inside the mount point %s, so the backup wouldn't go to the mounted "
         "filesystem: put it in a subdirectory of %s." % (given, mount_point_given, mount_point_given)
+    )
+
+
+def explain_daemon_steps(destination, transferred=False):
+    """
+    Say why snapshots and rotation can't be done from here for an rsync daemon, and what to do instead.
+
+    :param destination: The :class:`.Destination` of an rsync daemon.
+    :param transferred: :data:`True` when the transfer has been made already.
+    :returns: The message (a string).
+    """
+    return (
+        "%sCan't run commands on the rsync daemon %s, so snapshots and rotation can't be done from here: "
+        "use -b/--backup alone and let the daemon run them after each transfer, with the line "
+        "'post-xfer exec = rsync-system-backup --snapshot --rotate' in the module's section of its rsyncd.conf."
+        % ("The transfer to %s is done. " % destination.expression if transferred else "", destination.hostname)
     )
 
 
@@ -161,7 +192,7 @@ def check_remote_options(backup):
     :raises: :exc:`.InvalidOptionError` when one of them is set for a
              destination that isn't an rsync daemon, when a tunnel meets
              a port in the destination, or when the daemon port is set
-             without a tunnel spec or isn't a port number.
+             without a tunnel spec.
     """
     destination = backup.destination
     expression = destination.expression
@@ -175,15 +206,11 @@ def check_remote_options(backup):
             "With -t/--tunnel rsync connects to the tunnel, so the destination %s can't name a port: "
             "give the daemon's port on the tunnel's host with --daemon-port instead." % expression
         )
-    port = backup.daemon_port
-    if port is not None:
-        if not isinstance(backup.tunnel, str):
-            raise InvalidOptionError(
-                "--daemon-port names the daemon's port behind -t/--tunnel [USER@]HOST[:PORT]: without such "
-                "a tunnel, put the port in the destination (rsync://HOST:PORT/MODULE)."
-            )
-        if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
-            raise InvalidOptionError("The daemon port %r is not a number from 1 to 65535." % (port,))
+    if backup.daemon_port is not None and not isinstance(backup.tunnel, str):
+        raise InvalidOptionError(
+            "--daemon-port names the daemon's port behind -t/--tunnel [USER@]HOST[:PORT]: without such "
+            "a tunnel, put the port in the destination (rsync://HOST:PORT/MODULE)."
+        )
     if backup.password_file and not destination.is_daemon:
         raise InvalidOptionError(
             "--password-file is for rsync daemon logins, but %s is not an rsync daemon "

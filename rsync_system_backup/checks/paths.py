@@ -37,14 +37,11 @@ def escape_pattern(pathname):
 
 def check_source(source):
     """
-    Refuse a source that isn't an existing directory given by an absolute path.
+    Refuse a source that isn't an existing directory.
 
     :param source: The source (a string).
     :raises: :exc:`.InvalidSourceError`.
     """
-    if not source.startswith('/'):
-        raise InvalidSourceError("The source %r is a relative path: give its absolute path (for example %s)."
-                                 % (source, os.path.abspath(source)))
     if not os.path.isdir(source):
         problem = "is not a directory" if os.path.exists(source) else "doesn't exist"
         raise InvalidSourceError("The source %s %s: give the directory to back up." % (source, problem))
@@ -58,9 +55,6 @@ def check_local_destination(source, directory):
     :param directory: The destination directory (a string).
     :raises: :exc:`.InvalidDestinationDirectory`.
     """
-    if not directory.startswith('/'):
-        raise InvalidDestinationDirectory("The destination %r is a relative path: give its absolute path "
-                                          "(for example %s)." % (directory, os.path.abspath(directory)))
     destination = os.path.realpath(directory)
     if destination == '/':
         raise InvalidDestinationDirectory("The destination is the root directory, which the backup would "

@@ -22,8 +22,9 @@ rsync's own connection. Two things are changed from executor's defaults:
 After one login that checks the connection (:func:`check_ssh_access()`), a
 run opens one more SSH connection and sends every command and the rsync
 transfer through it (OpenSSH connection multiplexing, see
-:func:`shared_connection()`), so the destination sees two logins per run
-instead of dozens.
+:func:`.shared_connection()`); the holder of the lock on the backup set has a
+connection of its own (see :mod:`.target.lock`). So the destination sees
+three logins per run instead of dozens.
 
 Failures of the connection itself are turned into one-line explanations that
 name the problem and the fix (see :func:`explain_ssh_failure()`).
@@ -31,11 +32,7 @@ name the problem and the fix (see :func:`explain_ssh_failure()`).
 
 import contextlib
 import logging
-import os
 import shlex
-import shutil
-import tempfile
-import time
 
 from executor import quote
 from executor.contexts import LocalContext, RemoteContext
@@ -43,18 +40,10 @@ from executor.ssh.client import RemoteCommand, RemoteCommandFailed, RemoteComman
 from property_manager import mutable_property
 
 from rsync_system_backup.exceptions import RemoteCommandError, SSHConnectionError
+from rsync_system_backup.processes.sessions import OwnSessionOption
 
 HOST_KEY_OPTIONS = ('StrictHostKeyChecking=', 'UserKnownHostsFile=')
 """The prefixes of the ``-o`` options that executor adds and this module leaves out."""
-
-MASTER_TIMEOUT = 30
-"""How many seconds the shared connection may take to log in (ssh's own ConnectTimeout is 10 seconds)."""
-
-MAX_CONTROL_PATH = 90
-"""
-The longest control socket pathname that ssh can use: a Unix socket's name
-has room for 107 bytes, and ssh adds 17 characters while it creates it.
-"""
 
 SSH_FAILURES = (
     (('Could not resolve hostname', 'Name or service not known', 'Temporary failure in name resolution'),
@@ -84,18 +73,25 @@ class SSHConfigGoverns(object):
     Mixin for :class:`~executor.ssh.client.RemoteCommand` classes that lets ``~/.ssh/config`` decide on host keys.
 
     It removes executor's ``StrictHostKeyChecking`` and ``UserKnownHostsFile``
-    options (see :data:`HOST_KEY_OPTIONS`) from the ``ssh`` command line.
+    options (see :data:`HOST_KEY_OPTIONS`) from the ``ssh`` command line, and
+    ends ssh's options with ``--`` before the host (see :func:`end_options()`).
     """
 
     @property
     def command_line(self):
-        """The ``ssh`` command line without executor's host key options (a list of strings)."""
-        return strip_host_key_options(super(SSHConfigGoverns, self).command_line)
+        """The ``ssh`` command line: no host key options of executor's, ``--`` before the host (a list of strings)."""
+        remote_command = super(RemoteCommand, self).command_line
+        return end_options(strip_host_key_options(super(SSHConfigGoverns, self).command_line),
+                           operands=2 if remote_command else 1)
 
 
-class ConfiguredRemoteCommand(SSHConfigGoverns, RemoteCommand):
+class ConfiguredRemoteCommand(OwnSessionOption, SSHConfigGoverns, RemoteCommand):
 
-    """A remote command whose host key checking follows the user's SSH configuration."""
+    """
+    A remote command whose host key checking follows the user's SSH configuration.
+
+    Its ``ssh`` can start in a session of its own (see :class:`.OwnSessionOption`).
+    """
 
 
 class ConfiguredRemoteContext(RemoteContext):
@@ -103,7 +99,7 @@ class ConfiguredRemoteContext(RemoteContext):
     """
     A remote context that runs :class:`ConfiguredRemoteCommand` objects.
 
-    While :attr:`control_path` is set (see :func:`shared_connection()`), its
+    While :attr:`control_path` is set (see :func:`.shared_connection()`), its
     commands go through that shared connection.
     """
 
@@ -126,10 +122,15 @@ class ConfiguredRemoteContext(RemoteContext):
 
     @property
     def rsync_shell(self):
-        """The value for rsync's ``--rsh`` that uses the shared connection (a string), or :data:`None`."""
-        if not self.control_path:
-            return None
-        return ' '.join(['ssh'] + [shlex.quote(option) for option in self.client_options])
+        """
+        The value for rsync's ``--rsh`` (a string), which uses the shared connection while it is open.
+
+        It names the user (``-l``) and ends ssh's options (``--``), so rsync
+        must be given the host without ``USER@`` (rsync puts the host right
+        after this command).
+        """
+        user = ['-l', self.ssh_user] if self.ssh_user else []
+        return ' '.join(['ssh'] + [shlex.quote(option) for option in self.client_options + user] + ['--'])
 
     def get_options(self):
         """The default options of the context's commands, with :attr:`client_options` while they apply."""
@@ -137,6 +138,11 @@ class ConfiguredRemoteContext(RemoteContext):
         if self.control_path:
             options.setdefault('ssh_command', ['ssh'] + self.client_options)
         return options
+
+    @property
+    def logs_in_as_root(self):
+        """:data:`True` when the SSH user is ``root`` (otherwise commands that need root run with sudo)."""
+        return self.ssh_user == 'root'
 
     @mutable_property
     def connection_count(self):
@@ -183,6 +189,20 @@ def strip_host_key_options(command_line):
     return result
 
 
+def end_options(command_line, operands):
+    """
+    End the options of an ``ssh`` command line with ``--``, so that neither the host nor the command is an option.
+
+    :param command_line: An ``ssh`` command line (a list of strings) that
+                         ends with the host and maybe the remote command.
+    :param operands: How many arguments at the end are not options (1 for
+                     the host alone, 2 for the host and a remote command).
+    :returns: A new list of strings.
+    """
+    position = len(command_line) - operands
+    return command_line[:position] + ['--'] + command_line[position:]
+
+
 def configured_ssh_user(ssh_alias):
     """
     Ask ``ssh -G`` which user the SSH configuration logs in as on a host.
@@ -191,7 +211,7 @@ def configured_ssh_user(ssh_alias):
     :returns: The user name (a string), or :data:`None` when ``ssh -G``
               doesn't answer (OpenSSH before 6.8).
     """
-    command = LocalContext().execute('ssh', '-G', ssh_alias, capture=True, capture_stderr=True,
+    command = LocalContext().execute('ssh', '-G', '--', ssh_alias, capture=True, capture_stderr=True,
                                      check=False, shell=False, tty=False)
     if command.succeeded:
         for line in command.output.splitlines():
@@ -236,93 +256,33 @@ def check_ssh_access(context, need_rsync=True):
                                     last_line(decode_output(probe.stderr)) or "no error message"))
 
 
-@contextlib.contextmanager
-def shared_connection(context):
+def check_sudo(context):
     """
-    Send the commands of a context through one SSH connection for the duration of a ``with`` block.
+    Check that an SSH user who isn't root can use sudo without a password, before anything is changed.
 
-    A master connection (``ssh -M -N``) logs in once; its control socket
-    lives in a private temporary directory. While the block runs, the
-    context's commands connect through it (:attr:`~ConfiguredRemoteContext.control_path`)
-    and :attr:`~ConfiguredRemoteContext.rsync_shell` gives rsync the same.
-    Afterwards the master connection is closed and the directory removed,
-    however the block ends.
+    The commands on the destination and the receiving rsync then run as root
+    through sudo (see :func:`.destination_options()`), which can't ask for a password.
 
     :param context: A :class:`ConfiguredRemoteContext`.
-    :returns: A context manager that gives the context.
-    :raises: :exc:`.SSHConnectionError` when the master connection can't log in.
+    :raises: :exc:`.SSHConnectionError` when the login fails, or
+             :exc:`.RemoteCommandError` when ``sudo -n true`` fails; the
+             message gives the sudoers line that lets the user in.
     """
-    directory = tempfile.mkdtemp(prefix='rsync-system-backup-', dir=control_directory_parent())
-    control_path = os.path.join(directory, 'control')
-    try:
-        master = start_master_connection(context, control_path)
-        try:
-            context.control_path = control_path
-            yield context
-        finally:
-            del context.control_path
-            stop_master_connection(context, master, control_path)
-    finally:
-        shutil.rmtree(directory, ignore_errors=True)
-
-
-def control_directory_parent():
-    """
-    Choose where to create the private directory for the control socket.
-
-    :returns: The directory for temporary files (see :func:`tempfile.gettempdir()`),
-              or ``/tmp`` when that name is too long for a control socket
-              (see :data:`MAX_CONTROL_PATH`).
-    """
-    parent = tempfile.gettempdir()
-    example = os.path.join(parent, 'rsync-system-backup-XXXXXXXX', 'control')
-    return parent if len(os.fsencode(example)) <= MAX_CONTROL_PATH else '/tmp'
-
-
-def start_master_connection(context, control_path):
-    """
-    Start an SSH master connection and wait until its control socket exists (it does once ssh has logged in).
-
-    :param context: A :class:`ConfiguredRemoteContext`.
-    :param control_path: The pathname of the control socket (a string).
-    :returns: The running ``ssh -M -N`` command.
-    :raises: :exc:`.SSHConnectionError` as soon as ssh exits, or after
-             :data:`MASTER_TIMEOUT` seconds; ssh has been stopped by then.
-    """
-    master = context.execute(ssh_command=['ssh', '-M', '-N', '-o', 'ControlPersist=no', '-o',
-                                          'ControlPath=%s' % control_path],
-                             asynchronous=True, capture_stderr=True, check=False)
-    deadline = time.monotonic() + MASTER_TIMEOUT
-    while not os.path.exists(control_path):
-        if not master.is_running:
-            master.wait(check=False)
-            raise SSHConnectionError(explain_ssh_failure(context.ssh_alias, decode_output(master.stderr)))
-        if time.monotonic() > deadline:
-            master.terminate()
-            master.wait(check=False)
-            raise SSHConnectionError("The SSH connection to %s didn't log in within %i seconds: try 'ssh %s' "
-                                     "to see why." % (context.ssh_alias, MASTER_TIMEOUT, context.ssh_alias))
-        time.sleep(0.02)
-    logger.debug("Sharing one SSH connection to %s (control socket %s).", context.ssh_alias, control_path)
-    return master
-
-
-def stop_master_connection(context, master, control_path):
-    """
-    Close an SSH master connection (and the sessions that still use it).
-
-    :param context: The :class:`ConfiguredRemoteContext` that started it.
-    :param master: The running ``ssh -M -N`` command.
-    :param control_path: The pathname of its control socket (a string).
-    """
-    if master.is_running:
-        exit_request = context.execute(ssh_command=['ssh', '-O', 'exit', '-o', 'ControlPath=%s' % control_path],
-                                       check=False, silent=True)
-        if not exit_request.succeeded:
-            master.terminate()
-    master.wait(check=False)
-    logger.debug("Closed the SSH connection to %s (SSH connections opened there: %i).",
-                 context.ssh_alias, context.connection_count)
+    if context.logs_in_as_root:
+        return
+    probe = context.execute('sudo', '-n', 'true', capture=True, capture_stderr=True, check=False, shell=False)
+    if probe.error_type is RemoteConnectFailed:
+        raise SSHConnectionError(explain_ssh_failure(context.ssh_alias, decode_output(probe.stderr)))
+    if not probe.succeeded:
+        user = context.ssh_user or 'USER'
+        detail = ("sudo is not installed" if probe.error_type is RemoteCommandNotFound
+                  else last_line(decode_output(probe.stderr)) or "exit code %i" % probe.returncode)
+        raise RemoteCommandError(
+            "The SSH user %s can't become root on %s with sudo without a password ('sudo -n true' failed: %s): "
+            "run 'visudo -f /etc/sudoers.d/rsync-system-backup' there and add the line "
+            "'%s ALL=(root) NOPASSWD: ALL', or log in as root, or use -u/--no-sudo."
+            % (user, context.ssh_alias, detail.rstrip('.'), user)
+        )
 
 
 def explain_ssh_failure(host, stderr):

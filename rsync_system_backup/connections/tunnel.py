@@ -2,43 +2,41 @@
 SSH tunnels to rsync daemons.
 
 An rsync daemon speaks plain text; ``-t/--tunnel HOST`` carries its traffic
-through SSH instead. An ``ssh -N -L`` process forwards a free port on this
-system's loopback interface to the daemon's port on HOST, and rsync connects
-to that local port. :class:`LoopbackTunnel` is executor's
-:class:`~executor.ssh.client.SecureTunnel` with three changes:
+through SSH instead, without opening any port on this system: rsync starts
+``ssh ... -W localhost:PORT -- HOST`` itself for its connection to the daemon
+(rsync's ``RSYNC_CONNECT_PROG``, see :attr:`OpenTunnel.environment`) and
+talks to the daemon through that ssh's standard input and output. No other
+process on this system can get in between. (A forwarded local port, ``ssh
+-L``, could: the port is free between the moment it is chosen and the moment
+ssh listens on it, after logging in, and a local process that binds it in
+between receives the whole system.)
 
-- the forwarded port listens on ``127.0.0.1`` only, whatever ``GatewayPorts``
-  says, so no other system can reach the daemon through it;
-- ``ExitOnForwardFailure=yes`` makes ssh exit when it can't forward the port,
-  and :meth:`~LoopbackTunnel.start()` notices when ssh exits, so a failed
-  login is reported at once (executor's version keeps waiting for 30
-  seconds);
-- host keys are checked as ``~/.ssh/config`` says (see
-  :class:`.SSHConfigGoverns`).
-
-:func:`open_tunnel()` also checks that an rsync daemon answers at the far end
-before rsync starts.
+:func:`open_tunnel()` checks once, before rsync starts, that ssh logs in and
+that an rsync daemon greets at the far end, and explains what fails. The
+tunnel is described by an executor :class:`~executor.ssh.client.SecureTunnel`
+(:func:`create_tunnel()` makes a :class:`ConfiguredTunnel`, whose host keys
+are checked as ``~/.ssh/config`` says; API users may pass their own), whose
+ssh settings and ``remote_port`` are used; it is never started itself, so its
+``local_port`` is never opened.
 """
 
 import contextlib
 import logging
+import os
 import re
-import socket
-import subprocess
+import select
+import shlex
 import time
 
+from executor.contexts import LocalContext
 from executor.ssh.client import SecureTunnel
-from executor.tcp import TimeoutError as PortTimeoutError
-from property_manager import mutable_property
 
-from rsync_system_backup.connections.ssh import SSHConfigGoverns, decode_output, explain_ssh_failure
+from rsync_system_backup.checks.values import is_port_number
+from rsync_system_backup.connections.ssh import decode_output, explain_ssh_failure, strip_host_key_options
 from rsync_system_backup.exceptions import InvalidOptionError, SSHConnectionError, TunnelError
 
 RSYNCD_PORT = 873
 """The port that rsync daemons listen on by default (an integer)."""
-
-LOOPBACK_ADDRESS = '127.0.0.1'
-"""The address that the local end of a tunnel listens on."""
 
 RSYNCD_GREETING = b'@RSYNCD:'
 """The first bytes that an rsync daemon sends to every client."""
@@ -47,85 +45,71 @@ TUNNEL_SPEC_PATTERN = re.compile(r'^(?:(?P<user>[^@]+)@)?(?P<host>\[[^\]/]+\]|[^
 """Matches the value of ``-t/--tunnel``: ``[USER@]HOST[:PORT]``, where PORT is the SSH server's port."""
 
 STARTUP_TIMEOUT = 30
-"""How many seconds the tunnel may take to start forwarding (ssh's own ConnectTimeout is 10 seconds)."""
+"""How many seconds the first connection may take to log in and get the daemon's greeting."""
 
-GREETING_TIMEOUT = 10
-"""How many seconds the rsync daemon at the far end may take to greet."""
-
-CLOSE_TIMEOUT = 10
-"""How many seconds ssh gets to exit when the tunnel is closed, before it is killed."""
+FORWARDING_FAILURES = ('open failed', 'forwarding failed')
+"""What ssh says when it logged in but can't connect to the daemon's port."""
 
 logger = logging.getLogger(__name__)
 
 
-class LoopbackTunnel(SSHConfigGoverns, SecureTunnel):
+class ConfiguredTunnel(SecureTunnel):
 
     """
-    An SSH tunnel whose local end listens on the loopback interface only.
+    The tunnel that ``-t/--tunnel`` asks for (see :func:`create_tunnel()`).
 
-    Create it with :func:`create_tunnel()`, or like executor's
-    :class:`~executor.ssh.client.SecureTunnel` (``ssh_alias``,
-    ``ssh_user``, ``port`` for the SSH server and ``remote_port`` for the
-    daemon). It captures ssh's standard error, to explain failures.
+    It takes executor's :class:`~executor.ssh.client.SecureTunnel` settings
+    (``ssh_alias``, ``ssh_user``, ``port`` for the SSH server, ``remote_port``
+    for the daemon), and lets ``~/.ssh/config`` decide on host keys (see
+    :class:`.SSHConfigGoverns`).
     """
-
-    @mutable_property
-    def capture_stderr(self):
-        """:data:`True`, so that ssh's error messages can be explained (see :func:`.explain_ssh_failure()`)."""
-        return True
 
     @property
     def command_line(self):
-        """The ``ssh -N -L 127.0.0.1:LOCAL:localhost:REMOTE`` command line (a list of strings)."""
-        command = super(LoopbackTunnel, self).command_line
-        forward = command.index('-L') + 1
-        command[forward] = '%s:%s' % (LOOPBACK_ADDRESS, command[forward])
-        command.extend(('-o', 'ExitOnForwardFailure=yes'))
-        return command
+        """The ``ssh ... -W HOST:PORT -- ALIAS`` command that rsync runs (see :func:`forwarding_command()`)."""
+        return forwarding_command(self)
 
-    @mutable_property(cached=True)
-    def local_port(self):
-        """A free port on :data:`LOOPBACK_ADDRESS`, chosen by the kernel (an integer)."""
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            sock.bind((LOOPBACK_ADDRESS, 0))
-            return sock.getsockname()[1]
 
-    def start(self, **options):
+class OpenTunnel(object):
+
+    """A tunnel that works (see :func:`open_tunnel()`): what rsync needs to reach the daemon through it."""
+
+    def __init__(self, ssh_alias, remote_port, command):
         """
-        Start ssh and wait until the local port accepts connections.
+        Describe a working tunnel.
 
-        :param options: Passed on to :meth:`executor.ExternalCommand.start()`.
-        :raises: :exc:`.SSHConnectionError` as soon as ssh exits (which it
-                 does when it can't log in or can't forward the port), or
-                 :exc:`.TunnelError` after :data:`STARTUP_TIMEOUT` seconds.
-                 ssh is stopped in both cases.
+        :param ssh_alias: The SSH host (a string).
+        :param remote_port: The daemon's port there (an integer).
+        :param command: The ``ssh -W`` command (a list of strings, see :func:`forwarding_command()`).
         """
-        # SecureTunnel.start() would wait for the port even after ssh exited.
-        super(SecureTunnel, self).start(**options)
-        try:
-            self.wait_until_listening()
-        except BaseException:
-            close_tunnel(self)
-            raise
+        self.ssh_alias = ssh_alias
+        self.remote_port = remote_port
+        self.command = command
 
-    def wait_until_listening(self):
+    @property
+    def environment(self):
         """
-        Wait until ssh listens on :attr:`local_port`.
+        The environment variables that make rsync reach the daemon through ssh (a :class:`dict`).
 
-        :raises: See :meth:`start()`.
+        ``RSYNC_CONNECT_PROG`` is run by a shell, with ``%H`` replaced by
+        the destination's host name; every ``%`` of the command is doubled.
         """
-        deadline = time.monotonic() + STARTUP_TIMEOUT
-        while not accepts_connections(self.local_port):
-            if not self.is_running:
-                self.wait(check=False)
-                raise SSHConnectionError("Can't open the SSH tunnel: " + explain_ssh_failure(
-                    self.ssh_alias, decode_output(self.stderr)))
-            if time.monotonic() > deadline:
-                raise TunnelError("The SSH tunnel to %s didn't start forwarding within %i seconds: "
-                                  "try 'ssh -N -L %i:localhost:%i %s' to see why."
-                                  % (self.ssh_alias, STARTUP_TIMEOUT, self.local_port, self.remote_port,
-                                     self.ssh_alias))
-            time.sleep(0.05)
+        return dict(RSYNC_CONNECT_PROG=' '.join(shlex.quote(argument) for argument in self.command).replace('%', '%%'))
+
+
+def forwarding_command(tunnel):
+    """
+    Build the ssh command whose standard input and output connect to the daemon behind a tunnel.
+
+    :param tunnel: A :class:`~executor.ssh.client.SecureTunnel`.
+    :returns: ssh with the tunnel's options, ``-W REMOTE_HOST:REMOTE_PORT``,
+              ``--`` and the host (a list of strings).
+    """
+    # executor's ssh options and the host, without SecureTunnel's -N and -L.
+    command = super(SecureTunnel, tunnel).command_line
+    if isinstance(tunnel, ConfiguredTunnel):
+        command = strip_host_key_options(command)
+    return command[:-1] + ['-W', '%s:%i' % (tunnel.remote_host, tunnel.remote_port), '--', command[-1]]
 
 
 def parse_tunnel_spec(spec):
@@ -137,107 +121,112 @@ def parse_tunnel_spec(spec):
     :returns: A tuple of three values: the user (a string or :data:`None`),
               the host (a string, IPv6 addresses without brackets) and the
               port (an integer or :data:`None`).
-    :raises: :exc:`.InvalidOptionError` when the value doesn't fit.
+    :raises: :exc:`.InvalidOptionError` when the value doesn't fit, or
+             names a user or host that starts with ``-``.
     """
     match = TUNNEL_SPEC_PATTERN.match(spec.strip()) if isinstance(spec, str) else None
     if not match:
         raise InvalidOptionError("Can't parse the tunnel %r: expected [USER@]HOST[:SSH_PORT], for example "
                                  "backup@server.example.com:2222." % (spec,))
+    for part in ('user', 'host'):
+        if (match.group(part) or '').startswith('-'):
+            raise InvalidOptionError("The tunnel %r names the %s %r, which starts with '-' and would reach ssh as an "
+                                     "option: give a %s name that doesn't start with '-'."
+                                     % (spec, part, match.group(part), part))
     port = match.group('port')
-    if port is not None and not (port.isdigit() and 0 < int(port) < 65536):
+    if port is not None and not is_port_number(port):
         raise InvalidOptionError("The SSH port %r of the tunnel %r is not a number from 1 to 65535." % (port, spec))
     return match.group('user'), match.group('host').strip('[]'), int(port) if port else None
 
 
 def create_tunnel(spec, remote_port=RSYNCD_PORT):
     """
-    Create (but don't open) the tunnel that ``-t/--tunnel`` asks for.
+    Create the tunnel that ``-t/--tunnel`` asks for.
 
     :param spec: ``[USER@]HOST[:PORT]`` (see :func:`parse_tunnel_spec()`).
     :param remote_port: The rsync daemon's port on HOST (an integer).
-    :returns: A :class:`LoopbackTunnel`.
+    :returns: A :class:`ConfiguredTunnel`.
     :raises: :exc:`.InvalidOptionError` when `spec` doesn't fit.
     """
     user, host, port = parse_tunnel_spec(spec)
-    return LoopbackTunnel(ssh_alias=host, ssh_user=user, port=port, remote_port=remote_port)
+    return ConfiguredTunnel(ssh_alias=host, ssh_user=user, port=port, remote_port=remote_port)
 
 
 @contextlib.contextmanager
 def open_tunnel(tunnel):
     """
-    Keep an SSH tunnel to an rsync daemon open for the duration of a ``with`` block.
+    Check an SSH tunnel to an rsync daemon and let rsync use it for the duration of a ``with`` block.
 
     :param tunnel: A :class:`~executor.ssh.client.SecureTunnel` (normally a
-                   :class:`LoopbackTunnel`) that hasn't been started.
-    :returns: A context manager that gives the tunnel.
+                   :class:`ConfiguredTunnel`) that hasn't been started.
+    :returns: A context manager that gives an :class:`OpenTunnel`.
     :raises: :exc:`.SSHConnectionError` or :exc:`.TunnelError` when the
-             tunnel doesn't work; ssh has been stopped by then. ssh is also
-             stopped when the ``with`` block ends, however it ends.
+             tunnel doesn't work (see :func:`check_daemon_answers()`).
     """
     logger.info("Opening an SSH tunnel to port %i on %s ..", tunnel.remote_port, tunnel.ssh_alias)
+    opened = OpenTunnel(tunnel.ssh_alias, tunnel.remote_port, forwarding_command(tunnel))
+    check_daemon_answers(opened)
+    logger.info("The SSH tunnel reaches port %i on %s (rsync runs ssh -W; no local port is opened).",
+                tunnel.remote_port, tunnel.ssh_alias)
     try:
-        tunnel.start()
-    except PortTimeoutError as e:
-        close_tunnel(tunnel)
-        raise TunnelError("The SSH tunnel to %s didn't start: %s" % (tunnel.ssh_alias, e))
-    try:
-        check_daemon_answers(tunnel)
-        logger.info("The SSH tunnel forwards %s:%i to port %i on %s.",
-                    LOOPBACK_ADDRESS, tunnel.local_port, tunnel.remote_port, tunnel.ssh_alias)
-        yield tunnel
+        yield opened
     finally:
-        close_tunnel(tunnel)
+        logger.info("Closed the SSH tunnel to %s.", tunnel.ssh_alias)
 
 
 def check_daemon_answers(tunnel):
     """
-    Check that an rsync daemon greets through a tunnel.
+    Connect through a tunnel once, to check that ssh logs in and an rsync daemon greets.
 
-    :param tunnel: An open :class:`~executor.ssh.client.SecureTunnel`.
-    :raises: :exc:`.TunnelError` when nothing (or something else) answers.
+    :param tunnel: An :class:`OpenTunnel`.
+    :raises: :exc:`.SSHConnectionError` when ssh can't log in, or
+             :exc:`.TunnelError` when nothing (or something else than an
+             rsync daemon) answers, or nothing happens within
+             :data:`STARTUP_TIMEOUT` seconds. ssh has been stopped by then.
     """
-    try:
-        with socket.create_connection((LOOPBACK_ADDRESS, tunnel.local_port), timeout=GREETING_TIMEOUT) as sock:
-            greeting = sock.recv(len(RSYNCD_GREETING))
-    except OSError as e:
-        greeting = str(e).encode()
-    if not greeting.startswith(RSYNCD_GREETING):
-        raise TunnelError(
-            "The SSH tunnel to %s works, but no rsync daemon answers on port %i there%s: check that rsync "
-            "--daemon runs on %s and listens on that port (use --daemon-port for another port)."
-            % (tunnel.ssh_alias, tunnel.remote_port,
-               " (got %r)" % greeting if greeting else "", tunnel.ssh_alias)
-        )
+    read_fd, write_fd = os.pipe()
+    with os.fdopen(write_fd, 'wb') as output:
+        ssh = LocalContext().execute(*tunnel.command, asynchronous=True, input=True, stdout_file=output,
+                                     capture_stderr=True, check=False, shell=False, tty=False)
+    with os.fdopen(read_fd, 'rb') as replies:
+        greeting = read_greeting(replies.fileno())
+    ssh.subprocess.stdin.close()
+    if ssh.is_running:
+        ssh.subprocess.terminate()
+    ssh.wait(check=False)
+    if greeting is None:
+        raise TunnelError("The SSH tunnel to %s didn't reach the rsync daemon within %i seconds: try "
+                          "'ssh -W localhost:%i %s' to see why."
+                          % (tunnel.ssh_alias, STARTUP_TIMEOUT, tunnel.remote_port, tunnel.ssh_alias))
+    if greeting.startswith(RSYNCD_GREETING):
+        return
+    stderr = decode_output(ssh.stderr)
+    if not greeting and not any(failure in stderr for failure in FORWARDING_FAILURES):
+        raise SSHConnectionError("Can't open the SSH tunnel: " + explain_ssh_failure(tunnel.ssh_alias, stderr))
+    raise TunnelError(
+        "The SSH tunnel to %s works, but no rsync daemon answers on port %i there%s: check that rsync "
+        "--daemon runs on %s and listens on that port (use --daemon-port for another port)."
+        % (tunnel.ssh_alias, tunnel.remote_port, " (got %r)" % greeting if greeting else "", tunnel.ssh_alias)
+    )
 
 
-def accepts_connections(port):
+def read_greeting(fd):
     """
-    Check whether something listens on a port of :data:`LOOPBACK_ADDRESS`.
+    Read the first bytes that come through a tunnel.
 
-    :param port: The port number (an integer).
-    :returns: :data:`True` when a connection was accepted.
+    :param fd: The file descriptor of ssh's standard output (an integer).
+    :returns: Up to ``len(RSYNCD_GREETING)`` bytes (empty when ssh ended
+              without output), or :data:`None` when nothing came within
+              :data:`STARTUP_TIMEOUT` seconds.
     """
-    try:
-        with socket.create_connection((LOOPBACK_ADDRESS, port), timeout=1):
-            return True
-    except OSError:
-        return False
-
-
-def close_tunnel(tunnel):
-    """
-    Stop the ssh process of a tunnel (if it runs) and release its resources.
-
-    ssh gets :data:`CLOSE_TIMEOUT` seconds to exit after SIGTERM, then it is killed.
-
-    :param tunnel: A :class:`~executor.ssh.client.SecureTunnel`.
-    """
-    if tunnel.is_running:
-        tunnel.subprocess.terminate()
-        try:
-            tunnel.subprocess.wait(timeout=CLOSE_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            tunnel.subprocess.kill()
-        logger.info("Closed the SSH tunnel to %s.", tunnel.ssh_alias)
-    if tunnel.was_started:
-        tunnel.wait(check=False)
+    greeting = b''
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    while len(greeting) < len(RSYNCD_GREETING):
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or not select.select([fd], [], [], remaining)[0]:
+            return greeting or None
+        data = os.read(fd, len(RSYNCD_GREETING) - len(greeting))
+        if not data:
+            break
+        greeting += data
+    return greeting

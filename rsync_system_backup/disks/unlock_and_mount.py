@@ -16,7 +16,12 @@ first::
 import logging
 
 from rsync_system_backup.disks.tabfiles import find_crypttab_entry, find_fstab_entry, parse_crypttab, parse_fstab
-from rsync_system_backup.exceptions import FailedToMountError, FailedToUnlockError, MissingBackupDiskError
+from rsync_system_backup.exceptions import (
+    DiskCleanupError,
+    FailedToMountError,
+    FailedToUnlockError,
+    MissingBackupDiskError,
+)
 
 CRYPTTAB_FILE = '/etc/crypttab'
 """Where the encrypted filesystems are configured."""
@@ -118,7 +123,13 @@ class UnlockedDevice(object):
         return self
 
     def __exit__(self, exc_type=None, exc_value=None, traceback=None):
-        """Lock the filesystem again if :meth:`__enter__` unlocked it (failures are logged)."""
+        """
+        Lock the filesystem again if :meth:`__enter__` unlocked it.
+
+        :raises: :exc:`.DiskCleanupError` when it stays unlocked after a
+                 block that succeeded (after a failed block, which is
+                 reported already, this is logged as an error).
+        """
         if self.unlocked_by_us:
             self.unlocked_by_us = False
             logger.info("Locking %s with cryptdisks_stop ..", self.target)
@@ -126,8 +137,10 @@ class UnlockedDevice(object):
                                            sudo=self.sudo, shell=False, tty=False)
             # cryptdisks_stop exits 0 even when it fails, so look for the device.
             if stopped.returncode != 0 or self.is_unlocked():
-                logger.error("cryptdisks_stop %s (exit code %i) didn't lock it: %s still exists.",
-                             self.target, stopped.returncode, self.mapper_device)
+                report_cleanup_failure(exc_type, "cryptdisks_stop %s (exit code %i) didn't lock it: %s still exists, "
+                                                 "so the disk is still unlocked; lock it with 'cryptdisks_stop %s' "
+                                                 "before you unplug it."
+                                       % (self.target, stopped.returncode, self.mapper_device, self.target))
 
 
 class MountedFilesystem(object):
@@ -149,7 +162,7 @@ class MountedFilesystem(object):
 
     def is_mounted(self):
         """:data:`True` when :attr:`mount_point` is a mount point."""
-        return self.context.test('mountpoint', '-q', self.mount_point, shell=False, tty=False)
+        return self.context.test('mountpoint', '-q', '--', self.mount_point, shell=False, tty=False)
 
     def __enter__(self):
         """
@@ -162,7 +175,8 @@ class MountedFilesystem(object):
             logger.info("%s is mounted already.", self.mount_point)
             return self
         logger.info("Mounting %s ..", self.mount_point)
-        mounted = self.context.execute('mount', self.mount_point, check=False, sudo=self.sudo, shell=False, tty=False)
+        mounted = self.context.execute('mount', '--', self.mount_point, check=False, sudo=self.sudo, shell=False,
+                                       tty=False)
         if not self.is_mounted():
             if mounted.returncode == 0:
                 problem = "mount reported success, but it still isn't a mount point"
@@ -191,15 +205,38 @@ class MountedFilesystem(object):
             FSTAB_FILE, entry.device, entry.fs_type, ','.join(entry.options))
 
     def __exit__(self, exc_type=None, exc_value=None, traceback=None):
-        """Unmount the filesystem if :meth:`__enter__` mounted it (failures are logged)."""
+        """
+        Unmount the filesystem if :meth:`__enter__` mounted it.
+
+        :raises: :exc:`.DiskCleanupError` when it stays mounted after a
+                 block that succeeded (after a failed block, which is
+                 reported already, this is logged as an error).
+        """
         if self.mounted_by_us:
             self.mounted_by_us = False
             logger.info("Unmounting %s ..", self.mount_point)
-            unmounted = self.context.execute('umount', self.mount_point, check=False,
+            unmounted = self.context.execute('umount', '--', self.mount_point, check=False,
                                              sudo=self.sudo, shell=False, tty=False)
-            if unmounted.returncode != 0:
-                logger.error("umount %s failed with exit code %i: the disk is still mounted.",
-                             self.mount_point, unmounted.returncode)
+            if unmounted.returncode != 0 or self.is_mounted():
+                report_cleanup_failure(exc_type, "umount %s failed with exit code %i: the disk is still mounted; "
+                                                 "see what keeps it busy with 'fuser -vm %s' and unmount it with "
+                                                 "'umount %s'." % (self.mount_point, unmounted.returncode,
+                                                                   self.mount_point, self.mount_point))
+
+
+def report_cleanup_failure(exc_type, message):
+    """
+    Report a backup disk that stays mounted or unlocked.
+
+    :param exc_type: The type of the exception that ended the ``with`` block, or :data:`None`.
+    :param message: What failed and what to do (a string).
+    :raises: :exc:`.DiskCleanupError` when the block succeeded, so that the
+             run doesn't end as a success; otherwise the block's own failure
+             stays the reported one and this is logged as an error.
+    """
+    if exc_type is None:
+        raise DiskCleanupError("The backup is done, but %s" % message)
+    logger.error("%s", message)
 
 
 def read_table(context, filename, exception_type):
@@ -212,7 +249,7 @@ def read_table(context, filename, exception_type):
     :returns: The contents of the file (a string).
     :raises: `exception_type` with ``cat``'s complaint when the file is missing or unreadable.
     """
-    cat = context.execute('cat', filename, capture=True, capture_stderr=True, check=False, shell=False, tty=False)
+    cat = context.execute('cat', '--', filename, capture=True, capture_stderr=True, check=False, shell=False, tty=False)
     if cat.returncode != 0:
         complaint = cat.stderr.decode('utf-8', 'replace').strip() or "cat exited with code %i" % cat.returncode
         raise exception_type("Can't read %s: %s" % (filename, complaint))

@@ -15,6 +15,8 @@ import sys
 from humanfriendly import Timer, format_number, format_size, format_timespan
 from humanfriendly.text import concatenate, pluralize
 
+from rsync_system_backup.reporting.unattended import SUMMARY
+
 LISTED_REMOVALS = 5
 """How many removed snapshots the summary names before it only counts the rest."""
 
@@ -97,6 +99,36 @@ class BackupSummary(object):
         parts.append("%s sent" % format_size(statistics.bytes_sent))
         return ', '.join(parts)
 
+    @property
+    def incomplete(self):
+        """:data:`True` when rsync left out files because of errors (see :attr:`.TransferStatistics.incomplete`)."""
+        return self.transfer_statistics is not None and self.transfer_statistics.incomplete
+
+    def describe_missing_files(self):
+        """
+        Say how many files the backup lacks and where to read why.
+
+        :returns: A string, or :data:`None` when the backup is complete.
+        """
+        if not self.incomplete:
+            return None
+        count = self.transfer_statistics.failed_files
+        files = format_count(count, 'file is', 'files are') if count else "some files are"
+        return "%s missing from it (rsync's messages before this summary say which and why)" % files
+
+    def describe_vanished_files(self):
+        """
+        Note the files that vanished during the transfer (normal on a live system).
+
+        :returns: A string, or :data:`None` when none vanished.
+        """
+        statistics = self.transfer_statistics
+        if statistics is None or statistics.exit_code != 24:
+            return None
+        count = statistics.vanished_files
+        files = format_count(count, 'file') if count else "some files"
+        return "%s vanished during the transfer (normal on a live system)" % files
+
     def describe_snapshot(self):
         """Name the new snapshot (a string), or :data:`None` when no snapshot was made."""
         if 'snapshot' not in self.durations:
@@ -153,12 +185,17 @@ class BackupSummary(object):
                                   ('rotation', self.describe_rotation())):
             if description is not None:
                 rows.append((step.capitalize(), "%s, in %s" % (description, format_timespan(self.durations[step]))))
+        if self.describe_vanished_files():
+            rows.append(("Note", self.describe_vanished_files()))
         if self.disk_space is not None:
             rows.append(("Free space", self.describe_disk_space()))
         if self.total_time is not None:
             rows.append(("Total time", format_timespan(self.total_time)))
         width = max(len(label) for label, _ in rows) + 1
         title = "Summary of the dry run (nothing was changed):" if self.dry_run else "Summary of the backup:"
+        if self.incomplete:
+            title = "%s completed with errors: %s:" % ("The dry run" if self.dry_run else "The backup",
+                                                       self.describe_missing_files())
         lines = [title] + ['  %s %s' % ((label + ':').ljust(width), value) for label, value in rows]
         return '\n'.join(lines) + '\n'
 
@@ -169,10 +206,10 @@ class BackupSummary(object):
         :returns: The text, without a line ending (a string).
         """
         what = "Dry run of the backup" if self.dry_run else "Backup"
-        done = "%s to %s done" % (what, self.destination)
+        done = "%s to %s %s" % (what, self.destination, "completed with errors" if self.incomplete else "done")
         if self.total_time is not None:
             done += " in %s" % format_timespan(self.total_time)
-        parts = [self.describe_transfer()]
+        parts = [self.describe_missing_files(), self.describe_transfer(), self.describe_vanished_files()]
         snapshot = self.describe_snapshot()
         if snapshot is not None:
             parts.append("snapshot %s" % snapshot)
@@ -188,8 +225,9 @@ def report_summary(summary, on_terminal, stream=None):
     Show a summary the way its reader wants it.
 
     On a terminal the summary is a block of lines on `stream`; elsewhere it is
-    one line logged at the info level. Either way, it is left out when
-    informational messages are turned off (``-q``).
+    one line logged at the info level (the warning level when rsync left out
+    files, see :attr:`BackupSummary.incomplete`). Either way, an info-level
+    summary is left out when informational messages are turned off (``-q``).
 
     :param summary: A :class:`BackupSummary`.
     :param on_terminal: :data:`True` when a person is watching.
@@ -201,4 +239,5 @@ def report_summary(summary, on_terminal, stream=None):
             stream.write(summary.format_block())
             stream.flush()
     else:
-        logger.info("%s", summary.format_line())
+        logger.log(logging.WARNING if summary.incomplete else logging.INFO, "%s", summary.format_line(),
+                   extra=SUMMARY)

@@ -6,10 +6,10 @@ has nobody watching, so its messages also go to the system log, where they
 stay after the run, through :func:`coloredlogs.syslog.enable_system_logging()`:
 
 - Warnings and errors always go there.
-- Informational messages (among them the one-line summary) go there too when
-  no terminal is attached, so that every unattended run leaves a trace,
-  unless standard error already goes to the systemd journal (a systemd
-  service), which would then hold them twice.
+- The one-line summary goes there too when no terminal is attached, so that
+  every unattended run leaves a trace, unless standard error already goes to
+  the systemd journal (a systemd service), which would then hold it twice
+  (other informational messages are held back then, see :mod:`.reporting.unattended`).
 
 The log goes to the syslog socket ``/dev/log``, or to the socket named by
 ``$RSYNC_SYSTEM_BACKUP_SYSLOG_SOCKET`` (the test suite uses this to catch

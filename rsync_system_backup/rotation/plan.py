@@ -14,6 +14,7 @@ keeps; this module adds two rules of its own and removes the rest in one pass:
 import logging
 import posixpath
 
+from rsync_system_backup.manifests.recording import remove_orphaned_manifests
 from rsync_system_backup.snapshots.naming import REMOVING_SUFFIX, SNAPSHOT_NAME_PATTERN, remove_leftovers
 from rsync_system_backup.target.operations import list_directory, remove_trees
 
@@ -35,9 +36,11 @@ class RotationPlan(object):
         self.removed = removed
 
 
-def plan_rotation(context, directory, names, rotation_scheme, prefer_recent=False, strict=True, load_config=True):
+def plan_rotation(context, directory, names, rotation_scheme, prefer_recent=False, strict=True):
     """
     Decide which snapshots in a directory to keep and which to remove.
+
+    rotate-backups' configuration files may override the scheme for the directory.
 
     :param context: The execution context of the directory.
     :param directory: The directory holding the snapshots (a string).
@@ -47,16 +50,13 @@ def plan_rotation(context, directory, names, rotation_scheme, prefer_recent=Fals
     :param prefer_recent: :data:`True` to keep the newest snapshot of each
                           time slot instead of the oldest.
     :param strict: rotate-backups' strict mode (see its documentation).
-    :param load_config: :data:`True` to let rotate-backups' configuration
-                        files override the scheme for this directory.
     :returns: A :class:`RotationPlan`.
     :raises: :exc:`~exceptions.ValueError` when the rotation scheme is empty.
     """
     # Imported here, so that runs without rotation (--backup, --snapshot) don't load rotate-backups.
     from rotate_backups import Location, RotateBackups
     planner = RotateBackups(rotation_scheme=rotation_scheme, prefer_recent=prefer_recent, strict=strict)
-    if load_config:
-        planner.load_config_file(Location(context=context, directory=directory))
+    planner.load_config_file(Location(context=context, directory=directory))
     # Set after the configuration file, so that whatever it says, only our own snapshots are rotated.
     planner.timestamp_pattern = SNAPSHOT_NAME_PATTERN
     snapshots = planner.collect_backups(Location(context=ListedDirectory(names), directory=directory))
@@ -121,7 +121,7 @@ def warn_about_impossible_dates(directory, names, snapshots):
 
 
 def rotate_snapshots(context, directory, rotation_scheme, dry_run=False, ionice=None, sudo=False, remove=remove_trees,
-                     **options):
+                     planned_snapshot=None, **options):
     """
     Remove the snapshots that the rotation scheme doesn't keep.
 
@@ -134,6 +134,9 @@ def rotate_snapshots(context, directory, rotation_scheme, dry_run=False, ionice=
     :param remove: The function that removes snapshots (with the signature
                    of :func:`.operations.remove_trees()`, which is the
                    default; see :meth:`.SnapshotMethod.remove_trees()`).
+    :param planned_snapshot: The pathname of the snapshot that a dry run
+                             would have made (a string or :data:`None`): the
+                             plan counts it in, as the real run would.
     :param options: Passed on to :func:`plan_rotation()`.
     :returns: The :class:`RotationPlan` that was carried out.
 
@@ -142,6 +145,8 @@ def rotate_snapshots(context, directory, rotation_scheme, dry_run=False, ionice=
     tree under a snapshot name; the next rotation removes such leftovers.
     """
     names = list_directory(context, directory, sudo=sudo)
+    if dry_run and planned_snapshot and posixpath.basename(planned_snapshot) not in names:
+        names.append(posixpath.basename(planned_snapshot))
     if not dry_run:
         remove_leftovers(context, directory, names, sudo=sudo, ionice=ionice, remove=remove)
     plan = plan_rotation(context, directory, names, rotation_scheme, **options)
@@ -153,6 +158,9 @@ def rotate_snapshots(context, directory, rotation_scheme, dry_run=False, ionice=
         logger.info("%s %s.", "Would remove" if dry_run else "Removing", pathname)
     if not dry_run:
         remove(context, plan.removed, sudo=sudo, ionice=ionice, doomed_suffix=REMOVING_SUFFIX)
+        # A snapshot's manifest goes with it (and so does one that an interrupted run left alone).
+        gone = set(posixpath.basename(pathname) for pathname in plan.removed)
+        remove_orphaned_manifests(context, directory, [name for name in names if name not in gone], sudo=sudo)
     logger.info("Rotation %s %i snapshot(s) and %s %i in %s.",
                 "would keep" if dry_run else "kept", len(plan.kept),
                 "remove" if dry_run else "removed", len(plan.removed), directory)

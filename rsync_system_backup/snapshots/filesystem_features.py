@@ -5,45 +5,53 @@ The snapshot methods (see :mod:`.snapshots.methods`) depend on it: btrfs has
 subvolumes, btrfs and XFS (made with ``-m reflink=1``) let files share data
 blocks (reflinks), and most filesystems limit the number of hard links to one
 file. Everything is found out with commands in the destination's execution
-context (``stat --file-system`` and a trial ``cp --reflink=always``), so it
+context (``findmnt`` and a trial ``cp --reflink=always``), so it
 works the same for local destinations and for destinations reached over SSH.
 """
 
 FILESYSTEM_TYPE_SCRIPT = '''
 directory=$1
 while [ ! -d "$directory" ]; do directory=$(dirname -- "$directory"); done
-exec stat --file-system --format=%T -- "$directory"
+type=$(findmnt --noheadings --first-only --output=FSTYPE --target "$directory" 2> /dev/null)
+[ -n "$type" ] || exec stat --file-system --format=%T -- "$directory"
+printf '%s\n' "$type"
 '''
 """
 Shell code that prints the type of the filesystem holding a directory, or
 holding its nearest existing ancestor when the directory doesn't exist yet
-(before a first backup, and in dry runs).
+(before a first backup, and in dry runs). The type comes from the mount
+table through ``findmnt`` (``ext4``, ``xfs``, ...), because ``stat
+--file-system`` can't tell ext4 from ext2 and ext3 (it says ``ext2/ext3``
+for all three); ``stat`` is the fallback where ``findmnt`` can't say.
 """
 
 REFLINK_PROBE_SCRIPT = '''
-probe=$(mktemp -- "$1/.rsync-system-backup.probe.XXXXXX") || exit 2
-printf x > "$probe"
-cp --reflink=always -- "$probe" "$probe.copy" 2> /dev/null
+probe=$(mktemp -d -- "$1/.rsync-system-backup.probe.XXXXXX") || exit 2
+printf x > "$probe/file"
+cp --reflink=always -- "$probe/file" "$probe/copy" 2> /dev/null
 status=$?
-rm -f -- "$probe" "$probe.copy"
+rm -rf -- "$probe"
 exit $status
 '''
 """
 Shell code that tries to copy a small file with ``cp --reflink=always`` in a
-directory (its exit status is 0 when that works). The hidden name keeps the
-probe out of rotation's and rsync's way.
+directory (its exit status is 0 when that works). Both files are made in a
+new directory with a random name that only its owner can enter (``mktemp
+-d``), so no name that someone else could have planted is written to. The
+hidden name keeps the probe out of rotation's and rsync's way.
 """
 
 BTRFS = 'btrfs'
-"""The type of btrfs filesystems, as ``stat --file-system --format=%T`` prints it."""
+"""The type of btrfs filesystems, as :func:`find_filesystem_type()` names it."""
 
-WITHOUT_REFLINKS = ('ext2/ext3', 'tmpfs')
-"""Filesystem types known to have no reflinks (ext4 shows as ``ext2/ext3``), so no probe is needed."""
+WITHOUT_REFLINKS = ('ext2', 'ext3', 'ext4', 'ext2/ext3', 'tmpfs')
+"""Filesystem types known to have no reflinks (``stat`` calls ext2 to ext4 ``ext2/ext3``), so no probe is needed."""
 
 ASSUMED_REFLINKS = ('xfs',)
 """Filesystem types assumed to have reflinks when a dry run can't try (XFS has them by default since 2019)."""
 
-LINK_LIMITS = {'ext2/ext3': 65000, 'btrfs': 65535, 'xfs': None, 'tmpfs': None}
+LINK_LIMITS = {'ext2': 32000, 'ext3': 32000, 'ext4': 65000, 'ext2/ext3': 32000, 'btrfs': 65535, 'xfs': None,
+               'tmpfs': None}
 """
 The most hard links one file can have, per filesystem type (:data:`None`
 for filesystems whose limit is out of reach, like XFS's 2^31).
@@ -61,9 +69,9 @@ def find_filesystem_type(context, directory, sudo=False):
     :param directory: The directory (a string); when it doesn't exist yet,
                       its nearest existing ancestor is looked at.
     :param sudo: :data:`True` to look with superuser privileges.
-    :returns: The type as ``stat --file-system --format=%T`` names it
-              (``btrfs``, ``xfs``, ``ext2/ext3`` for ext2, ext3 and ext4,
-              ``tmpfs``, ...).
+    :returns: The type as the mount table names it (``btrfs``, ``xfs``,
+              ``ext4``, ``tmpfs``, ...; ``ext2/ext3`` when only ``stat``
+              could tell).
     """
     return context.capture('sh', '-c', FILESYSTEM_TYPE_SCRIPT, 'filesystem-type', directory,
                            sudo=sudo, shell=False, tty=False).strip()

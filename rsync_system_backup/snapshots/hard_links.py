@@ -21,6 +21,8 @@ unchanged. This is said once per run, in a warning.
 import logging
 import posixpath
 
+from rsync_system_backup.target.private_directory import private_directory
+
 LINKS_PER_RUN = 2
 """How many links one run can add for each path of a file in ``latest`` (a transfer and a snapshot)."""
 
@@ -28,10 +30,11 @@ BATCH_SIZE = 1000
 """How many paths one copying command gets at most (command lines have a limit)."""
 
 COPY_SCRIPT = '''
+temporary=$1/copy
+shift
 first=
 for path do
     if [ -z "$path" ]; then first=; continue; fi
-    temporary="${path%/*}/.rsync-system-backup.copy"
     if [ -z "$first" ]; then
         cp --archive --reflink=auto -- "$path" "$temporary" || exit
         first=$path
@@ -42,9 +45,13 @@ for path do
 done
 '''
 """
-Shell code that replaces groups of hard-linked paths (its arguments; an empty
-argument ends a group) with a fresh copy of the first one, which the others
-then link to. Each path is replaced by a rename, so it never disappears.
+Shell code that replaces groups of hard-linked paths (its arguments after the
+first; an empty argument ends a group) with a fresh copy of the first one,
+which the others then link to. Each path is replaced by a rename, so it never
+disappears. The copies and links are made in a private directory (the first
+argument, see :mod:`.private_directory`), never under a name of their own
+inside ``latest``, where the backed-up user could have planted a symbolic
+link; a rename replaces a symbolic link at the path itself, without following it.
 """
 
 logger = logging.getLogger(__name__)
@@ -117,24 +124,28 @@ def relieve_link_limit(context, directory, limit, sudo=False, ionice=None):
         return
     logger.warning("%i file(s) in %s have too many hard links to be linked again (the filesystem allows %i): "
                    "copying them instead, starting with %s.", len(crowded), directory, limit, crowded[0][0])
-    arguments = []
-    for paths in crowded:
-        arguments.extend(posixpath.join(directory, path) for path in paths)
-        arguments.append('')
-        if len(arguments) >= BATCH_SIZE:
-            copy_groups(context, arguments, sudo=sudo, ionice=ionice)
-            arguments = []
-    copy_groups(context, arguments, sudo=sudo, ionice=ionice)
+    parent_directory = posixpath.dirname(directory.rstrip('/')) or '.'
+    with private_directory(context, parent_directory, sudo=sudo, ionice=ionice) as scratch:
+        arguments = []
+        for paths in crowded:
+            arguments.extend(posixpath.join(directory, path) for path in paths)
+            arguments.append('')
+            if len(arguments) >= BATCH_SIZE:
+                copy_groups(context, scratch, arguments, sudo=sudo, ionice=ionice)
+                arguments = []
+        copy_groups(context, scratch, arguments, sudo=sudo, ionice=ionice)
 
 
-def copy_groups(context, arguments, sudo=False, ionice=None):
+def copy_groups(context, scratch, arguments, sudo=False, ionice=None):
     """
     Run :data:`COPY_SCRIPT`.
 
     :param context: The execution context of the files.
+    :param scratch: A private directory beside ``latest`` for the copies (a string).
     :param arguments: Groups of paths, each followed by an empty string (a list of strings).
     :param sudo: :data:`True` to copy with superuser privileges.
     :param ionice: The I/O scheduling class for the copies.
     """
     if arguments:
-        context.execute('sh', '-c', COPY_SCRIPT, 'copy', *arguments, sudo=sudo, ionice=ionice, shell=False, tty=False)
+        context.execute('sh', '-c', COPY_SCRIPT, 'copy', scratch, *arguments, sudo=sudo, ionice=ionice,
+                        shell=False, tty=False)

@@ -10,7 +10,7 @@ from rsync_system_backup.exceptions import InvalidOptionError
 AUTOMATIC = 'auto'
 """The name of the automatic choice of a snapshot method (the default)."""
 
-METHOD_NAMES = (AUTOMATIC, 'btrfs', 'reflink', 'link-dest', 'hardlink')
+METHOD_NAMES = (AUTOMATIC, 'btrfs', 'reflink', 'safe-hardlink', 'link-dest', 'hardlink')
 """The values that ``--snapshot-method`` accepts: the automatic choice, then the methods, best first."""
 
 

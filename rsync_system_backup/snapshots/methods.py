@@ -30,24 +30,19 @@ change an earlier snapshot:
     mode, owner, group, timestamps, xattrs or ACLs to the existing file, which
     the earlier snapshots share, so they change with it.
 
-:func:`choose_snapshot_method()` picks the method (``auto`` picks the best one
-the destination's filesystem supports) and warns when the snapshots can change.
+The safe-hardlink method lives in :mod:`.snapshots.safe_hardlink`, and
+:mod:`.snapshots.choice` picks the method for a destination.
 """
 
 import contextlib
 import logging
 import posixpath
 
-from rsync_system_backup.exceptions import InvalidOptionError, SnapshotFailedError, SnapshotMethodError
+from rsync_system_backup.exceptions import SnapshotFailedError, SnapshotMethodError
+from rsync_system_backup.processes.signals import cleanup
 from rsync_system_backup.snapshots.btrfs import create_subvolume, delete_subvolumes, find_subvolumes, snapshot_subvolume
-from rsync_system_backup.snapshots.filesystem_features import (
-    BTRFS,
-    find_filesystem_type,
-    find_link_limit,
-    supports_reflinks,
-)
+from rsync_system_backup.snapshots.filesystem_features import BTRFS, find_link_limit
 from rsync_system_backup.snapshots.hard_links import count_shared_files, relieve_link_limit
-from rsync_system_backup.snapshots.method_names import AUTOMATIC, check_method_name
 from rsync_system_backup.snapshots.replacement import Replacement
 from rsync_system_backup.target.operations import add_suffix, remove_trees
 
@@ -58,15 +53,21 @@ class TransferTarget(object):
 
     """Where rsync writes a backup, and the options that go with it."""
 
-    def __init__(self, directory, rsync_options=()):
+    def __init__(self, directory, rsync_options=(), protect=None):
         """
         Describe where rsync writes.
 
         :param directory: The directory that rsync writes to (a string).
         :param rsync_options: Extra rsync options (a sequence of strings).
+        :param protect: :data:`None` for one rsync, or a function that makes
+                        the transfer a planned one (see :func:`.transfer_planned()`):
+                        it gets the :class:`.TransferPlan` before anything is
+                        written and returns more names to transfer and the
+                        planned deletions it couldn't carry out.
         """
         self.directory = directory
         self.rsync_options = list(rsync_options)
+        self.protect = protect
 
 
 class SnapshotMethod(object):
@@ -79,8 +80,12 @@ class SnapshotMethod(object):
     shares_files_with_latest = False
     """:data:`True` when snapshots share inodes with ``latest`` (hard links)."""
 
-    writes_latest_in_place = True
-    """:data:`True` when the transfer updates the files in ``latest`` (rather than building a new tree)."""
+    writes_shared_files = True
+    """
+    :data:`True` when the transfer updates the files in ``latest`` in place,
+    also those that snapshots share (rather than building a new tree, or
+    giving them private copies first).
+    """
 
     def __init__(self, context, directory, filesystem_type, sudo=False, ionice=None):
         """
@@ -122,7 +127,12 @@ class SnapshotMethod(object):
 
         :returns: A context manager that gives a :class:`TransferTarget`:
                   ``latest`` itself, for the methods that write in place.
+
+        When a first backup with a method that builds a new tree (link-dest)
+        was interrupted, its tree becomes ``latest`` here, so that what it
+        transferred is not transferred again.
         """
+        self.replacement.adopt_first_backup()
         yield TransferTarget(self.directory)
 
     def copy_tree(self, directory, target):
@@ -197,7 +207,8 @@ class SnapshotMethod(object):
                 raise SnapshotMethodError("Failed to copy %s (see cp's message above); it is unchanged and "
                                           "the earlier snapshots are intact." % self.directory)
         except BaseException:
-            self.replacement.discard(new)
+            with cleanup(failing=True):
+                self.replacement.discard(new)
             raise
         self.replacement.swap(existed=True)
 
@@ -231,7 +242,7 @@ class LinkDestMethod(HardlinkMethod):
     """rsync builds each backup as a new tree (``--link-dest``) that replaces ``latest``; snapshots are hard links."""
 
     name = 'link-dest'
-    writes_latest_in_place = False
+    writes_shared_files = False
 
     @contextlib.contextmanager
     def transfer_target(self):
@@ -241,14 +252,16 @@ class LinkDestMethod(HardlinkMethod):
         :returns: A context manager that gives a :class:`TransferTarget`.
 
         When the block raises (rsync failed or was interrupted), the new tree
-        is removed and ``latest`` stays as it was.
+        is removed and ``latest`` stays as it was; a first backup's tree is
+        kept for the next run to go on with (see :meth:`.Replacement.keep_first_backup()`).
         """
         existed = self.replacement.directory_exists()
         options = ['--link-dest=../%s' % posixpath.basename(self.directory)] if existed else []
         try:
             yield TransferTarget(self.replacement.new_pathname, options)
         except BaseException:
-            self.replacement.discard(self.replacement.new_pathname)
+            with cleanup(failing=True):
+                self.replacement.keep_first_backup(existed, self.replacement.new_pathname)
             raise
         self.replacement.swap(existed)
 
@@ -317,97 +330,3 @@ class BtrfsMethod(SnapshotMethod):
         if snapshot.returncode != 0:
             raise SnapshotFailedError("btrfs subvolume snapshot failed with exit code %i while snapshotting %s; "
                                       "the earlier snapshots are intact." % (snapshot.returncode, directory))
-
-
-SNAPSHOT_METHODS = {method.name: method for method in (BtrfsMethod, ReflinkMethod, LinkDestMethod, HardlinkMethod)}
-"""The snapshot methods by name, best first."""
-
-
-def choose_snapshot_method(name, context, directory, sudo=False, ionice=None, daemon_transfer=False, dry_run=False):
-    """
-    Pick the snapshot method for a destination, and say which one and whether snapshots can change.
-
-    :param name: One of :data:`.METHOD_NAMES`.
-    :param context: The destination's execution context.
-    :param directory: The destination directory (``latest``, a string).
-    :param sudo: :data:`True` to run commands with superuser privileges.
-    :param ionice: The I/O scheduling class for the copies and removals.
-    :param daemon_transfer: :data:`True` when an rsync daemon wrote ``latest``
-                            in place (this run is its ``post-xfer exec``).
-    :param dry_run: :data:`True` to write nothing while finding out what the
-                    filesystem can do.
-    :returns: A :class:`SnapshotMethod`.
-    :raises: :exc:`.InvalidOptionError` when the method is unknown or the
-             filesystem doesn't support it.
-
-    ``auto`` picks btrfs on btrfs, otherwise reflink where reflinks work,
-    otherwise link-dest, or hardlink after a daemon's transfer (link-dest
-    needs to run the transfer itself).
-    """
-    check_method_name(name)
-    parent_directory = posixpath.dirname(directory.rstrip('/')) or '.'
-    filesystem_type = find_filesystem_type(context, parent_directory, sudo=sudo)
-    if name == AUTOMATIC:
-        if filesystem_type == BTRFS:
-            name = BtrfsMethod.name
-        elif supports_reflinks(context, parent_directory, filesystem_type, sudo=sudo, dry_run=dry_run):
-            name = ReflinkMethod.name
-        else:
-            name = HardlinkMethod.name if daemon_transfer else LinkDestMethod.name
-        how = "chosen for %s on %s" % (parent_directory, filesystem_type)
-    else:
-        check_support(name, context, parent_directory, filesystem_type, sudo=sudo, dry_run=dry_run)
-        how = "%s is on %s" % (parent_directory, filesystem_type)
-    method = SNAPSHOT_METHODS[name](context, directory, filesystem_type, sudo=sudo, ionice=ionice)
-    logger.info("Using the %s snapshot method (%s).", method.name, how)
-    warn_about_changing_snapshots(method, daemon_transfer)
-    return method
-
-
-def check_support(name, context, directory, filesystem_type, sudo=False, dry_run=False):
-    """
-    Refuse a snapshot method that the filesystem doesn't support.
-
-    :param name: The name of the method (a string).
-    :param context: The destination's execution context.
-    :param directory: The directory that holds ``latest`` (a string).
-    :param filesystem_type: The type of its filesystem (a string).
-    :param sudo: :data:`True` to run commands with superuser privileges.
-    :param dry_run: :data:`True` to write nothing while finding out.
-    :raises: :exc:`.InvalidOptionError` for btrfs elsewhere than on btrfs
-             and for reflink where reflinks don't work.
-    """
-    if name == BtrfsMethod.name and filesystem_type != BTRFS:
-        raise InvalidOptionError("The btrfs snapshot method needs a destination on btrfs, but %s is on %s "
-                                 "(use --snapshot-method=auto)." % (directory, filesystem_type))
-    if name == ReflinkMethod.name and not supports_reflinks(context, directory, filesystem_type,
-                                                            sudo=sudo, dry_run=dry_run):
-        raise InvalidOptionError("The reflink snapshot method needs a filesystem with reflinks (btrfs, or XFS "
-                                 "made with reflink=1), but %s is on %s, which can't share data between files "
-                                 "(use --snapshot-method=auto)." % (directory, filesystem_type))
-
-
-def warn_about_changing_snapshots(method, daemon_transfer=False):
-    """
-    Warn when a later backup can change the snapshots that a method makes.
-
-    :param method: A :class:`SnapshotMethod`.
-    :param daemon_transfer: :data:`True` when an rsync daemon writes ``latest`` in place.
-
-    That happens when snapshots share files with ``latest`` and something
-    writes ``latest`` in place: the hardlink method's own transfer, or an
-    rsync daemon's.
-    """
-    if not method.shares_files_with_latest:
-        return
-    if daemon_transfer:
-        writer = "the rsync daemon writes it in place"
-        advice = "Keep the module on btrfs, or on XFS with reflinks, for snapshots that never change."
-    elif method.writes_latest_in_place:
-        writer = "the %s method writes it in place" % method.name
-        advice = "Use --snapshot-method=auto for snapshots that never change."
-    else:
-        return
-    logger.warning("The snapshots share files with %s and %s: when only the mode, owner, group, timestamps, "
-                   "xattrs or ACLs of a file change, the next backup changes them in the earlier snapshots too. %s",
-                   method.directory, writer, advice)

@@ -15,7 +15,8 @@ import posixpath
 import re
 import time
 
-from rsync_system_backup.target.operations import list_directory, remove_trees, rename_directory
+from rsync_system_backup.processes.signals import cleanup
+from rsync_system_backup.target.operations import flush_filesystem, list_directory, remove_trees, rename_directory
 
 SNAPSHOT_NAME_FORMAT = '%Y-%m-%d_%H-%M-%S'
 """The :func:`~time.strftime()` format of new snapshot names (no spaces or colons)."""
@@ -151,8 +152,10 @@ def create_snapshot(context, directory, parent_directory, copy_tree, sudo=False,
     logger.info("Creating snapshot %s ..", final_pathname)
     try:
         copy_tree(directory, temporary_pathname)
+        flush_filesystem(context, temporary_pathname, sudo=sudo)
         rename_directory(context, temporary_pathname, final_pathname, sudo=sudo)
     except BaseException:
-        remove(context, [temporary_pathname], sudo=sudo)
+        with cleanup(failing=True):
+            remove(context, [temporary_pathname], sudo=sudo)
         raise
     return final_pathname

@@ -10,7 +10,7 @@ holds ``latest``; when it is complete, ``latest`` is renamed to
 
 Both names start with ``.rsync-system-backup``, so rotation never looks at
 them and a backup stored inside its own source leaves them out. What an
-interrupted run leaves behind is put right by :func:`recover_replacement()`
+interrupted run leaves behind is put right by :meth:`Replacement.recover()`
 before the next run touches ``latest``: the old tree goes back into place if
 the swap was cut in half, and everything else is removed.
 """
@@ -18,7 +18,8 @@ the swap was cut in half, and everything else is removed.
 import logging
 import posixpath
 
-from rsync_system_backup.target.operations import list_directory, rename_directory
+from rsync_system_backup.target.operations import flush_filesystem, list_directory, rename_directory
+from rsync_system_backup.target.private_directory import remove_stale_private_directories
 
 NEW_NAME = '.rsync-system-backup.new'
 """The name of a new ``latest`` while it is being built."""
@@ -93,9 +94,14 @@ class Replacement(object):
         """
         Put right what an interrupted replacement left behind (see the module documentation).
 
+        Private directories that an interrupted run left beside ``latest``
+        (see :mod:`.private_directory`) are removed too.
+
         :returns: :data:`True` when :attr:`directory` exists (afterwards).
         """
         names = self.list_parent()
+        remove_stale_private_directories(self.context, self.parent_directory, names, sudo=self.sudo,
+                                         ionice=self.ionice)
         exists = posixpath.basename(self.directory) in names
         if OLD_NAME in names:
             if exists:
@@ -107,16 +113,55 @@ class Replacement(object):
                 rename_directory(self.context, self.old_pathname, self.directory, sudo=self.sudo)
                 exists = True
         if NEW_NAME in names:
-            logger.warning("Removing %s, left behind by an interrupted run.", self.new_pathname)
-            self.discard(self.new_pathname)
+            if exists:
+                logger.warning("Removing %s, left behind by an interrupted run.", self.new_pathname)
+                self.discard(self.new_pathname)
+            else:
+                # Only an interrupted first backup leaves a new tree without latest (see keep_first_backup()).
+                logger.info("Going on with the first backup that an earlier run began in %s.", self.new_pathname)
         return exists
+
+    def keep_first_backup(self, existed, pathname):
+        """
+        Keep or remove a new tree after its transfer failed or was interrupted.
+
+        :param existed: :data:`True` when :attr:`directory` existed when the transfer began.
+        :param pathname: The new tree (a string).
+
+        A first backup's tree shares no files with anything, so it is kept,
+        and the next run goes on from there instead of starting from 0%
+        (rsync skips what is there already). Any other tree is removed:
+        it may share files with ``latest`` and the snapshots (``--link-dest``),
+        which a later transfer into it could change.
+        """
+        if existed:
+            self.discard(pathname)
+        else:
+            logger.warning("Keeping what the first backup transferred so far in %s: the next run goes on "
+                           "from there.", pathname)
+
+    def adopt_first_backup(self):
+        """
+        Make the tree of an interrupted first backup :attr:`directory`, for a method that writes in place.
+
+        :returns: :data:`True` when there was such a tree.
+        """
+        names = self.list_parent()
+        if posixpath.basename(self.directory) in names or NEW_NAME not in names:
+            return False
+        logger.info("Going on with the first backup that an earlier run began in %s.", self.new_pathname)
+        rename_directory(self.context, self.new_pathname, self.directory, sudo=self.sudo)
+        return True
 
     def swap(self, existed):
         """
         Put the new tree in place of :attr:`directory` and remove the old tree.
 
         :param existed: :data:`True` when :attr:`directory` exists.
+
+        The new tree's filesystem is flushed first (see :func:`.flush_filesystem()`).
         """
+        flush_filesystem(self.context, self.new_pathname, sudo=self.sudo)
         if existed:
             rename_directory(self.context, self.directory, self.old_pathname, sudo=self.sudo)
         rename_directory(self.context, self.new_pathname, self.directory, sudo=self.sudo)

@@ -8,6 +8,14 @@ crashed run never leaves a stale lock behind. On this system the lock is
 taken in this process; on an SSH destination (or when sudo is needed) a small
 shell on the destination holds it for as long as this process keeps a pipe to
 it open.
+
+That holder must keep the lock until the last cleanup of an interrupted run
+is done, or a waiting run would start while this one still removes its
+temporary trees. So it runs in a session of its own (the terminal's
+Control-C and hang-up don't reach it), over an SSH connection of its own
+(not the shared one, which the first signal stops), and
+:func:`.stop_descendants()` spares it (see :func:`.spare()`); it ends when
+the lock is released.
 """
 
 import datetime
@@ -19,20 +27,30 @@ import posixpath
 import socket
 import time
 
-from rsync_system_backup.exceptions import BackupInProgressError
+from executor.contexts import RemoteContext
+
+from rsync_system_backup.exceptions import BackupInProgressError, LockFailedError
+from rsync_system_backup.processes.sessions import OwnSessionOption
+from rsync_system_backup.processes.signals import spare, unspare
 from rsync_system_backup.target.operations import runs_in_process
 
 LOCK_FILE_NAME = '.rsync-system-backup.lock'
 """The name of the lock file, next to ``latest`` (a hidden file, so rotation and rsync leave it alone)."""
 
 REMOTE_LOCK_SCRIPT = '''
+exec 2>&1
+[ ! -L "$1" ] || { echo "$1 is a symbolic link"; exit 1; }
 exec 9>>"$1" || exit 1
-if ! flock -n 9; then
+flock -n 9
+status=$?
+if [ $status -eq 1 ]; then
     tries=0
     while [ ! -s "$1" ] && [ $tries -lt 20 ]; do sleep 0.05; tries=$((tries + 1)); done
     printf 'busy %s\\n' "$(cat "$1")"
     [ "$2" = wait ] || exit 75
-    flock 9
+    flock 9 || exit
+elif [ $status -ne 0 ]; then
+    exit $status
 fi
 printf '%s\\n' "$3" > "$1"
 echo locked
@@ -43,9 +61,14 @@ cat > /dev/null
 The shell script that holds the lock through a command: it takes the lock on
 file descriptor 9, writes who holds it, says ``locked`` and then waits for the
 end of its standard input; it empties the lock file and exits (which releases
-the lock) when that comes. A run that finds the lock taken gives the holder a
-moment to write its description.
+the lock) when that comes. A run that finds the lock taken (``flock`` exits
+with 1) gives the holder a moment to write its description. Any other
+failure ends the script with ``flock``'s exit code (127 when it isn't
+installed); error messages go to standard output, where they explain it.
 """
+
+COMMAND_NOT_FOUND = 127
+"""The shell's exit code for a command that isn't installed."""
 
 logger = logging.getLogger(__name__)
 
@@ -108,7 +131,9 @@ class DestinationLock(object):
 
     def lock_in_process(self):
         """Take the lock with :func:`fcntl.flock()` in this process."""
-        self.handle = open(self.pathname, 'a+')
+        # Never through a symbolic link planted under the lock file's name.
+        self.handle = os.fdopen(os.open(self.pathname, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o600),
+                                'a+')
         try:
             fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as e:
@@ -140,14 +165,25 @@ class DestinationLock(object):
         return text
 
     def lock_with_command(self):
-        """Take the lock with a shell on the destination that holds it while this process lives."""
+        """
+        Take the lock with a shell on the destination that holds it while this process lives.
+
+        :raises: :exc:`.BackupInProgressError` when another run holds the
+                 lock, :exc:`.LockFailedError` when the lock can't be taken
+                 (``flock`` is missing, the lock file can't be opened).
+        """
+        options = dict(ssh_command=['ssh']) if isinstance(self.context, RemoteContext) else {}
+        if issubclass(self.context.command_type, OwnSessionOption):
+            options['own_session'] = True
         read_fd, write_fd = os.pipe()
         with os.fdopen(write_fd, 'wb') as output:
             self.holder = self.context.execute(
                 'sh', '-c', REMOTE_LOCK_SCRIPT, 'lock', self.pathname, 'wait' if self.wait else 'fail',
-                describe_holder(), asynchronous=True, input=True, stdout_file=output, check=False,
-                sudo=self.sudo, shell=False, tty=False,
+                describe_holder(), asynchronous=True, input=True, stdout_file=output, merge_streams=True,
+                check=False, sudo=self.sudo, shell=False, tty=False, **options
             )
+        spare(self.holder.pid)
+        complaints = []
         with os.fdopen(read_fd, 'rb') as replies:
             for line in replies:
                 reply = line.decode('utf-8', 'replace').rstrip('\n')
@@ -158,23 +194,48 @@ class DestinationLock(object):
                         self.release()
                         self.refuse(reply[5:])
                     logger.info("Waiting for the other backup run in %s (%s) ..", self.directory, reply[5:])
-        self.release()
-        raise BackupInProgressError("Failed to lock %s (the lock command exited with code %s)."
-                                    % (self.pathname, self.holder.returncode))
+                elif reply.strip():
+                    complaints.append(reply.strip())
+        returncode = self.release()
+        self.explain_failure(returncode, complaints)
+
+    def explain_failure(self, returncode, complaints):
+        """
+        Raise the error for a lock command that failed.
+
+        :param returncode: The lock command's exit code (an integer).
+        :param complaints: Its error messages (a list of strings).
+        :raises: :exc:`.LockFailedError`.
+        """
+        where = getattr(self.context, 'ssh_alias', None) or "this system"
+        if returncode == COMMAND_NOT_FOUND:
+            raise LockFailedError("flock is not installed on %s, so %s can't be locked against other runs: "
+                                  "install util-linux there (it provides flock)." % (where, self.directory))
+        raise LockFailedError("Can't lock %s on %s: %s (the lock command exited with code %i)."
+                              % (self.pathname, where, complaints[-1] if complaints else "no error message",
+                                 returncode))
 
     def release(self):
-        """Let go of the lock."""
+        """
+        Let go of the lock.
+
+        :returns: The exit code of the command that held it (an integer), or
+                  :data:`None` when the lock was held in this process.
+        """
         if self.handle is not None:
             # Empty the lock file first, so no run reads a description of a run that is over.
             self.handle.seek(0)
             self.handle.truncate()
             self.handle.close()
             self.handle = None
-        if self.holder is not None:
-            if self.holder.subprocess.stdin:
-                self.holder.subprocess.stdin.close()
-            self.holder.wait(check=False)
-            self.holder = None
+        if self.holder is None:
+            return None
+        holder, self.holder = self.holder, None
+        if holder.subprocess.stdin:
+            holder.subprocess.stdin.close()
+        holder.wait(check=False)
+        unspare(holder.pid)
+        return holder.returncode
 
     def __exit__(self, exc_type=None, exc_value=None, traceback=None):
         """Release the lock."""

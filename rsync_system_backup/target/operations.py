@@ -7,6 +7,7 @@ every other context gets a command, with ``sudo`` where asked for.
 """
 
 import os
+import tempfile
 
 from executor.contexts import LocalContext
 
@@ -47,21 +48,79 @@ def list_directory(context, directory, sudo=False):
 
 def make_directory(context, directory, sudo=False):
     """
-    Create a directory and its missing parents (it may exist already).
+    Create a directory and its missing parents (it may exist already), closed to other users.
+
+    Every directory it creates has mode 0700: a backup holds every user's
+    files, and a user who could enter the backup set could read the others'
+    files there, or change their own files' copies, which the snapshots share.
 
     :param context: An execution context.
     :param directory: The directory's pathname (a string).
     :param sudo: :data:`True` to create it with superuser privileges.
     """
     if runs_in_process(context, sudo):
-        os.makedirs(directory, exist_ok=True)
+        make_private_directories(directory)
     else:
-        context.execute('mkdir', '-p', directory, sudo=sudo, shell=False, tty=False)
+        context.execute('sh', '-c', 'umask 077 && exec mkdir -p -- "$1"', 'mkdir', directory,
+                        sudo=sudo, shell=False, tty=False)
+
+
+def make_private_directories(directory):
+    """
+    Create a directory and its missing parents with mode 0700, in this process.
+
+    :param directory: The directory's pathname (a string); it may exist already.
+
+    (:func:`os.makedirs()` gives only the last directory the mode it is given.)
+    """
+    parent = os.path.dirname(directory.rstrip('/'))
+    if parent and not os.path.isdir(parent):
+        make_private_directories(parent)
+    try:
+        os.mkdir(directory, 0o700)
+    except FileExistsError:
+        if not os.path.isdir(directory):
+            raise
+
+
+READ_SCRIPT = '[ ! -L "$1" ] || { echo "$1 is a symbolic link" >&2; exit 1; }; exec cat -- "$1"'
+"""Shell code that prints a file, refusing a symbolic link (like ``O_NOFOLLOW``)."""
+
+WRITE_SCRIPT = '''
+temporary=$(mktemp -- "$2.XXXXXXXX") || exit
+printf %s "$1" > "$temporary" && mv -f -T -- "$temporary" "$2" || { rm -f -- "$temporary"; exit 1; }
+'''
+"""
+Shell code that replaces a file by a new one, written under an unpredictable
+name beside it (``mktemp`` creates it with ``O_EXCL``) and renamed into place,
+so a symbolic link planted under the file's name is replaced, never followed.
+"""
+
+
+def read_file(context, pathname, sudo=False):
+    """
+    Read a small text file, never through a symbolic link.
+
+    :param context: An execution context.
+    :param pathname: The file's pathname (a string).
+    :param sudo: :data:`True` to read it with superuser privileges.
+    :returns: The file's content (a string).
+    :raises: :exc:`~exceptions.OSError` (locally) or executor's
+             :exc:`~executor.ExternalCommandFailed` when the file can't be
+             read or is a symbolic link.
+    """
+    if runs_in_process(context, sudo):
+        with os.fdopen(os.open(pathname, os.O_RDONLY | os.O_NOFOLLOW)) as handle:
+            return handle.read()
+    return context.capture('sh', '-c', READ_SCRIPT, 'read', pathname, sudo=sudo, shell=False, tty=False)
 
 
 def write_file(context, pathname, text, sudo=False):
     """
-    Create or replace a small text file.
+    Create or replace a small text file, atomically and never through a symbolic link.
+
+    The text goes to a new file with an unpredictable name in the same
+    directory, which is then renamed over `pathname` (see :data:`WRITE_SCRIPT`).
 
     :param context: An execution context.
     :param pathname: The file's pathname (a string).
@@ -69,11 +128,37 @@ def write_file(context, pathname, text, sudo=False):
     :param sudo: :data:`True` to write it with superuser privileges.
     """
     if runs_in_process(context, sudo):
-        with open(pathname, 'w') as handle:
-            handle.write(text)
+        directory, name = os.path.split(pathname)
+        try:
+            handle, temporary = tempfile.mkstemp(prefix=name + '.', dir=directory or '.')
+        except OSError as e:
+            # Name the file being written, not the temporary one, in the message.
+            raise OSError(e.errno, e.strerror, pathname) from e
+        try:
+            with os.fdopen(handle, 'w') as stream:
+                stream.write(text)
+            os.rename(temporary, pathname)
+        except BaseException as e:
+            os.unlink(temporary)
+            if isinstance(e, OSError):
+                raise OSError(e.errno, e.strerror, pathname) from e
+            raise
     else:
-        context.execute('sh', '-c', 'printf %s "$1" > "$2"', 'write', text, pathname,
-                        sudo=sudo, shell=False, tty=False)
+        context.execute('sh', '-c', WRITE_SCRIPT, 'write', text, pathname, sudo=sudo, shell=False, tty=False)
+
+
+def flush_filesystem(context, pathname, sudo=False):
+    """
+    Write everything that is cached for a filesystem to its disk (:manpage:`syncfs(2)`, with ``sync -f``).
+
+    Called before the rename that makes a tree final, so that a power cut
+    can't leave a complete-looking tree whose files never reached the disk.
+
+    :param context: An execution context.
+    :param pathname: A file or directory on the filesystem (a string).
+    :param sudo: :data:`True` to flush it with superuser privileges.
+    """
+    context.execute('sync', '-f', '--', pathname, sudo=sudo, shell=False, tty=False)
 
 
 def rename_directory(context, old, new, sudo=False):

@@ -55,7 +55,7 @@ WARNING_EXIT_CODES = {
 
 
 def build_rsync_command(source, destination, dry_run=False, multi_fs=False,
-                        excluded_roots=DEFAULT_EXCLUDED_ROOTS, exclude_list=(), extra_options=()):
+                        excluded_roots=DEFAULT_EXCLUDED_ROOTS, exclude_list=(), extra_options=(), delete=True):
     """
     Build the rsync command that mirrors `source` into `destination`.
 
@@ -67,12 +67,15 @@ def build_rsync_command(source, destination, dry_run=False, multi_fs=False,
     :param excluded_roots: Absolute paths on the source system to leave out.
     :param exclude_list: rsync exclude patterns given by the user.
     :param extra_options: More rsync options to add before the locations.
+    :param delete: :data:`False` to leave out :data:`DELETE_OPTIONS` (for a
+                   transfer of listed files, see :mod:`.transfer.plan`).
     :returns: The command line (a list of strings).
     """
     command = ['rsync']
     if dry_run:
         command.extend(('--dry-run', '--verbose'))
-    command.extend(DELETE_OPTIONS)
+    if delete:
+        command.extend(DELETE_OPTIONS)
     command.extend(ARCHIVE_OPTIONS)
     if not multi_fs:
         command.append('--one-file-system')

@@ -15,6 +15,10 @@ import os
 import sys
 import threading
 
+from executor import ExternalCommandFailed
+
+from rsync_system_backup.exceptions import TransferFailedError
+
 EXIT_CODE_MEANINGS = {
     0: "success",
     1: "syntax or usage error",
@@ -75,6 +79,26 @@ RECORDED_LINES = 50
 """How many of the last lines of rsync's standard error are remembered."""
 
 
+class RsyncFailedError(TransferFailedError, ExternalCommandFailed):
+
+    """
+    A failed transfer: both a :exc:`.TransferFailedError` and executor's :exc:`~executor.ExternalCommandFailed`.
+
+    Version 1.1 let executor's exception through when rsync failed, so code
+    written for it catches that; this exception satisfies both kinds of
+    ``except`` clause and carries this program's explanation as its message.
+    """
+
+    def __init__(self, command, message):
+        """
+        Record the failed command and the explanation.
+
+        :param command: The executor command object of the failed rsync.
+        :param message: What went wrong and what to do (a string).
+        """
+        ExternalCommandFailed.__init__(self, command, error_message=message)
+
+
 class ErrorOutputRecorder(object):
 
     """
@@ -88,12 +112,16 @@ class ErrorOutputRecorder(object):
         print(recorder.lines)
     """
 
-    def __init__(self, size=RECORDED_LINES):
+    def __init__(self, size=RECORDED_LINES, write=None):
         """
         Initialize an :class:`ErrorOutputRecorder`.
 
         :param size: How many lines to remember (an integer).
+        :param write: A function that shows a line on our standard error
+                      (such as :meth:`.ProgressLine.write_above()`), or
+                      :data:`None` to write it there as it is.
         """
+        self.write = write
         self.lines = collections.deque(maxlen=size)
         self.vanished_files = 0
         self.failed_files = 0
@@ -128,8 +156,11 @@ class ErrorOutputRecorder(object):
         with reader:
             for line in reader:
                 text = line.decode('utf-8', 'replace')
-                sys.stderr.write(text)
-                sys.stderr.flush()
+                if self.write:
+                    self.write(text)
+                else:
+                    sys.stderr.write(text)
+                    sys.stderr.flush()
                 self.lines.append(text.rstrip('\n'))
                 self.count_problem(text)
 
@@ -161,6 +192,26 @@ class ErrorOutputRecorder(object):
         if returncode == 24:
             return "%i file(s) vanished during the transfer" % self.vanished_files
         return "%i file(s) couldn't be transferred (see rsync's messages above)" % self.failed_files
+
+
+def find_busy_module(returncode, lines):
+    """
+    Recognise an rsync daemon that turned the transfer away because its module is busy.
+
+    A module with ``max connections = 1`` lets one transfer (and its
+    ``post-xfer exec`` command) in at a time: that is how a fleet of hosts
+    backing up to one server keeps two runs off one backup set (see the
+    documentation on fleets).
+
+    :param returncode: rsync's exit code (an integer).
+    :param lines: The last lines rsync wrote to its standard error (strings).
+    :returns: The daemon's message (a string), or :data:`None` for other failures.
+    """
+    if returncode == 5:
+        for line in lines:
+            if line.strip().startswith('@ERROR: max connections'):
+                return line.strip()
+    return None
 
 
 def describe_exit_code(returncode):

@@ -21,6 +21,9 @@ PROGRESS_PATTERN = re.compile(r'''
 ''', re.VERBOSE)
 """Matches one update of ``--info=progress2`` (without the carriage return)."""
 
+PARTIAL_TRANSFER = 23
+"""rsync's exit code when some files could not be transferred ("partial transfer due to error")."""
+
 RATE_UNITS = {'': 1, 'k': 1024, 'M': 1024 ** 2, 'G': 1024 ** 3, 'T': 1024 ** 4}
 """The multipliers of the units in rsync's transfer rates (which count in powers of 1024)."""
 
@@ -167,6 +170,12 @@ class TransferStatistics(object):
     - :attr:`total_size`: the size of all files in the source, in bytes;
     - :attr:`transferred_size`: the size of the transferred files, in bytes;
     - :attr:`bytes_sent` and :attr:`bytes_received`: the network traffic.
+
+    After the transfer, :func:`.transfer_changes()` adds what rsync's exit
+    code and error messages said: :attr:`exit_code` (an integer),
+    :attr:`failed_files` (the files rsync reported it couldn't transfer, for
+    exit code 23) and :attr:`vanished_files` (the files that vanished during
+    the transfer, for exit code 24).
     """
 
     def __init__(self):
@@ -174,6 +183,14 @@ class TransferStatistics(object):
         for attribute in set(STATISTICS_FIELDS.values()):
             setattr(self, attribute, None)
         self.regular_files = None
+        self.exit_code = None
+        self.failed_files = 0
+        self.vanished_files = 0
+
+    @property
+    def incomplete(self):
+        """:data:`True` when rsync left out files because of errors (exit code 23), so the backup lacks them."""
+        return self.exit_code == PARTIAL_TRANSFER
 
     @property
     def complete(self):

@@ -13,6 +13,7 @@ standard output.
 import os
 import re
 import sys
+import threading
 import time
 
 from humanfriendly import format_size, format_timespan
@@ -54,6 +55,8 @@ class ProgressLine(object):
         self.clock = clock
         self.drawn_at = None
         self.visible = False
+        # rsync's error messages are copied to the terminal by another thread (see ErrorOutputRecorder).
+        self.lock = threading.Lock()
 
     def due(self):
         """
@@ -71,10 +74,11 @@ class ProgressLine(object):
         :param text: The new text (a string without line breaks); it is cut
                      to the terminal's width so that it never wraps.
         """
-        self.drawn_at = self.clock()
-        self.stream.write('\r' + ANSI_ERASE_LINE + text[:max(1, self.width - 1)])
-        self.stream.flush()
-        self.visible = True
+        with self.lock:
+            self.drawn_at = self.clock()
+            self.stream.write('\r' + ANSI_ERASE_LINE + text[:max(1, self.width - 1)])
+            self.stream.flush()
+            self.visible = True
 
     @property
     def width(self):
@@ -84,6 +88,22 @@ class ProgressLine(object):
         except (AttributeError, OSError, ValueError):
             return DEFAULT_WIDTH
 
+    def write_above(self, text):
+        """
+        Show a message (one of rsync's) on a line of its own, ending the progress line first.
+
+        :param text: The message, with its line ending (a string).
+
+        The progress line is erased and the message takes its place; the
+        next update draws the progress line again, below the message.
+        """
+        with self.lock:
+            if self.visible:
+                self.stream.write('\r' + ANSI_ERASE_LINE)
+                self.visible = False
+            self.stream.write(text)
+            self.stream.flush()
+
     def clear(self):
         """
         Erase the line (if it is visible), leaving the cursor at its start.
@@ -91,10 +111,11 @@ class ProgressLine(object):
         :meth:`due()` still counts from the last redraw, so output that
         keeps clearing the line can't make it redraw more often.
         """
-        if self.visible:
-            self.stream.write('\r' + ANSI_ERASE_LINE)
-            self.stream.flush()
-            self.visible = False
+        with self.lock:
+            if self.visible:
+                self.stream.write('\r' + ANSI_ERASE_LINE)
+                self.stream.flush()
+                self.visible = False
 
 
 def describe_progress(update):
@@ -176,8 +197,7 @@ class TransferMonitor(object):
         finally:
             if self.progress_line:
                 self.progress_line.clear()
-            # Without the spinner that executor shows on terminals while it polls.
-            command.wait(use_spinner=False)
+            wait_for_exit(command)
 
     def handle_line(self, line):
         """
@@ -195,6 +215,21 @@ class TransferMonitor(object):
                 self.progress_line.clear()
             self.output.write(line + '\n')
             self.output.flush()
+
+
+def wait_for_exit(command):
+    """
+    Wait for a command that was started in the background to exit.
+
+    :param command: An :class:`~executor.ExternalCommand` started with
+                    :attr:`TransferMonitor.command_options`.
+
+    The process is waited for directly: executor's own wait polls it, 0.2
+    seconds at a time (and shows a spinner on terminals, which isn't wanted).
+    """
+    if command.subprocess is not None:
+        command.subprocess.wait()
+    command.wait(use_spinner=False)
 
 
 def read_lines(fd, chunk_size=CHUNK_SIZE, longest_line=LONGEST_LINE):

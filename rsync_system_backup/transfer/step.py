@@ -11,37 +11,53 @@ import logging
 
 from humanfriendly import Timer, format_size
 
-from rsync_system_backup.connections.tunnel import LOOPBACK_ADDRESS
 from rsync_system_backup.destinations import Destination
-from rsync_system_backup.exceptions import TransferFailedError
+from rsync_system_backup.exceptions import BackupInProgressError
 from rsync_system_backup.target.operations import make_directory
 from rsync_system_backup.transfer.command import WARNING_EXIT_CODES, build_rsync_command
-from rsync_system_backup.transfer.errors import ErrorOutputRecorder, explain_rsync_failure
-from rsync_system_backup.transfer.progress import TransferMonitor
+from rsync_system_backup.transfer.errors import (
+    ErrorOutputRecorder,
+    RsyncFailedError,
+    explain_rsync_failure,
+    find_busy_module,
+)
+from rsync_system_backup.transfer.output import PARTIAL_TRANSFER, TransferStatistics
+from rsync_system_backup.transfer.plan import (
+    APPLY_OPTIONS,
+    PLAN_ENVIRONMENT,
+    PLAN_OPTIONS,
+    ROOT_OPTIONS,
+    apply_input,
+    drop_redirected_names,
+    read_plan,
+)
+from rsync_system_backup.transfer.progress import TransferMonitor, wait_for_exit
+
+SUDO_RSYNC = 'sudo -n rsync'
+"""How rsync on an SSH destination runs when the SSH user isn't root (see :func:`.check_sudo()`)."""
 
 logger = logging.getLogger(__name__)
 
 
-def rsync_location(destination, tunnel=None, target=None):
+def rsync_location(destination, target=None):
     """
     Render a destination for rsync's command line.
 
     :param destination: The :class:`.Destination` of the backup.
-    :param tunnel: An open tunnel to the destination's rsync daemon, or :data:`None`.
     :param target: A :class:`.TransferTarget`, or :data:`None` to write to
                    the destination itself.
-    :returns: The destination in rsync's syntax, pointed at the tunnel's
-              local port when a tunnel is given, or at the target's
-              directory on the destination's system (a string).
+    :returns: The destination in rsync's syntax, pointed at the target's
+              directory on the destination's system (a string). A tunnel
+              changes nothing here: rsync reaches the daemon through it by
+              itself (see :attr:`.OpenTunnel.environment`).
     """
+    if destination.is_remote_shell:
+        # The user travels in --rsh (see ConfiguredRemoteContext.rsync_shell), before ssh's '--'.
+        return Destination(hostname=destination.hostname,
+                           directory=target.directory if target else destination.directory).expression
     if target is not None:
-        return Destination(username=destination.username, hostname=destination.hostname,
-                           directory=target.directory).expression
-    if tunnel is None:
-        return destination.expression
-    return Destination(username=destination.username, hostname=LOOPBACK_ADDRESS,
-                       port_number=tunnel.local_port, module=destination.module,
-                       directory=destination.directory).expression
+        return target.directory
+    return destination.expression
 
 
 def destination_options(backup):
@@ -50,16 +66,21 @@ def destination_options(backup):
 
     :param backup: The :class:`.RsyncSystemBackup` being run.
     :returns: For SSH destinations ``--protect-args`` (so the remote shell
-              never interprets the directory's name) and, while the shared
-              connection is open, ``--rsh`` to send the transfer through it;
+              never interprets the directory's name) and ``--rsh`` (with
+              the user, ``--`` before the host, and while the shared
+              connection is open, the options to send the transfer through it),
+              and ``--rsync-path`` to run rsync there through sudo when
+              the SSH user isn't root and sudo is enabled (so that the files
+              keep their owners, like the other commands that run there);
               ``--password-file`` when a password file is set (a list of
               strings).
     """
     options = []
     if backup.destination.is_remote_shell:
         options.append('--protect-args')
-        if backup.destination_context.rsync_shell:
-            options.append('--rsh=%s' % backup.destination_context.rsync_shell)
+        options.append('--rsh=%s' % backup.destination_context.rsync_shell)
+        if backup.sudo_enabled and not backup.destination_context.logs_in_as_root:
+            options.append('--rsync-path=%s' % SUDO_RSYNC)
     if backup.password_file:
         options.append('--password-file=%s' % backup.password_file)
     return options
@@ -70,15 +91,19 @@ def transfer_changes(backup, tunnel=None, target=None):
     Transfer the source to the destination with rsync.
 
     :param backup: The :class:`.RsyncSystemBackup` being run.
-    :param tunnel: An open tunnel to the destination's rsync daemon, or
-                   :data:`None` to connect directly.
+    :param tunnel: An :class:`.OpenTunnel` to the destination's rsync
+                   daemon, or :data:`None` to connect directly.
     :param target: Where rsync writes (a :class:`.TransferTarget`), or
                    :data:`None` for the destination itself.
     :returns: The :class:`.TransferStatistics` that rsync reported.
-    :raises: :exc:`.TransferFailedError` for any exit code but 0, 23 and 24.
+    :raises: :exc:`.RsyncFailedError` (a :exc:`.TransferFailedError`) for any exit code but 0, 23 and 24,
+             but :exc:`.BackupInProgressError` when an rsync daemon's module is busy
+             (see :func:`.find_busy_module()`).
 
     Exit codes 23 and 24 (some files couldn't be read, or vanished) are
-    logged as warnings and the backup goes on. rsync's error messages are
+    logged as warnings and the backup goes on; the statistics record them
+    (see :attr:`.TransferStatistics.incomplete`), so that the run ends with
+    :data:`.EXIT_INCOMPLETE` after 23. rsync's error messages are
     shown as they come and the last of them explain a failure. Its standard
     output is read as it comes: the overall progress is shown when asked
     for, and the statistics are collected.
@@ -88,38 +113,166 @@ def transfer_changes(backup, tunnel=None, target=None):
         make_directory(backup.destination_context, target.directory if target else destination.directory,
                        sudo=backup.sudo_enabled)
     monitor = TransferMonitor(show_progress=backup.show_progress)
-    command = build_rsync_command(
-        source=backup.source,
-        destination=rsync_location(destination, tunnel, target),
-        dry_run=backup.dry_run,
-        multi_fs=backup.multi_fs,
-        excluded_roots=backup.excluded_roots + backup.backup_inside_source(),
-        exclude_list=backup.exclude_list,
-        extra_options=(destination_options(backup) + (target.rsync_options if target else [])
-                       + list(monitor.rsync_options)),
-    )
     logger.info("Transferring %s to %s ..", backup.source, destination.expression)
     timer = Timer()
-    with ErrorOutputRecorder() as errors:
-        rsync = backup.source_context.execute(
-            *command, check=False, shell=False, environment=dict(HOME=''),
-            ionice=backup.ionice, sudo=backup.sudo_enabled, stderr_file=errors.stream,
-            **monitor.command_options
-        )
-        monitor.follow(rsync)
-    if rsync.returncode in WARNING_EXIT_CODES:
-        logger.warning("rsync exited with code %i: %s (%s); the backup goes on.", rsync.returncode,
-                       WARNING_EXIT_CODES[rsync.returncode], errors.describe_affected_files(rsync.returncode))
-    elif rsync.returncode != 0:
+    with ErrorOutputRecorder(write=monitor.progress_line.write_above if monitor.progress_line else None) as errors:
+        runner = RsyncRunner(backup, errors, target, tunnel)
+        if target is not None and target.protect is not None:
+            rsync, returncode = transfer_planned(runner, monitor, target.protect)
+        else:
+            rsync = runner.run(list(monitor.rsync_options), monitor=monitor)
+            returncode = rsync.returncode
+    if returncode in WARNING_EXIT_CODES:
+        logger.warning("rsync exited with code %i: %s (%s); the backup goes on.", returncode,
+                       WARNING_EXIT_CODES[returncode], errors.describe_affected_files(returncode))
+    elif returncode != 0:
+        busy = find_busy_module(returncode, errors.lines)
+        if busy:
+            raise BackupInProgressError("The rsync daemon refused the transfer to %s (%s): another run is working "
+                                        "on that module; let it finish, or try again later." % (destination.expression,
+                                                                                                busy))
         full = describe_full_destination(backup.measure_disk_space()) if errors.disk_full else ''
-        raise TransferFailedError("%srsync failed with %s; no snapshot was made and the earlier snapshots "
-                                  "are intact." % (full, explain_rsync_failure(rsync.returncode, errors.lines)))
+        raise RsyncFailedError(rsync, "%srsync failed with %s; no snapshot was made and the earlier snapshots "
+                                      "are intact." % (full, explain_rsync_failure(returncode, errors.lines)))
+    statistics = monitor.statistics
+    statistics.exit_code = returncode
+    statistics.failed_files = errors.failed_files
+    statistics.vanished_files = errors.vanished_files
     logger.info("Transferred %s to %s in %s.", backup.source, destination.expression, timer)
     if target and target.directory != destination.directory:
         # rsync built a new tree, where files gone from the source are simply
         # missing: it deleted nothing, so it can't count what went away.
-        monitor.statistics.deleted_files = None
-    return monitor.statistics
+        statistics.deleted_files = None
+    return statistics
+
+
+class RsyncRunner(object):
+
+    """Runs the rsync commands of one transfer in the source's context, all with the run's options."""
+
+    def __init__(self, backup, errors, target=None, tunnel=None):
+        """
+        Prepare to run rsync.
+
+        :param backup: The :class:`.RsyncSystemBackup` being run.
+        :param errors: The :class:`.ErrorOutputRecorder` that gets rsync's error output.
+        :param target: Where rsync writes (a :class:`.TransferTarget`), or :data:`None`.
+        :param tunnel: An :class:`.OpenTunnel`, or :data:`None`.
+        """
+        self.backup = backup
+        self.errors = errors
+        self.target = target
+        self.environment = dict(HOME='', **(tunnel.environment if tunnel else {}))
+
+    def command(self, options, delete=True):
+        """
+        Build an rsync command line with the run's options (see :func:`.build_rsync_command()`).
+
+        :param options: More rsync options (a list of strings).
+        :param delete: :data:`False` to leave out ``--delete``.
+        :returns: A list of strings.
+        """
+        backup = self.backup
+        return build_rsync_command(
+            source=backup.source,
+            destination=rsync_location(backup.destination, self.target),
+            dry_run=backup.dry_run,
+            multi_fs=backup.multi_fs,
+            excluded_roots=backup.excluded_roots + backup.backup_inside_source(),
+            exclude_list=backup.exclude_list,
+            extra_options=destination_options(backup) + (self.target.rsync_options if self.target else []) + options,
+            delete=delete,
+        )
+
+    def run(self, options, delete=True, monitor=None, environment=None, **kw):
+        """
+        Run rsync (with ionice and sudo as configured, its error output going to :attr:`errors`).
+
+        :param options: See :meth:`command()`.
+        :param delete: See :meth:`command()`.
+        :param monitor: A :class:`.TransferMonitor` to follow rsync's output,
+                        or :data:`None` to run rsync to its end (unless
+                        `kw` says otherwise).
+        :param environment: More environment variables (a dict).
+        :param kw: More :mod:`executor` options (``input``, ``capture``, ...).
+        :returns: The :class:`~executor.ExternalCommand`.
+        """
+        if monitor is not None:
+            kw.update(monitor.command_options)
+        rsync = self.backup.source_context.execute(
+            *self.command(options, delete), check=False, shell=False,
+            environment=dict(self.environment, **(environment or {})), ionice=self.backup.ionice,
+            sudo=self.backup.sudo_enabled, stderr_file=self.errors.stream, **kw
+        )
+        if monitor is not None:
+            monitor.follow(rsync)
+        return rsync
+
+
+def transfer_planned(runner, monitor, protect):
+    """
+    Transfer in three steps: plan, protect, apply (see :mod:`.transfer.plan`).
+
+    :param runner: An :class:`RsyncRunner`.
+    :param monitor: The :class:`.TransferMonitor` that follows the apply.
+    :param protect: The function that protects what the plan touches: it
+                    takes the :class:`.TransferPlan` and returns more names to
+                    transfer and the planned deletions it couldn't carry out
+                    (see :meth:`.SafeHardlinkMethod.protect()`).
+    :returns: A tuple of the rsync command that judges the transfer and
+              the exit code that stands for it: the first command that
+              failed and its code; else 23 when a command exited with 23,
+              or a planned deletion failed, or a planned name couldn't be
+              checked (see :func:`.drop_redirected_names()`): files are
+              missing or stale, which outranks 24; else 24 when a command
+              exited with 24; else 0.
+
+    The statistics come from the plan's dry run (the work that the run
+    does), with the traffic of the apply.
+    """
+    statistics = TransferStatistics()
+    dry_run = runner.run(list(PLAN_OPTIONS), environment=PLAN_ENVIRONMENT, asynchronous=True, capture=True,
+                         buffered=False)
+    try:
+        plan = read_plan(dry_run.stdout, statistics)
+    except BaseException:
+        if dry_run.is_running:
+            dry_run.terminate(use_spinner=False)
+        raise
+    finally:
+        wait_for_exit(dry_run)
+    commands, missing = [dry_run], []
+    if succeeded(dry_run):
+        extra, undeleted = protect(plan)
+        names, unexamined = drop_redirected_names(runner.backup.source, plan.apply_names(extra))
+        # Names that couldn't be deleted or examined are like files rsync couldn't transfer (its exit code 23).
+        missing = undeleted + unexamined
+        runner.errors.failed_files += len(missing)
+        if names:
+            commands.append(runner.run(list(monitor.rsync_options) + list(APPLY_OPTIONS), delete=False,
+                                       monitor=monitor, input=apply_input(names)))
+        if plan.touches_root(extra):
+            commands.append(runner.run(list(ROOT_OPTIONS), delete=False))
+    statistics.bytes_sent = monitor.statistics.bytes_sent or 0
+    statistics.bytes_received = monitor.statistics.bytes_received or 0
+    monitor.statistics = statistics
+    failed = [command for command in commands if not succeeded(command)]
+    if failed:
+        return failed[0], failed[0].returncode
+    codes = set(command.returncode for command in commands)
+    if PARTIAL_TRANSFER in codes or missing:
+        return dry_run, PARTIAL_TRANSFER
+    return dry_run, max(codes)
+
+
+def succeeded(rsync):
+    """
+    Check whether rsync left a usable result.
+
+    :param rsync: A finished rsync command.
+    :returns: :data:`True` for exit code 0 and the codes in :data:`.WARNING_EXIT_CODES`.
+    """
+    return rsync.returncode == 0 or rsync.returncode in WARNING_EXIT_CODES
 
 
 def describe_full_destination(space):

@@ -8,18 +8,13 @@ the mount: the tests run commands in the namespace with ``nsenter`` and look
 at the files through ``/proc/PID/root`` (see :meth:`MountedFilesystem.view`).
 When the holder exits, the namespace and its mount disappear and the loop
 device (set up with auto-clear by ``mount -o loop``) detaches itself;
-:func:`support.namespaces.assert_no_leaks` checks that it did.
-
-:func:`take_manifest` describes a tree in every detail a snapshot must keep.
+:func:`support.leaks.assert_no_leaks` checks that it did.
 """
 
-import hashlib
-import os
-import stat
 import subprocess
-import sys
 
-from support.namespaces import assert_no_leaks, cleanup_leaks
+from support.cli import command_environment, command_line
+from support.leaks import assert_no_leaks, cleanup_leaks
 from support.remote import PrivateHomeSSHServer
 
 IMAGE_MAKERS = {
@@ -28,9 +23,6 @@ IMAGE_MAKERS = {
     'ext4': (64, ['mkfs.ext4', '-q', '-F']),
 }
 """The image size (MiB) and mkfs command of each filesystem on a loop device."""
-
-XFS_ACL_ATTRIBUTES = ('trusted.SGI_ACL_FILE', 'trusted.SGI_ACL_DEFAULT')
-"""The extended attributes in which XFS shows its ACLs a second time (besides ``system.posix_acl_*``)."""
 
 HOLDER_SCRIPT = '''
 set -eu
@@ -126,8 +118,7 @@ class MountedFilesystem(object):
         :param check: :data:`True` to fail when the command fails.
         :returns: A :class:`subprocess.CompletedProcess` with text output.
         """
-        environment = dict(os.environ, COLOREDLOGS_SYSLOG='false')
-        environment.pop('RSYNC_MODULE_PATH', None)
+        environment = command_environment()
         environment.update(env or {})
         result = subprocess.run(self.command(*arguments), stdin=subprocess.DEVNULL, capture_output=True, text=True,
                                 env=environment, timeout=120)
@@ -144,8 +135,7 @@ class MountedFilesystem(object):
         :returns: A :class:`subprocess.CompletedProcess`; ``output`` holds
                   standard output and error together.
         """
-        result = self.run(sys.executable, '-m', 'rsync_system_backup', '--disable-notifications', *arguments,
-                          env=env, check=False)
+        result = self.run(*command_line('--disable-notifications', *arguments), env=env, check=False)
         result.output = result.stdout + result.stderr
         return result
 
@@ -158,7 +148,7 @@ class NamespaceSSHServer(PrivateHomeSSHServer):
         """
         Prepare the server.
 
-        :param directory: See :class:`servers.ChildServer`.
+        :param directory: See :class:`support.servers.ChildServer`.
         :param filesystem: A mounted :class:`MountedFilesystem`.
         :param options: See :class:`support.remote.PrivateHomeSSHServer`.
         """
@@ -168,41 +158,3 @@ class NamespaceSSHServer(PrivateHomeSSHServer):
     def prepare(self):
         """Start sshd from inside the filesystem's namespace (its own namespace is then a copy of that one)."""
         return self.filesystem.command(*super(NamespaceSSHServer, self).prepare())
-
-
-def take_manifest(root):
-    """
-    Describe every entry of a tree in every detail a snapshot must keep.
-
-    :param root: The tree's top directory (a string or path).
-    :returns: A dict from relative path (bytes; ``.`` for the top) to a
-              tuple: type, mode, owner, group, modification time in
-              nanoseconds, a digest of the content (or the target of a
-              symbolic link), the extended attributes (ACLs included, as
-              ``system.posix_acl_*``; see :data:`XFS_ACL_ATTRIBUTES`) and, for regular files, the first
-              path of the group of paths in the tree that share its inode.
-    """
-    root = os.fsencode(str(root))
-    manifest = {}
-    groups = {}
-    for directory, subdirectories, files in os.walk(root):
-        for pathname in [directory] + [os.path.join(directory, name) for name in subdirectories + files]:
-            relative = os.path.relpath(pathname, root)
-            info = os.lstat(pathname)
-            if stat.S_ISLNK(info.st_mode):
-                content = os.readlink(pathname)
-            elif stat.S_ISREG(info.st_mode):
-                with open(pathname, 'rb') as handle:
-                    content = hashlib.sha256(handle.read()).hexdigest()
-                groups.setdefault(info.st_ino, []).append(relative)
-            else:
-                content = None
-            attributes = tuple(sorted((name, os.getxattr(pathname, name, follow_symlinks=False))
-                                      for name in os.listxattr(pathname, follow_symlinks=False)
-                                      if name not in XFS_ACL_ATTRIBUTES))
-            manifest[relative] = (stat.S_IFMT(info.st_mode), stat.S_IMODE(info.st_mode), info.st_uid, info.st_gid,
-                                  info.st_mtime_ns, content, attributes)
-    for paths in groups.values():
-        for path in paths:
-            manifest[path] += (min(paths),)
-    return manifest

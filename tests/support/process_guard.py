@@ -22,7 +22,7 @@ if __name__ == '__main__':
     # Run as a script: make the tests directory importable, as pytest's conftest does.
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from support.servers import descendant_pids  # noqa: E402
+from support.processes import descendant_pids, read_cmdline  # noqa: E402
 
 PR_SET_CHILD_SUBREAPER = 36
 """The ``prctl()`` option that makes a process adopt its orphaned descendants."""
@@ -36,15 +36,6 @@ def make_subreaper():
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
         raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER) failed")
-
-
-def read_cmdline(pid):
-    """Read a process's command line (an empty string when it's gone)."""
-    try:
-        with open('/proc/%d/cmdline' % pid, 'rb') as handle:
-            return handle.read().replace(b'\0', b' ').decode('utf-8', 'replace').strip()
-    except OSError:
-        return ''
 
 
 def reap_children():

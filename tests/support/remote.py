@@ -11,7 +11,7 @@ reads a test ``~/.ssh/config`` exactly as it reads a user's (OpenSSH takes
 directory stays untouched.
 
 Each run goes through ``process_guard.py``, which reports every process
-that outlives the command; :func:`run_isolated()` fails the test when there
+that outlives the command; :meth:`ClientHome.run()` fails the test when there
 is one.
 """
 
@@ -23,8 +23,10 @@ import subprocess
 import sys
 import time
 
-from support.servers import LOCALHOST, RsyncDaemon, SSHServer, descendant_pids
-from support.trees import CommandResult
+from support.cli import CommandResult, command_environment, command_line
+from support.processes import descendant_pids, wait_for
+from support.rsync_daemon import RsyncDaemon
+from support.servers import LOCALHOST, SSHServer
 
 HOME_DIRECTORY = pwd.getpwuid(os.getuid()).pw_dir
 """The home directory that ssh uses (from the password database)."""
@@ -137,14 +139,11 @@ class ClientHome(object):
         work = self.directory / ('work-%d' % self.runs)
         work.mkdir()
         report = self.directory / ('leftovers-%d.txt' % self.runs)
-        environment = dict(os.environ, COLOREDLOGS_SYSLOG='false', HOME=HOME_DIRECTORY)
-        for name in ('RSYNC_MODULE_PATH', 'RSYNC_EXIT_STATUS', 'RSYNC_PASSWORD'):
-            environment.pop(name, None)
+        environment = command_environment(HOME=HOME_DIRECTORY)
         environment.update(env or {})
         command = ['unshare', '--mount', '--propagation', 'private'] + ([] if network else ['--net'])
         command += ['sh', '-c', OVERLAY_SCRIPT, 'sh', HOME_DIRECTORY, str(self.upper), str(work)]
-        command += [sys.executable, PROCESS_GUARD, str(report), sys.executable, '-m', 'rsync_system_backup',
-                    '--disable-notifications'] + [str(a) for a in arguments]
+        command += [sys.executable, PROCESS_GUARD, str(report)] + command_line('--disable-notifications', *arguments)
         started = time.monotonic()
         process = subprocess.run(command, cwd=REPOSITORY, env=environment, stdin=subprocess.DEVNULL,
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout)
@@ -160,7 +159,7 @@ def server_view(server, pathname):
     """
     Translate a pathname into one that shows what a server in a mount namespace of its own sees there.
 
-    :param server: A started :class:`servers.ChildServer`.
+    :param server: A started :class:`support.servers.ChildServer`.
     :param pathname: An absolute pathname (a string or path).
     :returns: The pathname under ``/proc/PID/root`` (a string).
     """
@@ -181,7 +180,7 @@ def tmpfs_mount_script(directory, size=None):
 class PrivateHomeSSHServer(SSHServer):
 
     """
-    An :class:`servers.SSHServer` whose sessions see an empty tmpfs on the home directory.
+    An :class:`support.servers.SSHServer` whose sessions see an empty tmpfs on the home directory.
 
     Whatever the remote commands of a test do in the home directory (their
     working directory) stays in sshd's mount namespace, and the test can look
@@ -193,10 +192,10 @@ class PrivateHomeSSHServer(SSHServer):
         """
         Initialize a :class:`PrivateHomeSSHServer`.
 
-        :param directory: See :class:`servers.ChildServer`.
+        :param directory: See :class:`support.servers.ChildServer`.
         :param small_directory: A directory (that exists) to mount a small tmpfs on, or :data:`None`.
         :param small_size: The size of that tmpfs.
-        :param options: See :class:`servers.SSHServer`.
+        :param options: See :class:`support.servers.SSHServer`.
         """
         super(PrivateHomeSSHServer, self).__init__(directory, **options)
         self.small_directory = small_directory
@@ -215,7 +214,7 @@ class PrivateHomeSSHServer(SSHServer):
 class SmallDiskRsyncDaemon(RsyncDaemon):
 
     """
-    An :class:`servers.RsyncDaemon` in a mount namespace where one directory is a small tmpfs.
+    An :class:`support.rsync_daemon.RsyncDaemon` in a mount namespace where one directory is a small tmpfs.
 
     The tmpfs holds an empty directory ``latest``, to be a module's path.
     """
@@ -224,11 +223,11 @@ class SmallDiskRsyncDaemon(RsyncDaemon):
         """
         Initialize a :class:`SmallDiskRsyncDaemon`.
 
-        :param directory: See :class:`servers.ChildServer`.
-        :param modules: See :class:`servers.RsyncDaemon`.
+        :param directory: See :class:`support.servers.ChildServer`.
+        :param modules: See :class:`support.rsync_daemon.RsyncDaemon`.
         :param small_directory: A directory (that exists) to mount the small tmpfs on.
         :param small_size: The size of the tmpfs.
-        :param options: See :class:`servers.RsyncDaemon`.
+        :param options: See :class:`support.rsync_daemon.RsyncDaemon`.
         """
         super(SmallDiskRsyncDaemon, self).__init__(directory, modules, **options)
         self.small_directory = small_directory
@@ -242,122 +241,11 @@ class SmallDiskRsyncDaemon(RsyncDaemon):
         return ['unshare', '--mount', '--propagation', 'private', 'sh', '-c', script, 'sh'] + command
 
 
-def make_source(directory):
-    """
-    Create a small source tree with awkward names.
-
-    :param directory: The directory to create (a path).
-    :returns: A dict from relative pathname to contents (what :func:`read_tree()` returns).
-    """
-    return write_tree(directory, {
-        'etc/hostname': 'test-host\n',
-        'home/alice/notes with spaces.txt': 'notes\n',
-        "home/alice/it's \"quoted\" $HOME; true": 'awkward\n',
-        'home/alice/new\nline': 'newline\n',
-        'var/data.bin': 'x' * 5000,
-    })
-
-
-def write_tree(directory, contents):
-    """
-    Create text files below a directory (and the directories they need).
-
-    :param directory: The directory (a path; it may exist).
-    :param contents: A dict from relative pathname to contents (strings).
-    :returns: `contents`.
-    """
-    for name, text in contents.items():
-        path = directory / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-    return contents
-
-
-class SourceTree(object):
-
-    """A source tree made by :func:`make_source()`, which renders as its pathname."""
-
-    def __init__(self, directory):
-        """
-        Create the tree.
-
-        :param directory: The directory to create (a path).
-        """
-        self.path = directory
-        self.contents = make_source(directory)
-
-    def __str__(self):
-        """The tree's pathname."""
-        return str(self.path)
-
-
-def read_tree(directory):
-    """
-    Read the regular files below a directory.
-
-    :param directory: A directory (a string or path).
-    :returns: A dict from relative pathname to contents.
-    """
-    tree = {}
-    for root, _, files in os.walk(str(directory)):
-        for name in files:
-            pathname = os.path.join(root, name)
-            with open(pathname) as handle:
-                tree[os.path.relpath(pathname, str(directory))] = handle.read()
-    return tree
-
-
-def snapshot_names(directory):
-    """
-    List the snapshot names in a directory (names that start with a digit), sorted.
-
-    :param directory: A directory (a string or path).
-    :returns: A list of strings.
-    """
-    return sorted(name for name in os.listdir(str(directory)) if name[:1].isdigit())
-
-
-def visible_names(directory):
-    """
-    List the names in a directory that don't start with a dot (the program's marker and lock files do), sorted.
-
-    :param directory: A directory (a string or path).
-    :returns: A list of strings.
-    """
-    return sorted(name for name in os.listdir(str(directory)) if not name.startswith('.'))
-
-
-def make_snapshots(directory, names):
-    """
-    Create fake snapshots (directories with one file) for rotation to work on.
-
-    :param directory: The directory to create them in (a path).
-    :param names: Snapshot names (strings).
-    """
-    for name in names:
-        (directory / name).mkdir(parents=True)
-        (directory / name / 'marker').write_text(name)
-
-
-def wait_for(predicate, timeout=10, message=None):
-    """
-    Wait until ``predicate()`` is true, failing the test after ``timeout`` seconds.
-
-    :param predicate: A function without arguments.
-    :param timeout: Seconds (a number).
-    :param message: What was waited for (a string, for the failure message).
-    """
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "Timed out waiting for %s" % (message or predicate)
-        time.sleep(0.05)
-
-
 def wait_until_idle(server, timeout=10):
     """
     Wait until a server has no processes left from its connections.
 
-    :param server: A started :class:`servers.ChildServer`.
+    :param server: A started :class:`support.servers.ChildServer`.
     :param timeout: Seconds (a number).
     """
     wait_for(lambda: not descendant_pids(server.pid), timeout, "the connections of the %s to end" % server.name)

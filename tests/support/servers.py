@@ -1,21 +1,19 @@
-# Test infrastructure: throw-away SSH and rsync daemon servers on 127.0.0.1.
+# Test infrastructure: throw-away SSH servers on 127.0.0.1.
 
 """
-Throw-away SSH and rsync daemon servers for the test suite.
+Throw-away SSH servers for the test suite, and what every server of the tests shares.
 
-Both servers listen on 127.0.0.1 only, keep every file they need in a
-directory given by the caller (normally pytest's ``tmp_path``) and run as
-child processes of the test process, so nothing on the host (``/etc``,
-``/run``, the real ``~/.ssh``) is touched.
+A server (:class:`ChildServer`; the rsync daemon is in
+:mod:`support.rsync_daemon`) listens on 127.0.0.1 only, keeps every file it
+needs in a directory given by the caller (normally pytest's ``tmp_path``)
+and runs as a child process of the test process, so nothing on the host
+(``/etc``, ``/run``, the real ``~/.ssh``) is touched.
 
 Example::
 
     with SSHServer(tmp_path / 'ssh') as server:
         env = dict(os.environ, **server.environment())
         subprocess.check_call(['rsync', '-a', 'src/', server.alias + ':/dst/'], env=env)
-
-    with RsyncDaemon(tmp_path / 'rsyncd', {'backups': {'path': dst, 'read only': 'no'}}) as daemon:
-        subprocess.check_call(['rsync', '-a', 'src/', daemon.url('backups')])
 
 .. note:: OpenSSH takes ``~`` from the password database, not from
    ``$HOME``, so ``HOME=... ssh`` alone would still read ``/root/.ssh``.
@@ -31,6 +29,8 @@ import signal
 import socket
 import subprocess
 import time
+
+from support.processes import descendant_pids, process_exists
 
 LOCALHOST = '127.0.0.1'
 """The only address that the servers listen on."""
@@ -58,53 +58,6 @@ def free_port():
         return sock.getsockname()[1]
 
 
-def process_exists(pid):
-    """
-    Check whether a process is alive.
-
-    :param pid: A process id (an integer).
-    :returns: :data:`True` if the process exists and is not a zombie,
-              :data:`False` otherwise.
-    """
-    try:
-        with open('/proc/%d/stat' % pid) as handle:
-            stat = handle.read()
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-    # The state follows the command name, which is in parentheses and may
-    # itself contain spaces and parentheses.
-    return stat.rpartition(')')[2].split()[0] not in ('Z', 'X')
-
-
-def descendant_pids(pid):
-    """
-    Find all living descendants (children, grandchildren, ...) of a process.
-
-    :param pid: A process id (an integer).
-    :returns: A sorted list of process ids (empty when there are none).
-
-    Processes whose parent already died are reparented (to init or a
-    subreaper) and so are no longer found here: call this while the
-    ancestor is still alive.
-    """
-    children = {}
-    for name in os.listdir('/proc'):
-        if name.isdigit():
-            try:
-                with open('/proc/%s/stat' % name) as handle:
-                    fields = handle.read().rpartition(')')[2].split()
-            except OSError:
-                continue  # The process ended while we were looking.
-            if fields[0] not in ('Z', 'X'):
-                children.setdefault(int(fields[1]), []).append(int(name))
-    found, todo = [], [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return sorted(found)
-
-
 def find_program(name, hint):
     """
     Find an executable on ``$PATH`` (``/usr/sbin`` and ``/sbin`` included).
@@ -119,23 +72,6 @@ def find_program(name, hint):
     if not program:
         raise ServerError("Program %r not found, please install %s!" % (name, hint))
     return program
-
-
-def write_secrets_file(path, credentials):
-    """
-    Write an rsync daemon secrets file (``user:password`` lines, mode 600).
-
-    :param path: The pathname of the file to write (a string or path).
-    :param credentials: A dictionary with user names and passwords.
-    :returns: The pathname of the file (a string).
-    """
-    path = str(path)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, 'w') as handle:
-        for user, password in credentials.items():
-            handle.write('%s:%s\n' % (user, password))
-    os.chmod(path, 0o600)  # In case the file already existed.
-    return path
 
 
 class ChildServer(object):
@@ -415,75 +351,6 @@ class SSHServer(ChildServer):
             'HOME': self.home,
             'PATH': os.pathsep.join([os.path.dirname(self.ssh_program), os.environ.get('PATH', os.defpath)]),
         }
-
-
-class RsyncDaemon(ChildServer):
-
-    """
-    An rsync daemon (``rsync --daemon --no-detach``) on 127.0.0.1.
-
-    Files in :attr:`directory`: ``rsyncd.conf``, ``rsyncd.log`` (the
-    daemon's log plus its standard error) and ``rsyncd.lock``.
-    """
-
-    name = 'rsync daemon'
-    greeting = b'@RSYNCD:'
-
-    def __init__(self, directory, modules, port=None, timeout=DEFAULT_TIMEOUT):
-        """
-        Initialize an :class:`RsyncDaemon` object (:meth:`start()` starts it).
-
-        :param directory: See :class:`ChildServer`.
-        :param modules: A dictionary of module names and dictionaries of
-                        their options, for example ``{'backups': {'path':
-                        '/srv', 'read only': 'no', 'auth users': 'alice',
-                        'secrets file': write_secrets_file(...)}}``.
-        :param port: A fixed port (an integer, for example 873), or
-                     :data:`None` to use :func:`free_port()`.
-        :param timeout: See :class:`ChildServer`.
-        """
-        super(RsyncDaemon, self).__init__(directory, timeout)
-        self.modules = modules
-        self.port = port or free_port()
-        self.config_file = os.path.join(self.directory, 'rsyncd.conf')
-        self.log_file = os.path.join(self.directory, 'rsyncd.log')
-
-    def prepare(self):
-        """
-        Write the daemon's configuration file.
-
-        :returns: The command line that starts the daemon (a list of strings).
-        """
-        rsync = find_program('rsync', 'rsync')
-        lines = [
-            'port = %d' % self.port,
-            'address = %s' % LOCALHOST,
-            'use chroot = no',
-            'log file = %s' % self.log_file,
-            'lock file = %s' % os.path.join(self.directory, 'rsyncd.lock'),
-            'uid = root',
-            'gid = root',
-        ]
-        for module, options in self.modules.items():
-            lines.append('')
-            lines.append('[%s]' % module)
-            lines.extend('    %s = %s' % (key, value) for key, value in options.items())
-        write_lines(self.config_file, lines)
-        return [
-            rsync, '--daemon', '--no-detach', '--config=%s' % self.config_file,
-            '--port=%d' % self.port, '--address=%s' % LOCALHOST,
-        ]
-
-    def url(self, module, path='', user=None):
-        """
-        Get the ``rsync://`` URL of a module of this daemon.
-
-        :param module: The name of the module (a string).
-        :param path: A pathname inside the module (a string, optional).
-        :param user: The user name to log in as (a string, optional).
-        :returns: For example ``rsync://alice@127.0.0.1:40123/backups/dir/``.
-        """
-        return 'rsync://%s%s:%d/%s/%s' % (user + '@' if user else '', LOCALHOST, self.port, module, path.lstrip('/'))
 
 
 def quote_option(value):

@@ -1,0 +1,155 @@
+"""
+A backup set as the read-only actions see it: its directory, ``latest``, the snapshots and their ages.
+
+:func:`open_backup_set()` reaches the destination as a backup does (a local
+directory, or SSH with one shared connection; the backup disk unlocked and
+mounted for the duration when ``-c``/``-m`` are given). An rsync daemon runs
+no commands for its clients, so there it explains which command to run on
+the server instead.
+"""
+
+import contextlib
+import datetime
+import posixpath
+
+from rsync_system_backup.connections.ssh import translate_remote_errors
+from rsync_system_backup.exceptions import DestinationContextUnavailable
+from rsync_system_backup.manifests.format import MANIFEST_DIRECTORY, MANIFEST_SUFFIX, manifest_owner
+from rsync_system_backup.snapshots.naming import (
+    LEFTOVER_SUFFIXES,
+    SNAPSHOT_NAME_PATTERN,
+    is_leftover_name,
+    is_snapshot_name,
+)
+from rsync_system_backup.target.operations import list_directory
+
+COMPLETE = 'complete'
+"""The state of a snapshot that was made completely."""
+
+
+class BackupSet(object):
+
+    """The snapshots beside a destination directory, as listed once."""
+
+    def __init__(self, program):
+        """
+        List a backup set.
+
+        :param program: The :class:`.RsyncSystemBackup` whose destination it is.
+        """
+        self.program = program
+        self.context = program.destination_context
+        self.directory = program.destination.parent_directory
+        self.latest = posixpath.basename(program.destination.directory.rstrip('/'))
+        self.names = list_directory(self.context, self.directory, sudo=program.sudo_enabled)
+        self.cached_manifests = None
+
+    @property
+    def snapshots(self):
+        """The names of the complete snapshots, oldest first (a list of strings)."""
+        return sorted(name for name in self.names if is_snapshot_name(name) and snapshot_time(name))
+
+    @property
+    def leftovers(self):
+        """The names of snapshots that an interrupted run left behind (a sorted list of strings)."""
+        return sorted(name for name in self.names if is_leftover_name(name))
+
+    @property
+    def newest(self):
+        """The name of the newest complete snapshot (a string), or :data:`None` when there is none."""
+        snapshots = self.snapshots
+        return snapshots[-1] if snapshots else None
+
+    @property
+    def manifests(self):
+        """The names of the snapshots that have a manifest (a set of strings; listed on first use)."""
+        if self.cached_manifests is None:
+            self.cached_manifests = set()
+            try:
+                filenames = list_directory(self.context, self.pathname(MANIFEST_DIRECTORY),
+                                           sudo=self.program.sudo_enabled) if MANIFEST_DIRECTORY in self.names else []
+            except NotADirectoryError:
+                filenames = []
+            self.cached_manifests = set(manifest_owner(filename) for filename in filenames
+                                        if filename.endswith(MANIFEST_SUFFIX))
+        return self.cached_manifests
+
+    @property
+    def has_latest(self):
+        """:data:`True` when the destination directory exists."""
+        return self.latest in self.names
+
+    def pathname(self, name):
+        """The pathname of an entry of the set (a string)."""
+        return posixpath.join(self.directory, name)
+
+
+def snapshot_state(name):
+    """
+    Give the state of a snapshot from its name.
+
+    :param name: A snapshot's name, possibly with a leftover suffix (a string).
+    :returns: :data:`COMPLETE`, or the leftover suffix without its dot (``incomplete``, ``removing``).
+    """
+    for suffix in LEFTOVER_SUFFIXES:
+        if name.endswith(suffix):
+            return suffix[1:]
+    return COMPLETE
+
+
+def snapshot_time(name):
+    """
+    Read the moment a snapshot was made from its name.
+
+    :param name: A snapshot's name, possibly with a leftover suffix (a string).
+    :returns: A naive local :class:`datetime.datetime`, or :data:`None` for
+              an impossible date (which rotation leaves alone too).
+    """
+    for suffix in LEFTOVER_SUFFIXES:
+        if name.endswith(suffix):
+            name = name[:-len(suffix)]
+    match = SNAPSHOT_NAME_PATTERN.match(name)
+    try:
+        return datetime.datetime(*(int(match.group(field)) for field in
+                                   ('year', 'month', 'day', 'hour', 'minute', 'second')))
+    except (AttributeError, ValueError):
+        return None
+
+
+def snapshot_age(name, now=None):
+    """
+    Give a snapshot's age.
+
+    :param name: A snapshot's name (a string).
+    :param now: The current local time (a :class:`datetime.datetime`), or :data:`None` for now.
+    :returns: The age in seconds (a float, negative for a name in the
+              future), or :data:`None` for an impossible date.
+    """
+    moment = snapshot_time(name)
+    if moment is None:
+        return None
+    return ((now or datetime.datetime.now()) - moment).total_seconds()
+
+
+@contextlib.contextmanager
+def open_backup_set(program, action):
+    """
+    Reach a destination's backup set for the duration of a ``with`` block.
+
+    :param program: A :class:`.RsyncSystemBackup` with the destination and the options.
+    :param action: The option that asked for it (``--list`` and so on), for messages.
+    :returns: A context manager that gives a :class:`BackupSet`.
+    :raises: :exc:`.DestinationContextUnavailable` for an rsync daemon.
+    """
+    destination = program.destination
+    if destination.is_daemon:
+        raise DestinationContextUnavailable(
+            "%s can't look at the rsync daemon %s's snapshots from here, because a daemon runs no commands for "
+            "its clients: run 'rsync-system-backup %s /path/of/the/module' on %s itself (or give an SSH "
+            "destination, HOST:/path/of/the/module)." % (action, destination.hostname, action, destination.hostname))
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(translate_remote_errors())
+        stack.enter_context(program.share_connection())
+        stack.enter_context(program.unlock_device())
+        stack.enter_context(program.mount_filesystem())
+        yield BackupSet(program)

@@ -1,0 +1,117 @@
+"""
+Refusing a destination directory that is a mount point, before anything is written.
+
+``latest`` and its snapshots must live on one filesystem: snapshots are made
+next to ``latest`` by renames and hard links (or reflinks), which can't cross
+from one filesystem to another. A destination that is itself a mount point
+(``rsync-system-backup / /mnt/usb`` with the disk mounted on ``/mnt/usb``)
+would put the snapshots, and with the link-dest method the whole transfer,
+on the filesystem *below* the mount point, which for ``/mnt`` is the root
+filesystem. The same goes for a destination that is on another filesystem
+than its parent directory for any other reason (a symbolic link, a bind
+mount). :func:`check_destination_filesystem()` refuses both and says what to
+give instead: a directory below the mount point.
+"""
+
+import os
+import posixpath
+
+from rsync_system_backup.disks.tabfiles import decode_escapes
+from rsync_system_backup.exceptions import InvalidDestinationDirectory
+from rsync_system_backup.target.operations import runs_in_process
+
+FILESYSTEM_SCRIPT = '''
+[ -d "$1" ] || exit 0
+mount=$(findmnt --noheadings --output=TARGET --target "$1" 2> /dev/null)
+if [ ! -L "$1" ] && [ "$mount" = "$(realpath -- "$1")" ]; then
+    echo mount-point
+elif [ "$mount" != "$(findmnt --noheadings --output=TARGET --target "$2" 2> /dev/null)" ]; then
+    echo other-filesystem
+fi
+'''
+"""
+Shell code that prints ``mount-point`` when its first argument is a mount
+point, ``other-filesystem`` when it lies in another mount than its second
+argument, and nothing otherwise (or when the first doesn't exist). Mounts
+are compared (``findmnt`` reads the mount table), not device numbers: a
+btrfs subvolume has a device number of its own (``df`` and ``mountpoint``
+can take it for a mount point), but it is on the same filesystem as its
+parent.
+"""
+
+
+def read_mount_points():
+    """
+    List the mount points of this process's mount namespace.
+
+    :returns: A set of pathnames (strings), from ``/proc/self/mountinfo``.
+    """
+    mount_points = set()
+    with open('/proc/self/mountinfo', 'rb') as handle:
+        for line in handle:
+            fields = line.split()
+            if len(fields) > 4:
+                # Spaces and other special characters are written as octal escapes (\040), as in /etc/fstab.
+                mount_points.add(decode_escapes(os.fsdecode(fields[4])))
+    return mount_points
+
+
+def find_relation(context, directory, parent_directory, sudo=False):
+    """
+    Find out how a destination directory relates to the filesystem of its parent.
+
+    :param context: The execution context of the directory.
+    :param directory: The destination directory (``latest``, a string).
+    :param parent_directory: The directory that holds it (a string).
+    :param sudo: :data:`True` to look with superuser privileges.
+    :returns: ``mount-point``, ``other-filesystem`` or an empty string.
+    """
+    if not runs_in_process(context, sudo):
+        return context.capture('sh', '-c', FILESYSTEM_SCRIPT, 'filesystem', directory, parent_directory,
+                               sudo=sudo, shell=False, tty=False).strip()
+    if not os.path.isdir(directory):
+        return ''
+    mount_points = read_mount_points()
+    mount = find_mount(os.path.realpath(directory), mount_points)
+    if not os.path.islink(directory) and mount == os.path.realpath(directory):
+        return 'mount-point'
+    if mount != find_mount(os.path.realpath(parent_directory), mount_points):
+        return 'other-filesystem'
+    return ''
+
+
+def find_mount(pathname, mount_points):
+    """
+    Find the mount that holds a path.
+
+    :param pathname: An absolute path without symbolic links (a string).
+    :param mount_points: The mount points (see :func:`read_mount_points()`).
+    :returns: The deepest mount point at or above `pathname` (a string).
+    """
+    while pathname not in mount_points and pathname != '/':
+        pathname = os.path.dirname(pathname)
+    return pathname
+
+
+def check_destination_filesystem(context, directory, parent_directory, sudo=False):
+    """
+    Refuse a destination directory that is a mount point or on another filesystem than its parent.
+
+    :param context: The execution context of the directory.
+    :param directory: The destination directory (``latest``, a string).
+    :param parent_directory: The directory that holds it and the snapshots (a string).
+    :param sudo: :data:`True` to look with superuser privileges.
+    :raises: :exc:`.InvalidDestinationDirectory`, naming a directory below
+             the mount point to give instead.
+    """
+    relation = find_relation(context, directory, parent_directory, sudo=sudo)
+    if not relation:
+        return
+    if relation == 'mount-point':
+        problem = "is a mount point"
+        advice = "a directory below it instead, such as %s" % posixpath.join(directory, 'backups', 'latest')
+    else:
+        problem = "is on another filesystem than %s, which holds it" % parent_directory
+        advice = "the directory itself, not a symbolic link to it, or a directory below a mount point"
+    raise InvalidDestinationDirectory("The destination %s %s, but latest and the snapshots beside it must be on "
+                                      "one filesystem: give %s." % (directory, problem, advice))

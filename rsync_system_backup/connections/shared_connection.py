@@ -1,0 +1,118 @@
+"""
+One SSH connection for all of a run's commands and its transfer (OpenSSH connection multiplexing).
+
+:func:`shared_connection()` starts a master connection whose control socket
+lives in a private temporary directory; while it is open, the destination
+context's commands and rsync's ``--rsh`` connect through it, so the
+destination sees one login for all of them.
+"""
+
+import contextlib
+import logging
+import os
+import shutil
+import tempfile
+import time
+
+from rsync_system_backup.connections.ssh import decode_output, explain_ssh_failure
+from rsync_system_backup.exceptions import SSHConnectionError
+
+MASTER_TIMEOUT = 30
+"""How many seconds the shared connection may take to log in (ssh's own ConnectTimeout is 10 seconds)."""
+
+MAX_CONTROL_PATH = 90
+"""
+The longest control socket pathname that ssh can use: a Unix socket's name
+has room for 107 bytes, and ssh adds 17 characters while it creates it.
+"""
+
+logger = logging.getLogger(__name__)
+
+
+@contextlib.contextmanager
+def shared_connection(context):
+    """
+    Send the commands of a context through one SSH connection for the duration of a ``with`` block.
+
+    A master connection (``ssh -M -N``) logs in once; its control socket
+    lives in a private temporary directory. While the block runs, the
+    context's commands connect through it (:attr:`~.ConfiguredRemoteContext.control_path`)
+    and :attr:`~.ConfiguredRemoteContext.rsync_shell` gives rsync the same.
+    Afterwards the master connection is closed and the directory removed,
+    however the block ends.
+
+    :param context: A :class:`.ConfiguredRemoteContext`.
+    :returns: A context manager that gives the context.
+    :raises: :exc:`.SSHConnectionError` when the master connection can't log in.
+    """
+    directory = tempfile.mkdtemp(prefix='rsync-system-backup-', dir=control_directory_parent())
+    control_path = os.path.join(directory, 'control')
+    try:
+        master = start_master_connection(context, control_path)
+        try:
+            context.control_path = control_path
+            yield context
+        finally:
+            del context.control_path
+            stop_master_connection(context, master, control_path)
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def control_directory_parent():
+    """
+    Choose where to create the private directory for the control socket.
+
+    :returns: The directory for temporary files (see :func:`tempfile.gettempdir()`),
+              or ``/tmp`` when that name is too long for a control socket
+              (see :data:`MAX_CONTROL_PATH`).
+    """
+    parent = tempfile.gettempdir()
+    example = os.path.join(parent, 'rsync-system-backup-XXXXXXXX', 'control')
+    return parent if len(os.fsencode(example)) <= MAX_CONTROL_PATH else '/tmp'
+
+
+def start_master_connection(context, control_path):
+    """
+    Start an SSH master connection and wait until its control socket exists (it does once ssh has logged in).
+
+    :param context: A :class:`.ConfiguredRemoteContext`.
+    :param control_path: The pathname of the control socket (a string).
+    :returns: The running ``ssh -M -N`` command.
+    :raises: :exc:`.SSHConnectionError` as soon as ssh exits, or after
+             :data:`MASTER_TIMEOUT` seconds; ssh has been stopped by then.
+    """
+    master = context.execute(ssh_command=['ssh', '-M', '-N', '-o', 'ControlPersist=no', '-o',
+                                          'ControlPath=%s' % control_path],
+                             asynchronous=True, capture_stderr=True, check=False)
+    deadline = time.monotonic() + MASTER_TIMEOUT
+    while not os.path.exists(control_path):
+        if not master.is_running:
+            master.wait(check=False)
+            raise SSHConnectionError(explain_ssh_failure(context.ssh_alias, decode_output(master.stderr)))
+        if time.monotonic() > deadline:
+            master.terminate()
+            master.wait(check=False)
+            raise SSHConnectionError("The SSH connection to %s didn't log in within %i seconds: try 'ssh %s' "
+                                     "to see why." % (context.ssh_alias, MASTER_TIMEOUT, context.ssh_alias))
+        time.sleep(0.02)
+    logger.debug("Sharing one SSH connection to %s (control socket %s).", context.ssh_alias, control_path)
+    return master
+
+
+def stop_master_connection(context, master, control_path):
+    """
+    Close an SSH master connection (and the sessions that still use it).
+
+    :param context: The :class:`.ConfiguredRemoteContext` that started it.
+    :param master: The running ``ssh -M -N`` command.
+    :param control_path: The pathname of its control socket (a string).
+    """
+    if master.is_running:
+        exit_request = context.execute(ssh_command=['ssh', '-O', 'exit', '-o', 'ControlPath=%s' % control_path],
+                                       check=False, silent=True)
+        if not exit_request.succeeded:
+            master.terminate()
+    master.wait(check=False)
+    logger.debug("Closed the SSH connection to %s (SSH connections opened there: %i).",
+                 context.ssh_alias, context.connection_count)

@@ -1,0 +1,41 @@
+"""Tests of parsing the command line (``command_line.py``) into the program's options, without running anything."""
+
+import pytest
+
+from rsync_system_backup.command_line import UsageError, parse_command_line
+
+
+@pytest.mark.parametrize('arguments, expected', [
+    ([], {}),
+    (['-b'], dict(backup_enabled=True, snapshot_enabled=False, rotate_enabled=False)),
+    (['-s'], dict(backup_enabled=False, snapshot_enabled=True, rotate_enabled=False)),
+    (['-r'], dict(backup_enabled=False, snapshot_enabled=False, rotate_enabled=True)),
+    (['-b', '-r'], dict(backup_enabled=True, snapshot_enabled=False, rotate_enabled=True)),
+    (['--snapshot', '--rotate'], dict(backup_enabled=False, snapshot_enabled=True, rotate_enabled=True)),
+    (['-bsr'], dict(backup_enabled=True, snapshot_enabled=True, rotate_enabled=True)),
+])
+def test_explicit_actions(arguments, expected):
+    """Naming any of -b, -s and -r runs only the steps named."""
+    parsed = parse_command_line(arguments + ['/dst'], environment={})
+    actions = dict((name, value) for name, value in parsed.program_options.items() if name.endswith('_enabled'))
+    assert actions == expected
+
+
+def test_option_values():
+    """Every option with a value lands in the right keyword argument."""
+    parsed = parse_command_line([
+        '-m', '/mnt/backup', '-c', 'backup-disk', '-i', 'idle', '-u', '-n', '--multi-fs', '-x', 'a', '-x', 'b',
+        '-f', '--disable-notifications', '-v', '-v', '-q', '/src', '/mnt/backup/latest',
+    ], environment={})
+    assert parsed.program_options == dict(
+        mount_point='/mnt/backup', crypto_device='backup-disk', ionice='idle', sudo_enabled=False, dry_run=True,
+        multi_fs=True, exclude_list=['a', 'b'], force=True, notifications_enabled=False,
+        source='/src', destination='/mnt/backup/latest',
+    )
+    assert parsed.verbosity == 1
+
+
+def test_parse_errors_are_usage_errors():
+    """Parsing raises UsageError, which main() turns into a one-line message."""
+    with pytest.raises(UsageError):
+        parse_command_line(['--bogus'], environment={})
