@@ -21,15 +21,6 @@ PEAK_RSS_SCRIPT = os.path.join(BENCHMARKS_DIRECTORY, 'peak_rss.py')
 PROGRAM_NAME = 'rsync-system-backup'
 """The name of the installed command."""
 
-FLOOR_FLOW_OPTIONS = (('--snapshot-method', '--snapshot-method=hardlink'),)
-"""
-The options that make a build follow the floors' flow (rsync updates
-``latest`` in place, a snapshot is ``cp --archive --link``), each with the
-text in ``--help`` that shows the build has the option. Version 1.1 only
-has that flow; the other snapshot methods do different work and have a
-benchmark of their own (``benchmarks/snapshot_methods.py``).
-"""
-
 
 class Program(object):
 
@@ -82,11 +73,11 @@ class Program(object):
     @property
     def flow_options(self):
         """
-        The options that make this build do the work that the floors do (a list of strings).
+        The options a build runs with (a list of strings): none, so the headline is what a user gets by default.
 
-        The build's ``--help`` shows which of :data:`FLOOR_FLOW_OPTIONS` it has.
+        :class:`MethodProgram` adds rows for other snapshot methods (``run.py --methods``).
         """
-        return [option for marker, option in FLOOR_FLOW_OPTIONS if marker in self.usage]
+        return []
 
     def argv(self, arguments, rss_report=None):
         """
@@ -140,7 +131,7 @@ def python_interpreter(pathname):
 
 class MethodProgram(Program):
 
-    """This build with a snapshot method of its choice instead of the floors' flow (``run.py --methods``)."""
+    """This build with a snapshot method of its choice instead of the default (``run.py --methods``)."""
 
     def __init__(self, program, method):
         """

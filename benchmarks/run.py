@@ -14,9 +14,10 @@ sshd (with the number of SSH connections each run opens). The order of the
 participants changes from round to round. Ratios are taken round by round
 against the floor of the same round, for the wall time and for the CPU time
 of all processes (which other load on the machine disturbs less); the table
-shows medians. Builds that can choose a snapshot method get the floor's
-(--snapshot-method=hardlink: rsync updates latest in place, cp -al
-snapshots it), so that both sides do the same work.
+shows medians. Each build runs as a user gets it by default (this build's
+auto snapshot method: safe-hardlink on tmpfs); --methods adds rows for this
+build with other snapshot methods (hardlink is the floor's own flow: rsync
+updates latest in place, cp -al snapshots it).
 
 Options:
   --files N           the number of files in the source tree (default 100000)
@@ -28,7 +29,7 @@ Options:
                       rsync-system-backup command, in the same rounds
   --methods NAMES     also measure this build with each of these snapshot
                       methods (comma-separated --snapshot-method values, for
-                      example auto,link-dest), in the same rounds
+                      example hardlink,link-dest), in the same rounds
   --work-dir DIR      where to create the temporary work directory
                       (default /dev/shm, a tmpfs); it is removed at the end
   --skip-ssh          leave out the cases over SSH (they need root, sshd and unshare)
