@@ -16,18 +16,17 @@ from property_manager import PropertyManager, cached_property, lazy_property, mu
 from rsync_system_backup import DEFAULT_ROTATION_SCHEME
 from rsync_system_backup.checks.configuration import explain_daemon_steps
 from rsync_system_backup.checks.values import CheckedProperties
-from rsync_system_backup.connections.ssh import create_remote_context, translate_remote_errors
+from rsync_system_backup.connections.ssh import create_remote_context
 from rsync_system_backup.connections.tunnel import parse_tunnel_spec
 from rsync_system_backup.destinations import Destination
 from rsync_system_backup.exceptions import DestinationContextUnavailable, InvalidDestinationError, InvalidOptionError
-from rsync_system_backup.processes.command_failures import explain_command_failures
+from rsync_system_backup.processes.command_failures import explain_failures
 from rsync_system_backup.processes.sessions import create_local_context
 from rsync_system_backup.processes.signals import CleanupStack
 from rsync_system_backup.reporting.summary import BackupSummary
 from rsync_system_backup.snapshots.choice import choose_snapshot_method
 from rsync_system_backup.snapshots.method_names import AUTOMATIC, check_method_name
 from rsync_system_backup.steps import BackupSteps
-from rsync_system_backup.target.os_errors import explain_os_errors
 from rsync_system_backup.transfer.command import DEFAULT_EXCLUDED_ROOTS
 
 logger = logging.getLogger(__name__)
@@ -361,9 +360,7 @@ class RsyncSystemBackup(CheckedProperties, BackupSteps, PropertyManager):
         self.notify_starting()
         try:
             with CleanupStack() as stack:
-                stack.enter_context(explain_os_errors())
-                stack.enter_context(explain_command_failures())
-                stack.enter_context(translate_remote_errors())
+                stack.enter_context(explain_failures())
                 stack.enter_context(self.share_connection())
                 stack.enter_context(self.unlock_device())
                 stack.enter_context(self.mount_filesystem())

@@ -12,9 +12,9 @@ import contextlib
 import datetime
 import posixpath
 
-from rsync_system_backup.connections.ssh import translate_remote_errors
 from rsync_system_backup.exceptions import DestinationContextUnavailable
 from rsync_system_backup.manifests.format import MANIFEST_DIRECTORY, MANIFEST_SUFFIX, manifest_owner
+from rsync_system_backup.processes.signals import CleanupStack
 from rsync_system_backup.snapshots.naming import (
     LEFTOVER_SUFFIXES,
     SNAPSHOT_NAME_PATTERN,
@@ -147,8 +147,8 @@ def open_backup_set(program, action):
             "%s can't look at the rsync daemon %s's snapshots from here, because a daemon runs no commands for "
             "its clients: run 'rsync-system-backup %s /path/of/the/module' on %s itself (or give an SSH "
             "destination, HOST:/path/of/the/module)." % (action, destination.hostname, action, destination.hostname))
-    with contextlib.ExitStack() as stack:
-        stack.enter_context(translate_remote_errors())
+    # Unmounting and locking the disk again are cleanups that a signal can't cut short.
+    with CleanupStack() as stack:
         stack.enter_context(program.share_connection())
         stack.enter_context(program.unlock_device())
         stack.enter_context(program.mount_filesystem())

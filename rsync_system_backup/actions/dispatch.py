@@ -44,10 +44,9 @@ def run_action(action, value, program_options, show_progress=False):
     """
     from rsync_system_backup import RsyncSystemBackup
     from rsync_system_backup.actions.backup_set import open_backup_set
-    from rsync_system_backup.processes.command_failures import explain_command_failures
+    from rsync_system_backup.processes.command_failures import explain_failures
     from rsync_system_backup.processes.signals import stop_on_signals
-    from rsync_system_backup.target.os_errors import explain_os_errors
-    with stop_on_signals(), explain_os_errors(), explain_command_failures():
+    with stop_on_signals(), explain_failures():
         program = RsyncSystemBackup(**program_options)
         program.ensure_supported_platform()
         with open_backup_set(program, action) as backup_set:

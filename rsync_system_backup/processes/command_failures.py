@@ -6,14 +6,35 @@ the like) are run with executor's checks on, so a failure raises
 :exc:`executor.ExternalCommandFailed`. A failure on an SSH destination is
 explained by :func:`.translate_remote_errors()`; :func:`explain_command_failures()`
 does the same for the commands of this system, whose own error message has
-been shown on standard error already.
+been shown on standard error already. :func:`explain_failures()` puts these
+together with :func:`.explain_os_errors()`, for a backup and for the
+read-only actions alike.
 """
 
 import contextlib
 
 from executor import ExternalCommandFailed, quote
 
+from rsync_system_backup.connections.ssh import translate_remote_errors
 from rsync_system_backup.exceptions import CommandFailedError, RsyncSystemBackupError
+from rsync_system_backup.target.os_errors import explain_os_errors
+
+
+@contextlib.contextmanager
+def explain_failures():
+    """
+    Turn every failure that this program can explain into one line, for the duration of a ``with`` block.
+
+    Errors of the destination's filesystem (see :func:`.explain_os_errors()`),
+    failing commands of this system (see :func:`explain_command_failures()`)
+    and failing SSH connections and remote commands (see
+    :func:`.translate_remote_errors()`, innermost, because executor's remote
+    failures are command failures too).
+
+    :raises: A subclass of :exc:`.RsyncSystemBackupError` for each of them.
+    """
+    with explain_os_errors(), explain_command_failures(), translate_remote_errors():
+        yield
 
 
 @contextlib.contextmanager

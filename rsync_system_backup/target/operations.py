@@ -14,6 +14,19 @@ from executor.contexts import LocalContext
 LIST_SCRIPT = '[ -d "$1" ] || exit 0; exec find "$1" -mindepth 1 -maxdepth 1 -printf "%f\\0"'
 """Shell code that prints the names in a directory, each followed by a NUL byte (nothing when it doesn't exist)."""
 
+READ_SCRIPT = '[ ! -L "$1" ] || { echo "$1 is a symbolic link" >&2; exit 1; }; exec cat -- "$1"'
+"""Shell code that prints a file, refusing a symbolic link (like ``O_NOFOLLOW``)."""
+
+WRITE_SCRIPT = '''
+temporary=$(mktemp -- "$2.XXXXXXXX") || exit
+printf %s "$1" > "$temporary" && mv -f -T -- "$temporary" "$2" || { rm -f -- "$temporary"; exit 1; }
+'''
+"""
+Shell code that replaces a file by a new one, written under an unpredictable
+name beside it (``mktemp`` creates it with ``O_EXCL``) and renamed into place,
+so a symbolic link planted under the file's name is replaced, never followed.
+"""
+
 
 def runs_in_process(context, sudo):
     """
@@ -81,20 +94,6 @@ def make_private_directories(directory):
     except FileExistsError:
         if not os.path.isdir(directory):
             raise
-
-
-READ_SCRIPT = '[ ! -L "$1" ] || { echo "$1 is a symbolic link" >&2; exit 1; }; exec cat -- "$1"'
-"""Shell code that prints a file, refusing a symbolic link (like ``O_NOFOLLOW``)."""
-
-WRITE_SCRIPT = '''
-temporary=$(mktemp -- "$2.XXXXXXXX") || exit
-printf %s "$1" > "$temporary" && mv -f -T -- "$temporary" "$2" || { rm -f -- "$temporary"; exit 1; }
-'''
-"""
-Shell code that replaces a file by a new one, written under an unpredictable
-name beside it (``mktemp`` creates it with ``O_EXCL``) and renamed into place,
-so a symbolic link planted under the file's name is replaced, never followed.
-"""
 
 
 def read_file(context, pathname, sudo=False):
