@@ -357,11 +357,14 @@ class RsyncSystemBackup(CheckedProperties, BackupSteps, PropertyManager):
         self.check_configuration()
         timer = Timer()
         self.summary = summary = BackupSummary(destination=self.destination.expression, dry_run=self.dry_run)
-        self.notify_starting()
+        started = False
         try:
             with CleanupStack() as stack:
                 stack.enter_context(explain_failures())
                 stack.enter_context(self.share_connection())
+                self.check_destination_access()
+                self.notify_starting()
+                started = True
                 stack.enter_context(self.unlock_device())
                 stack.enter_context(self.mount_filesystem())
                 self.check_mounted_destination()
@@ -385,7 +388,8 @@ class RsyncSystemBackup(CheckedProperties, BackupSteps, PropertyManager):
                 # Measured before the backup disk is unmounted.
                 summary.disk_space = self.measure_disk_space()
         except BaseException:
-            self.notify_failed(timer)
+            if started:
+                self.notify_failed(timer)
             raise
         summary.total_time = timer.elapsed_time
         self.notify_finished(timer)

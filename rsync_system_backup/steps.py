@@ -13,6 +13,7 @@ import os
 
 from rsync_system_backup.checks.configuration import (
     check_configuration,
+    check_destination_access,
     ensure_inside_mount_point,
     ensure_supported_platform,
 )
@@ -28,11 +29,10 @@ from rsync_system_backup.rotation.plan import rotate_snapshots
 from rsync_system_backup.rotation.schemes import check_rotation_scheme
 from rsync_system_backup.snapshots.method_names import AUTOMATIC
 from rsync_system_backup.snapshots.naming import create_snapshot
-from rsync_system_backup.target.access import warn_if_open
+from rsync_system_backup.target.access import prepare_backup_root
 from rsync_system_backup.target.free_space import measure_disk_space
 from rsync_system_backup.target.lock import DestinationLock
 from rsync_system_backup.target.marker import describe_source, ensure_backup_target
-from rsync_system_backup.target.operations import make_directory
 from rsync_system_backup.transfer.step import transfer_changes
 
 logger = logging.getLogger(__name__)
@@ -69,6 +69,14 @@ class BackupSteps:
         :raises: See :func:`.check_configuration()`.
         """
         check_configuration(self)
+
+    def check_destination_access(self):
+        """
+        Refuse a destination system that can't take the backup, through the shared SSH connection.
+
+        :raises: See :func:`.check_destination_access()`.
+        """
+        check_destination_access(self)
 
     def check_mounted_destination(self):
         """
@@ -110,7 +118,7 @@ class BackupSteps:
         Lock the destination's backup directory against other runs, for the duration of a ``with`` block.
 
         The directory is created first (closed to other users), or a warning
-        says how to close it when it lets them in (see :func:`.warn_if_open()`).
+        says how to close it when it lets them in (see :func:`.prepare_backup_root()`).
 
         :returns: A :class:`.DestinationLock`, or a context manager that does
                   nothing for dry runs (which change nothing) and for rsync
@@ -119,9 +127,8 @@ class BackupSteps:
         if self.dry_run or self.destination.is_daemon:
             return contextlib.nullcontext()
         directory = self.destination.parent_directory
-        make_directory(self.destination_context, directory, sudo=self.sudo_enabled)
-        warn_if_open(self.destination_context, directory, sudo=self.sudo_enabled,
-                     hostname=self.destination.ssh_alias or None)
+        prepare_backup_root(self.destination_context, directory, sudo=self.sudo_enabled,
+                            hostname=self.destination.ssh_alias or None)
         return DestinationLock(self.destination_context, directory, sudo=self.sudo_enabled, wait=self.wait_for_lock)
 
     def unlock_device(self):
@@ -198,7 +205,7 @@ class BackupSteps:
         """
         if self.dry_run or self.destination.is_daemon:
             return contextlib.nullcontext()
-        return self.snapshot_method_in_use.transfer_target()
+        return self.snapshot_method_in_use.transfer_target(snapshot=self.snapshot_enabled)
 
     def transfer_changes(self, tunnel=None, target=None):
         """

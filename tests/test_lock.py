@@ -12,32 +12,17 @@ import sys
 import textwrap
 
 import pytest
+from executor import ExternalCommand
 
+from rsync_system_backup.connections.shared_connection import shared_connection
+from rsync_system_backup.connections.ssh import create_remote_context
+from rsync_system_backup.target.lock import DestinationLock
 from support.cli import assert_failed
 from support.processes import lock_is_free, session_processes, wait_for
-from support.remote import SERVER_ALIAS, ClientHome, PrivateHomeSSHServer, wait_until_idle
+from support.remote import SERVER_ALIAS, ClientHome, StandInPathSSHServer, wait_until_idle
 from support.trees import make_source
 
 LOCK_FILE_NAME = '.rsync-system-backup.lock'
-
-
-class PathWithoutFlockServer(PrivateHomeSSHServer):
-
-    """An SSH server whose sessions find every program of this system on their ``$PATH`` except ``flock``."""
-
-    def prepare(self):
-        """Fill a directory with links to the system's programs, leave out flock and make it the sessions' PATH."""
-        command = super(PathWithoutFlockServer, self).prepare()
-        programs = os.path.join(self.directory, 'programs')
-        os.makedirs(programs, exist_ok=True)
-        for directory in ('/usr/local/sbin', '/usr/local/bin', '/usr/sbin', '/usr/bin', '/sbin', '/bin'):
-            for name in os.listdir(directory) if os.path.isdir(directory) else []:
-                link = os.path.join(programs, name)
-                if name != 'flock' and not os.path.lexists(link):
-                    os.symlink(os.path.join(directory, name), link)
-        with open(self.server_config_file, 'a') as handle:
-            handle.write('SetEnv PATH=%s\n' % programs)
-        return command
 
 
 def test_flock_missing_on_the_destination(tmp_path):
@@ -45,7 +30,7 @@ def test_flock_missing_on_the_destination(tmp_path):
     source = tmp_path / 'source'
     make_source(source)
     backups = tmp_path / 'backups'
-    with PathWithoutFlockServer(tmp_path / 'sshd') as server:
+    with StandInPathSSHServer(tmp_path / 'sshd', {'flock': None}) as server:
         home = ClientHome(tmp_path / 'client-home')
         home.add_host(SERVER_ALIAS, server.port, home.install_key(server.identity_file))
         result = home.run('-b', source, '%s:%s' % (SERVER_ALIAS, backups / 'latest'))
@@ -82,6 +67,7 @@ HOLDER_SCRIPT = textwrap.dedent('''
             with cleanup(failing=True):
                 print('cleaning up', flush=True)
                 sys.stdin.readline()
+                context.execute('true', shell=False, tty=False)
 
     context = create_remote_context(sys.argv[1])
     try:
@@ -89,23 +75,31 @@ HOLDER_SCRIPT = textwrap.dedent('''
             print('locked', flush=True)
             time.sleep(60)
     except Interrupted as e:
-        print('released after the cleanup of %s' % e.signal_name, flush=True)
+        print('released after the cleanup of %s (SSH logins: %i)' % (e.signal_name, context.connection_count),
+              flush=True)
 ''')
 """
 A program that locks a directory over SSH (with the shared connection of a
 run) and sleeps. When a signal interrupts it, its cleanup waits for a line
-on standard input, so the test can look at the lock meanwhile.
+on standard input, so the test can look at the lock meanwhile, and then
+runs a command on the destination, as a run's cleanups do.
 """
 
 
 @pytest.mark.parametrize('how', ['SIGTERM to the program', 'SIGINT to its process group',
                                  'SIGHUP to its process group'])
 def test_holder_outlives_the_first_signal(tmp_path, ssh_server, how):
-    """The holder of an SSH destination's lock survives the signal and keeps the lock until the cleanups are done."""
+    """
+    The holder of an SSH destination's lock survives the signal and keeps the lock until the cleanups are done.
+
+    The holder and the cleanup's command go through the shared connection,
+    which survives the signal too: the destination sees one login.
+    """
     directory = tmp_path / 'backups'
     directory.mkdir()
     lock_file = directory / LOCK_FILE_NAME
     environment = dict(os.environ, **ssh_server.environment())
+    logins_before = ssh_server.read_log().count('Accepted publickey')
     process = subprocess.Popen([sys.executable, '-c', HOLDER_SCRIPT, ssh_server.alias, str(directory)],
                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                env=environment, text=True, start_new_session=True)
@@ -119,9 +113,10 @@ def test_holder_outlives_the_first_signal(tmp_path, ssh_server, how):
             # What a terminal does for Control-C and when it closes: the signal goes to the whole job.
             os.killpg(process.pid, signal.SIGINT if 'SIGINT' in how else signal.SIGHUP)
         assert process.stdout.readline() == 'cleaning up\n', process.stderr.read()
-        # The signal stopped the program's other processes (the shared connection among them) ...
+        # Nothing of the program is left in its session (the shared connection and the lock's holder have
+        # sessions of their own) ...
         wait_for(lambda: not session_processes(process.pid), message="the program's other processes to stop")
-        # ... but not the lock's holder.
+        # ... and the signal didn't stop the lock's holder.
         assert not lock_is_free(lock_file), "the lock was released before the cleanup was done"
         process.stdin.write('\n')
         process.stdin.flush()
@@ -130,7 +125,32 @@ def test_holder_outlives_the_first_signal(tmp_path, ssh_server, how):
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
             process.communicate()
-    assert output == 'released after the cleanup of %s\n' % how.split()[0], errors
+    assert output == 'released after the cleanup of %s (SSH logins: 1)\n' % how.split()[0], errors
+    assert ssh_server.read_log().count('Accepted publickey') - logins_before == 1
     assert lock_is_free(lock_file)
     assert lock_file.read_text() == ''
+    wait_until_idle(ssh_server)
+
+
+def test_release_waits_without_polling(monkeypatch, tmp_path, ssh_server):
+    """
+    Releasing the lock and closing the shared connection end when their ssh commands do.
+
+    executor's own wait looks at a running command every 0.2 seconds, which
+    a run would pay at its end (the holder exits a round trip after its
+    input is closed); here that wait fails the test.
+    """
+    for name, value in ssh_server.environment().items():
+        monkeypatch.setenv(name, value)
+
+    def polled(command, *args, **kw):
+        raise AssertionError("executor's wait polled %s" % command)
+
+    monkeypatch.setattr(ExternalCommand, 'wait_for_process', polled)
+    directory = tmp_path / 'backups'
+    directory.mkdir()
+    context = create_remote_context(ssh_server.alias)
+    with shared_connection(context), DestinationLock(context, str(directory)):
+        assert not lock_is_free(directory / LOCK_FILE_NAME)
+    assert lock_is_free(directory / LOCK_FILE_NAME)
     wait_until_idle(ssh_server)

@@ -23,6 +23,9 @@ from support.trees import ODD_NAME, PAST, check_snapshots, settle, take_manifest
 METHOD_IN_USE = 'Using the safe-hardlink snapshot method'
 """What the run says when auto picks the method."""
 
+EARLY_COPY_FAILED = 'Making the snapshot afresh after the transfer'
+"""What the run says when the snapshot's copy made during the transfer can't be used."""
+
 
 def build_every_change_tree(root):
     """Create a source with an entry for every kind of change that :func:`make_every_change()` makes."""
@@ -100,9 +103,43 @@ def test_older_snapshots_never_change(tmp_path, kind):
             assert result.returncode == 0, result.output
             assert METHOD_IN_USE in result.output
             assert 'WARNING' not in result.output, result.output
+            # The snapshot is the copy made during the transfer, brought up to date.
+            assert EARLY_COPY_FAILED not in result.output, result.output
             assert check_snapshots(filesystem, latest, manifests) == take_manifest(source)
         assert take_manifest(filesystem.view(latest)) == take_manifest(source)
         # Nothing private is left beside latest.
+        assert not [name for name in os.listdir(filesystem.view(latest.parent)) if name.startswith(PRIVATE_PREFIX)]
+
+
+def test_failed_early_copy_is_made_afresh(tmp_path):
+    """When the copy made during the transfer fails, it is removed and the snapshot is made afresh, complete."""
+    source = tmp_path / 'source'
+    build_every_change_tree(source)
+    # cp on the PATH is a stand-in that fails on its first call of the second run (the early copy).
+    fake_bin = tmp_path / 'bin'
+    fake_bin.mkdir()
+    write_script(fake_bin / 'cp', '''
+if [ -e '%(armed)s' ]; then
+    rm -f '%(armed)s'
+    echo "cp: cannot create hard link: Too many links" >&2
+    exit 1
+fi
+exec %(cp)s "$@"
+''' % dict(armed=tmp_path / 'armed', cp=real_program('cp')))
+    env = command_environment(fake_bin)
+    with MountedFilesystem('tmpfs', tmp_path / 'tmpfs') as filesystem:
+        latest = filesystem.mount_point / 'backups' / 'latest'
+        manifests = {}
+        assert run_backup(filesystem, source, latest, env=env).returncode == 0
+        check_snapshots(filesystem, latest, manifests)
+        make_every_change(source)
+        (tmp_path / 'armed').touch()
+        result = run_backup(filesystem, source, latest, env=env)
+        assert result.returncode == 0, result.output
+        assert not (tmp_path / 'armed').exists()
+        assert EARLY_COPY_FAILED in result.output
+        assert 'Too many links' in result.output
+        assert check_snapshots(filesystem, latest, manifests) == take_manifest(source)
         assert not [name for name in os.listdir(filesystem.view(latest.parent)) if name.startswith(PRIVATE_PREFIX)]
 
 
@@ -222,6 +259,7 @@ def test_ssh_destination(tmp_path):
                 result = client.run('--verbose', source, '%s:%s' % (SERVER_ALIAS, latest))
                 assert result.returncode == 0, result
                 assert METHOD_IN_USE in result.output
+                assert EARLY_COPY_FAILED not in result.output, result.output
                 assert check_snapshots(filesystem, latest, manifests) == take_manifest(source)
             wait_until_idle(server)
 

@@ -57,8 +57,10 @@ def test_kill_leaves_only_complete_snapshots(setup, start_cli, fake_bin, run_cli
     if phase == 'rsync':
         write_script(fake_bin / 'rsync', 'touch %s\nexec %s --bwlimit=256 "$@"\n' % (started, REAL_RSYNC))
     elif phase == 'snapshot':
-        # A copy that gets halfway: part of the tree, then a long pause.
-        write_script(fake_bin / 'cp', 'mkdir -p "$3/etc"; touch "$3/etc/partial" %s; sleep 60\n' % started)
+        # A copy that gets halfway: part of the tree, then a long pause (cp runs with --target-directory=
+        # during the transfer, making the snapshot's copy beside the dry run, see snapshots/early_copy.py).
+        write_script(fake_bin / 'cp', 'for a do case "$a" in --target-directory=*) t=${a#*=};; esac; done\n'
+                                      'mkdir -p "$t/etc"; touch "$t/etc/partial" %s; sleep 60\n' % started)
     else:
         # Old snapshots to rotate away, and a removal that gets halfway.
         for name in ('2001-01-01_00-00-00', '2001-01-01_00-30-00'):

@@ -12,8 +12,10 @@ import contextlib
 import os
 import shlex
 import shutil
+import signal
 import subprocess
 import tempfile
+import threading
 from pathlib import Path
 
 import pytest
@@ -27,7 +29,9 @@ from rsync_system_backup.connections.ssh import (
     translate_remote_errors,
 )
 from rsync_system_backup.connections.tunnel import create_tunnel
-from support.cli import assert_failed
+from rsync_system_backup.target.lock import LOCK_FILE_NAME
+from support.cli import assert_failed, command_line
+from support.processes import descendant_pids, lock_is_free, read_cmdline, wait_for
 from support.remote import (
     HOME_DIRECTORY,
     KNOWN_HOSTS_NAME,
@@ -35,6 +39,7 @@ from support.remote import (
     SERVER_ALIAS,
     ClientHome,
     PrivateHomeSSHServer,
+    StandInPathSSHServer,
     server_view,
     wait_until_idle,
 )
@@ -70,9 +75,8 @@ def test_backup_snapshot_and_rotation(tmp_path, client_home, ssh_server):
         result = client_home.run(source, '%s:%s' % (SERVER_ALIAS, backups / 'latest'), env={'TMPDIR': temporary})
         assert os.listdir(temporary) == []  # The shared connection's control socket is gone.
     assert result.returncode == 0, result
-    # One login checks the connection; one carries every command and the transfer; one holds the lock
-    # (on a connection of its own, which outlives the shared one when the run is interrupted).
-    assert ssh_server.read_log().count('Accepted publickey') - logins_before == 3
+    # One login carries the checks, every command, the lock's holder and the transfer.
+    assert ssh_server.read_log().count('Accepted publickey') - logins_before == 1
     assert read_tree(backups / 'latest') == contents
     new = sorted(set(snapshot_names(backups, leftovers=True)) - {'2024-05-01_10-00-00', '2024-04-01 08:00:00'})
     assert len(new) == 1 and new[0].startswith('20') and new[0] > '2025', snapshot_names(backups, leftovers=True)
@@ -301,3 +305,48 @@ def test_non_root_login_with_sudo(tmp_path):
                       "add the line '%s ALL=(root) NOPASSWD: ALL'" % PLAIN_USER)
         assert not (tmp_path / 'other').exists()
         wait_until_idle(server)
+
+
+def test_interrupted_run_cleans_up_through_the_shared_connection(tmp_path):
+    """
+    SIGTERM while a snapshot is flushed: the cleanups remove it and release the lock, over the one login.
+
+    The shared connection and the lock's holder outlive the signal, so the
+    cleanup's commands need no new login, and nothing is left running on
+    either side afterwards.
+    """
+    backups = tmp_path / 'backups'
+    contents = make_source(backups / 'latest')
+    gate = tmp_path / 'flushing'
+    # A sync that says when it runs and waits until the test lets it go on.
+    slow_sync = '#!/bin/sh\n: > %s\nwhile [ -e %s ]; do sleep 0.05; done\nexec %s "$@"\n' % (
+        shlex.quote(str(gate)), shlex.quote(str(gate)), shutil.which('sync'))
+    program = ' '.join(command_line('--disable-notifications'))
+
+    def interrupt():
+        wait_for(gate.exists, message="the snapshot to be flushed")
+        for pid in descendant_pids(os.getpid()):
+            if read_cmdline(pid).startswith(program):
+                os.kill(pid, signal.SIGTERM)
+
+    with StandInPathSSHServer(tmp_path / 'sshd', {'sync': slow_sync}) as server:
+        home = ClientHome(tmp_path / 'client-home')
+        home.add_host(SERVER_ALIAS, server.port, home.install_key(server.identity_file))
+        logins_before = server.read_log().count('Accepted publickey')
+        thread = threading.Thread(target=interrupt, daemon=True)
+        thread.start()
+        try:
+            result = home.run('--snapshot', '%s:%s' % (SERVER_ALIAS, backups / 'latest'))
+        finally:
+            thread.join(timeout=30)
+            if gate.exists():
+                gate.unlink()
+        wait_until_idle(server)
+        logins = server.read_log().count('Accepted publickey') - logins_before
+    assert result.returncode == 143, result
+    assert 'interrupted by SIGTERM' in result.stderr, result
+    assert snapshot_names(backups, leftovers=True) == []
+    assert read_tree(backups / 'latest') == contents
+    assert lock_is_free(backups / LOCK_FILE_NAME)
+    assert (backups / LOCK_FILE_NAME).read_text() == ''
+    assert logins == 1

@@ -11,7 +11,7 @@ import os
 import posixpath
 
 from rsync_system_backup.checks.paths import check_local_destination, check_source, is_inside
-from rsync_system_backup.connections.ssh import check_ssh_access, check_sudo
+from rsync_system_backup.connections.ssh import check_remote_rsync, check_sudo
 from rsync_system_backup.disks.unlock_and_mount import UnlockedDevice
 from rsync_system_backup.exceptions import (
     InvalidDestinationDirectory,
@@ -55,12 +55,11 @@ def check_configuration(backup):
              :exc:`.TransferFailedError` (see :func:`check_daemon_transfer()`),
              :exc:`.InvalidOptionError` (see :func:`check_remote_options()`,
              :func:`.check_rotation_scheme()` and :func:`ensure_inside_mount_point()`),
-             :exc:`.DestinationContextUnavailable`,
-             :exc:`.InvalidDestinationDirectory`,
-             :exc:`.SSHConnectionError` or :exc:`.RemoteCommandError`
-             (see :func:`.check_ssh_access()` and :func:`.check_sudo()`),
-             :exc:`.MissingBackupDiskError` or :exc:`.FailedToUnlockError`
-             (see :meth:`.UnlockedDevice.ensure_available()`).
+             :exc:`.DestinationContextUnavailable` or
+             :exc:`.InvalidDestinationDirectory`.
+
+    These checks don't log in anywhere; :func:`check_destination_access()`
+    follows once the shared SSH connection is open.
     """
     destination = backup.destination
     if backup.backup_enabled:
@@ -78,8 +77,25 @@ def check_configuration(backup):
     check_disk_names(backup)
     if backup.mount_point and not destination.module:
         ensure_inside_mount_point(backup)
-    if destination.is_remote_shell:
-        check_ssh_access(backup.destination_context, need_rsync=backup.backup_enabled)
+
+
+def check_destination_access(backup):
+    """
+    Refuse a destination system that can't take the backup, before anything is written.
+
+    It runs after :func:`check_configuration()`, once the shared SSH
+    connection is open (see :func:`.shared_connection()`; its login has
+    checked the connection), so its commands cost no login of their own.
+
+    :param backup: The :class:`.RsyncSystemBackup` to check.
+    :raises: :exc:`.SSHConnectionError` or :exc:`.RemoteCommandError`
+             (see :func:`.check_remote_rsync()` and :func:`.check_sudo()`),
+             :exc:`.MissingBackupDiskError` or :exc:`.FailedToUnlockError`
+             (see :meth:`.UnlockedDevice.ensure_available()`).
+    """
+    if backup.destination.is_remote_shell:
+        if backup.backup_enabled:
+            check_remote_rsync(backup.destination_context)
         if backup.sudo_enabled:
             check_sudo(backup.destination_context)
     if backup.crypto_device:

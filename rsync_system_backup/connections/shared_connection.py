@@ -3,8 +3,16 @@ One SSH connection for all of a run's commands and its transfer (OpenSSH connect
 
 :func:`shared_connection()` starts a master connection whose control socket
 lives in a private temporary directory; while it is open, the destination
-context's commands and rsync's ``--rsh`` connect through it, so the
+context's commands, the holder of the lock on the backup set (see
+:mod:`.target.lock`) and rsync's ``--rsh`` connect through it, so the
 destination sees one login for all of them.
+
+The master connection must outlive the first Control-C or SIGTERM, because
+the cleanups of an interrupted run (and the lock's holder, which must keep
+the lock until they are done) still use it. So it runs in a session of its
+own (the terminal's signals don't reach it), :func:`.stop_descendants()`
+spares it (see :func:`.spare()`), and only :func:`shared_connection()`
+closes it, when the ``with`` block is over.
 """
 
 import contextlib
@@ -16,6 +24,8 @@ import time
 
 from rsync_system_backup.connections.ssh import decode_output, explain_ssh_failure
 from rsync_system_backup.exceptions import SSHConnectionError
+from rsync_system_backup.processes.signals import spare, unspare
+from rsync_system_backup.processes.waiting import wait_for_exit
 
 MASTER_TIMEOUT = 30
 """How many seconds the shared connection may take to log in (ssh's own ConnectTimeout is 10 seconds)."""
@@ -76,28 +86,52 @@ def start_master_connection(context, control_path):
     """
     Start an SSH master connection and wait until its control socket exists (it does once ssh has logged in).
 
+    The master runs in a session of its own and is spared by
+    :func:`.stop_descendants()` (see the module's description), until
+    :func:`stop_master_connection()` closes it.
+
     :param context: A :class:`.ConfiguredRemoteContext`.
     :param control_path: The pathname of the control socket (a string).
     :returns: The running ``ssh -M -N`` command.
     :raises: :exc:`.SSHConnectionError` as soon as ssh exits, or after
-             :data:`MASTER_TIMEOUT` seconds; ssh has been stopped by then.
+             :data:`MASTER_TIMEOUT` seconds; ssh has been stopped by then
+             (also when a signal interrupts the wait).
     """
     master = context.execute(ssh_command=['ssh', '-M', '-N', '-o', 'ControlPersist=no', '-o',
                                           'ControlPath=%s' % control_path],
-                             asynchronous=True, capture_stderr=True, check=False)
+                             asynchronous=True, capture_stderr=True, check=False, own_session=True)
+    spare(master.pid)
+    try:
+        wait_for_login(context, master, control_path)
+    except BaseException:
+        if master.is_running:
+            master.terminate()
+        master.wait(check=False)
+        unspare(master.pid)
+        raise
+    logger.debug("Sharing one SSH connection to %s (control socket %s).", context.ssh_alias, control_path)
+    return master
+
+
+def wait_for_login(context, master, control_path):
+    """
+    Wait until an SSH master connection has logged in (its control socket exists).
+
+    :param context: The :class:`.ConfiguredRemoteContext` that started it.
+    :param master: The running ``ssh -M -N`` command.
+    :param control_path: The pathname of its control socket (a string).
+    :raises: :exc:`.SSHConnectionError` as soon as ssh exits, or after
+             :data:`MASTER_TIMEOUT` seconds.
+    """
     deadline = time.monotonic() + MASTER_TIMEOUT
     while not os.path.exists(control_path):
         if not master.is_running:
             master.wait(check=False)
             raise SSHConnectionError(explain_ssh_failure(context.ssh_alias, decode_output(master.stderr)))
         if time.monotonic() > deadline:
-            master.terminate()
-            master.wait(check=False)
             raise SSHConnectionError("The SSH connection to %s didn't log in within %i seconds: try 'ssh %s' "
                                      "to see why." % (context.ssh_alias, MASTER_TIMEOUT, context.ssh_alias))
         time.sleep(0.02)
-    logger.debug("Sharing one SSH connection to %s (control socket %s).", context.ssh_alias, control_path)
-    return master
 
 
 def stop_master_connection(context, master, control_path):
@@ -113,6 +147,7 @@ def stop_master_connection(context, master, control_path):
                                        check=False, silent=True)
         if not exit_request.succeeded:
             master.terminate()
-    master.wait(check=False)
+    wait_for_exit(master)
+    unspare(master.pid)
     logger.debug("Closed the SSH connection to %s (SSH connections opened there: %i).",
                  context.ssh_alias, context.connection_count)

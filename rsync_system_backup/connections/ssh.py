@@ -19,12 +19,12 @@ rsync's own connection. Two things are changed from executor's defaults:
   ``ssh -G HOST`` when the destination names none, so a ``User root`` in
   ``~/.ssh/config`` counts.
 
-After one login that checks the connection (:func:`check_ssh_access()`), a
-run opens one more SSH connection and sends every command and the rsync
+A run logs in once: it opens one SSH connection and sends every command
+(the checks of :func:`check_remote_rsync()` and :func:`check_sudo()`, the
+holder of the lock on the backup set, see :mod:`.target.lock`) and the rsync
 transfer through it (OpenSSH connection multiplexing, see
-:func:`.shared_connection()`); the holder of the lock on the backup set has a
-connection of its own (see :mod:`.target.lock`). So the destination sees
-three logins per run instead of dozens.
+:func:`.shared_connection()`). So the destination sees one login per run
+instead of dozens.
 
 Failures of the connection itself are turned into one-line explanations that
 name the problem and the fix (see :func:`explain_ssh_failure()`).
@@ -234,16 +234,15 @@ def create_remote_context(ssh_alias, ssh_user=None):
                                    tty=False)
 
 
-def check_ssh_access(context, need_rsync=True):
+def check_remote_rsync(context):
     """
-    Log in on the destination once, to report a broken connection before anything is changed.
+    Check that ``rsync`` is installed on the destination, before anything is changed.
 
     :param context: A :class:`ConfiguredRemoteContext`.
-    :param need_rsync: :data:`True` to also check that ``rsync`` is installed there.
-    :raises: :exc:`.SSHConnectionError` when the login fails, or
+    :raises: :exc:`.SSHConnectionError` when the connection fails, or
              :exc:`.RemoteCommandError` when rsync is missing.
     """
-    command = ('rsync', '--version') if need_rsync else ('true',)
+    command = ('rsync', '--version')
     probe = context.execute(*command, capture=True, capture_stderr=True, check=False, shell=False)
     if probe.error_type is RemoteConnectFailed:
         raise SSHConnectionError(explain_ssh_failure(context.ssh_alias, decode_output(probe.stderr)))

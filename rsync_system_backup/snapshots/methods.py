@@ -121,10 +121,13 @@ class SnapshotMethod(object):
         return self.replacement.recover()
 
     @contextlib.contextmanager
-    def transfer_target(self):
+    def transfer_target(self, snapshot=False):
         """
         Tell rsync where to write, for the duration of a ``with`` block that runs it.
 
+        :param snapshot: :data:`True` when a snapshot follows the transfer in
+                         this run (safe-hardlink starts copying then, see
+                         :mod:`.early_copy`; the other methods don't need to know).
         :returns: A context manager that gives a :class:`TransferTarget`:
                   ``latest`` itself, for the methods that write in place.
 
@@ -245,10 +248,11 @@ class LinkDestMethod(HardlinkMethod):
     writes_shared_files = False
 
     @contextlib.contextmanager
-    def transfer_target(self):
+    def transfer_target(self, snapshot=False):
         """
         Let rsync build a new tree beside ``latest``, which replaces ``latest`` when the block ends normally.
 
+        :param snapshot: See :meth:`SnapshotMethod.transfer_target()`.
         :returns: A context manager that gives a :class:`TransferTarget`.
 
         When the block raises (rsync failed or was interrupted), the new tree

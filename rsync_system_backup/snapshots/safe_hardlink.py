@@ -11,6 +11,10 @@ and then rsync transfers only the listed entries. So the transfer updates
 snapshot ever changes, not even when only the mode, owner, times, xattrs or
 ACLs of a file change (which rsync applies to the file's inode itself).
 
+The snapshot's copy is made while rsync plans the transfer and brought up
+to date after it (see :mod:`.early_copy`); a snapshot alone is a copy made
+by several cp processes together (see :mod:`.parallel_copy`).
+
 The link limit is dealt with when it is hit: when ``cp --link`` fails with
 "Too many links", the half-made snapshot is removed, the files near the
 limit get fresh copies (see :func:`.relieve_link_limit()`), their
@@ -23,9 +27,12 @@ import logging
 import posixpath
 
 from rsync_system_backup.exceptions import SnapshotFailedError
+from rsync_system_backup.processes.signals import cleanup
+from rsync_system_backup.snapshots.early_copy import EarlyCopy
 from rsync_system_backup.snapshots.filesystem_features import find_link_limit
 from rsync_system_backup.snapshots.hard_links import find_crowded_files, relieve_link_limit
 from rsync_system_backup.snapshots.methods import SnapshotMethod, TransferTarget
+from rsync_system_backup.snapshots.parallel_copy import link_copy
 from rsync_system_backup.snapshots.protection import protect
 
 TOO_MANY_LINKS = b'Too many links'
@@ -62,22 +69,47 @@ class SafeHardlinkMethod(SnapshotMethod):
         self.latest_existed = super(SafeHardlinkMethod, self).prepare()
         return self.latest_existed
 
+    early_copy = None
+    """The :class:`.EarlyCopy` of this run, until the snapshot step takes it (:data:`None` when there is none)."""
+
+    touched_names = ()
+    """The names that the planned transfer touches (bytes, relative to ``latest``; set by :meth:`protect()`)."""
+
+    touches_top = False
+    """:data:`True` when the planned transfer touches the top directory of ``latest`` (set by :meth:`protect()`)."""
+
     @contextlib.contextmanager
-    def transfer_target(self):
+    def transfer_target(self, snapshot=False):
         """
         Make the transfer a planned one into ``latest`` (see :meth:`protect()`).
 
+        :param snapshot: :data:`True` when a snapshot follows: the snapshot's
+                         copy is made while rsync plans the transfer, and
+                         brought up to date when the block ends normally
+                         (see :class:`.EarlyCopy`).
         :returns: A context manager that gives a :class:`.TransferTarget`.
 
         A first backup (no ``latest`` yet) is one plain rsync: no snapshot
         shares anything with it (the tree of an interrupted first backup
         becomes ``latest`` first, see :meth:`.Replacement.adopt_first_backup()`).
         """
-        if self.latest_existed:
-            yield TransferTarget(self.directory, protect=self.protect)
-        else:
+        if not self.latest_existed:
             self.replacement.adopt_first_backup()
             yield TransferTarget(self.directory)
+            return
+        if snapshot:
+            self.early_copy = EarlyCopy(self.context, self.directory, remove=self.remove_trees, sudo=self.sudo,
+                                        ionice=self.ionice)
+        try:
+            yield TransferTarget(self.directory, protect=self.protect)
+            if self.early_copy is not None and not self.early_copy.update(self.touched_names, top=self.touches_top):
+                self.early_copy = None
+        except BaseException:
+            if self.early_copy is not None:
+                early_copy, self.early_copy = self.early_copy, None
+                with cleanup(failing=True):
+                    early_copy.discard()
+            raise
 
     def protect(self, plan):
         """
@@ -85,20 +117,34 @@ class SafeHardlinkMethod(SnapshotMethod):
 
         :param plan: The :class:`.TransferPlan`.
         :returns: More names for the apply and the planned deletions that failed (see :func:`.protection.protect()`).
+
+        The snapshot's early copy must be done first: this changes ``latest``.
         """
-        return protect(self.context, self.directory, plan, sudo=self.sudo, ionice=self.ionice)
+        if self.early_copy is not None and not self.early_copy.wait():
+            self.early_copy = None
+        extra, undeleted = protect(self.context, self.directory, plan, sudo=self.sudo, ionice=self.ionice)
+        self.touched_names = plan.apply_names(extra) + sorted(plan.deletions)
+        self.touches_top = plan.touches_root(extra)
+        return extra, undeleted
 
     def copy_tree(self, directory, target):
         """
-        Make a snapshot with ``cp --archive --link``, relieving the link limit when it is hit.
+        Make a snapshot with ``cp --archive --link`` processes, relieving the link limit when it is hit.
+
+        The copy made during the transfer is renamed, when there is one (see
+        :class:`.EarlyCopy`). Otherwise the copy is split between several cp
+        processes (see :func:`.link_copy()`); after the link limit was
+        relieved, one cp makes it again.
 
         :param directory: The directory to snapshot (``latest``, a string).
         :param target: The pathname of the new snapshot (a string).
         :raises: :exc:`.SnapshotFailedError` when cp fails.
         """
-        copy = self.context.execute('cp', '--archive', '--link', directory, target, check=False, sudo=self.sudo,
-                                    ionice=self.ionice, shell=False, tty=False, capture_stderr=True,
-                                    environment=dict(LC_ALL='C'))
+        if self.early_copy is not None:
+            early_copy, self.early_copy = self.early_copy, None
+            early_copy.take(target)
+            return
+        copy = link_copy(self.context, directory, target, sudo=self.sudo, ionice=self.ionice)
         if copy.returncode == 0:
             return
         limit = find_link_limit(self.filesystem_type)

@@ -12,10 +12,11 @@ it open.
 That holder must keep the lock until the last cleanup of an interrupted run
 is done, or a waiting run would start while this one still removes its
 temporary trees. So it runs in a session of its own (the terminal's
-Control-C and hang-up don't reach it), over an SSH connection of its own
-(not the shared one, which the first signal stops), and
-:func:`.stop_descendants()` spares it (see :func:`.spare()`); it ends when
-the lock is released.
+Control-C and hang-up don't reach it), and :func:`.stop_descendants()`
+spares it (see :func:`.spare()`); it ends when the lock is released. On an
+SSH destination it goes through the run's shared connection (see
+:mod:`.connections.shared_connection`), which outlives the first signal in
+the same way and closes only after the lock is released.
 """
 
 import datetime
@@ -27,11 +28,10 @@ import posixpath
 import socket
 import time
 
-from executor.contexts import RemoteContext
-
 from rsync_system_backup.exceptions import BackupInProgressError, LockFailedError
 from rsync_system_backup.processes.sessions import OwnSessionOption
 from rsync_system_backup.processes.signals import spare, unspare
+from rsync_system_backup.processes.waiting import wait_for_exit
 from rsync_system_backup.target.operations import runs_in_process
 
 LOCK_FILE_NAME = '.rsync-system-backup.lock'
@@ -172,7 +172,7 @@ class DestinationLock(object):
                  lock, :exc:`.LockFailedError` when the lock can't be taken
                  (``flock`` is missing, the lock file can't be opened).
         """
-        options = dict(ssh_command=['ssh']) if isinstance(self.context, RemoteContext) else {}
+        options = {}
         if issubclass(self.context.command_type, OwnSessionOption):
             options['own_session'] = True
         read_fd, write_fd = os.pipe()
@@ -233,7 +233,7 @@ class DestinationLock(object):
         holder, self.holder = self.holder, None
         if holder.subprocess.stdin:
             holder.subprocess.stdin.close()
-        holder.wait(check=False)
+        wait_for_exit(holder)
         unspare(holder.pid)
         return holder.returncode
 

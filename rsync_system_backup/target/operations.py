@@ -11,6 +11,9 @@ import tempfile
 
 from executor.contexts import LocalContext
 
+MAKE_DIRECTORY_SCRIPT = 'umask 077 && mkdir -p -- "$1"'
+"""Shell code that creates a directory and its missing parents, each with mode 0700 (the directory may exist)."""
+
 LIST_SCRIPT = '[ -d "$1" ] || exit 0; exec find "$1" -mindepth 1 -maxdepth 1 -printf "%f\\0"'
 """Shell code that prints the names in a directory, each followed by a NUL byte (nothing when it doesn't exist)."""
 
@@ -74,8 +77,7 @@ def make_directory(context, directory, sudo=False):
     if runs_in_process(context, sudo):
         make_private_directories(directory)
     else:
-        context.execute('sh', '-c', 'umask 077 && exec mkdir -p -- "$1"', 'mkdir', directory,
-                        sudo=sudo, shell=False, tty=False)
+        context.execute('sh', '-c', MAKE_DIRECTORY_SCRIPT, 'mkdir', directory, sudo=sudo, shell=False, tty=False)
 
 
 def make_private_directories(directory):

@@ -19,6 +19,7 @@ import time
 from humanfriendly import format_size, format_timespan
 from humanfriendly.terminal import ANSI_ERASE_LINE
 
+from rsync_system_backup.processes.waiting import wait_for_exit
 from rsync_system_backup.reporting.summary import format_count
 from rsync_system_backup.transfer.output import TransferStatistics, parse_progress_line
 
@@ -215,21 +216,6 @@ class TransferMonitor(object):
                 self.progress_line.clear()
             self.output.write(line + '\n')
             self.output.flush()
-
-
-def wait_for_exit(command):
-    """
-    Wait for a command that was started in the background to exit.
-
-    :param command: An :class:`~executor.ExternalCommand` started with
-                    :attr:`TransferMonitor.command_options`.
-
-    The process is waited for directly: executor's own wait polls it, 0.2
-    seconds at a time (and shows a spinner on terminals, which isn't wanted).
-    """
-    if command.subprocess is not None:
-        command.subprocess.wait()
-    command.wait(use_spinner=False)
 
 
 def read_lines(fd, chunk_size=CHUNK_SIZE, longest_line=LONGEST_LINE):

@@ -13,6 +13,7 @@ from humanfriendly import Timer, format_size
 
 from rsync_system_backup.destinations import Destination
 from rsync_system_backup.exceptions import BackupInProgressError
+from rsync_system_backup.processes.waiting import wait_for_exit
 from rsync_system_backup.target.operations import make_directory
 from rsync_system_backup.transfer.command import WARNING_EXIT_CODES, build_rsync_command
 from rsync_system_backup.transfer.errors import (
@@ -31,7 +32,7 @@ from rsync_system_backup.transfer.plan import (
     drop_redirected_names,
     read_plan,
 )
-from rsync_system_backup.transfer.progress import TransferMonitor, wait_for_exit
+from rsync_system_backup.transfer.progress import TransferMonitor
 
 SUDO_RSYNC = 'sudo -n rsync'
 """How rsync on an SSH destination runs when the SSH user isn't root (see :func:`.check_sudo()`)."""

@@ -211,6 +211,50 @@ class PrivateHomeSSHServer(SSHServer):
         return command
 
 
+class StandInPathSSHServer(PrivateHomeSSHServer):
+
+    """
+    A :class:`PrivateHomeSSHServer` whose sessions find this system's programs on their ``$PATH``, some changed.
+
+    A program can be left out (``flock``, to see what a destination without
+    it does) or replaced by a shell script (a ``sync`` that waits, to
+    interrupt a run at a known moment).
+    """
+
+    def __init__(self, directory, programs, **options):
+        """
+        Initialize a :class:`StandInPathSSHServer`.
+
+        :param directory: See :class:`support.servers.ChildServer`.
+        :param programs: A dict of program names and their stand-ins: the
+                         text of a shell script, or :data:`None` to leave the
+                         program out.
+        :param options: See :class:`PrivateHomeSSHServer`.
+        """
+        super(StandInPathSSHServer, self).__init__(directory, **options)
+        self.programs = programs
+
+    def prepare(self):
+        """Fill a directory with links to the system's programs and the stand-ins, and make it the sessions' PATH."""
+        command = super(StandInPathSSHServer, self).prepare()
+        programs = os.path.join(self.directory, 'programs')
+        os.makedirs(programs, exist_ok=True)
+        for directory in ('/usr/local/sbin', '/usr/local/bin', '/usr/sbin', '/usr/bin', '/sbin', '/bin'):
+            for name in os.listdir(directory) if os.path.isdir(directory) else []:
+                link = os.path.join(programs, name)
+                if name not in self.programs and not os.path.lexists(link):
+                    os.symlink(os.path.join(directory, name), link)
+        for name, script in self.programs.items():
+            if script is not None:
+                pathname = os.path.join(programs, name)
+                with open(pathname, 'w') as handle:
+                    handle.write(script)
+                os.chmod(pathname, 0o755)
+        with open(self.server_config_file, 'a') as handle:
+            handle.write('SetEnv PATH=%s\n' % programs)
+        return command
+
+
 class SmallDiskRsyncDaemon(RsyncDaemon):
 
     """
