@@ -102,13 +102,11 @@ def update(latest, copy, private, names):
         directories.add(path.rpartition(b'/')[0])
         original = latest.lstat(path)
         wanted = original[2] if original else None
-        if wanted is None or not stat.S_ISDIR(wanted.st_mode):
-            if info is not None and wanted is not None and (info.st_dev, info.st_ino) == (wanted.st_dev, wanted.st_ino):
-                continue
-            replace = info is not None and (wanted is None or stat.S_ISDIR(info.st_mode))
-        else:
-            replace = info is not None and not stat.S_ISDIR(info.st_mode)
-        if replace:
+        if info is not None and wanted is not None and not stat.S_ISDIR(wanted.st_mode) \
+                and (info.st_dev, info.st_ino) == (wanted.st_dev, wanted.st_ino):
+            continue
+        # An entry that is gone, or whose kind (directory or not) changed, is removed; another one is renamed over.
+        if info is not None and (wanted is None or stat.S_ISDIR(info.st_mode) != stat.S_ISDIR(wanted.st_mode)):
             remove(above, name, info)
             copy.forget(path)
             info = None

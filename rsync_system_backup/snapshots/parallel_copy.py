@@ -71,11 +71,12 @@ def make_batches(items, size):
     # Cut the names into batches of at most `size` names and BATCH_BYTES bytes of arguments.
     batches, batch, length = [], [], 0
     for item in items:
-        if batch and (len(batch) >= size or length + len(item) + 1 > BATCH_BYTES):
+        needed = len(os.fsencode(item)) + 1
+        if batch and (len(batch) >= size or length + needed > BATCH_BYTES):
             batches.append(batch)
             batch, length = [], 0
         batch.append(item)
-        length += len(item) + 1
+        length += needed
     return batches + [batch] if batch else batches
 
 def run_batches(target, batches, workers, watch):
