@@ -102,6 +102,10 @@ class SnapshotMethodError(RsyncSystemBackupError):
     """Raised when the destination can't be made ready for the snapshot method (see :mod:`.snapshots.methods`)."""
 
 
+class TransferCheckError(SnapshotMethodError):
+    """Raised when ``latest`` differs from the source after a planned transfer (see :mod:`.transfer.check`)."""
+
+
 class DestinationAccessError(RsyncSystemBackupError):
     """Raised when the destination can't be written or read: a read-only or full filesystem, no permission, ..."""
 

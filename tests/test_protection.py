@@ -1,71 +1,117 @@
-"""Tests of the protect step (``snapshots/protection.py``) on the test's own filesystem, run as the method runs it."""
+"""Tests of the protect step (``agent/protect.py`` and ``snapshots/protection.py``) on the test's own filesystem."""
 
 import os
+import subprocess
+import sys
 
+import pytest
 from executor.contexts import LocalContext
 
+from rsync_system_backup.agent import protect as program
 from rsync_system_backup.snapshots.protection import protect
 from rsync_system_backup.target.private_directory import PRIVATE_PREFIX
 from rsync_system_backup.transfer.plan import TransferPlan
 from support.trees import take_manifest, write_file
 
 
-def make_plan(changed=(), leaders=(), deletions=()):
-    """Build a :class:`.TransferPlan` by hand."""
+def make_plan(entries=(), links=(), deletions=()):
+    """Build a checked :class:`.TransferPlan` by hand: `entries` are (name, kind) pairs."""
     plan = TransferPlan()
-    plan.changed.update(changed)
-    plan.leaders.update(leaders)
+    plan.entries.update(entries)
+    plan.links.update(links)
     plan.deletions.update(deletions)
     return plan
 
 
-def run_protect(latest, plan):
-    """Run the protect step on a local ``latest``."""
-    return protect(LocalContext(), str(latest), plan)
+def snapshot(latest, target):
+    """Make a hard-link snapshot of ``latest``, as the snapshot step does."""
+    subprocess.run(['cp', '--archive', '--link', str(latest), str(target)], check=True)
 
 
-def test_shared_files_get_inodes_of_their_own(tmp_path):
-    """Planned files shared with a snapshot get new inodes, same content and attributes; the snapshot keeps the old."""
-    latest, snapshot = tmp_path / 'latest', tmp_path / 'snapshot'
+def inode(path):
+    """Give the inode number of a path (without following a symbolic link)."""
+    return os.lstat(str(path)).st_ino
+
+
+def private_directories(directory):
+    """List the private directories beside ``latest``."""
+    return [name for name in os.listdir(str(directory)) if name.startswith(PRIVATE_PREFIX)]
+
+
+def test_one_copy_per_shared_inode(tmp_path):
+    """A shared symbolic link or FIFO gets one copy, which all its planned names link to; the snapshot keeps the old."""
+    latest = tmp_path / 'latest'
     write_file(latest / 'dir' / 'file', b'content', mode=0o640, mtime=1500000000)
-    os.setxattr(str(latest / 'dir' / 'file'), 'user.note', b'kept')
-    os.link(str(latest / 'dir' / 'file'), str(latest / 'mate'))
     os.symlink('dir/file', str(latest / 'symlink'))
+    os.chown(str(latest / 'symlink'), 1000, 1000, follow_symlinks=False)
+    for name in ('symlink-mate', 'dir/symlink-mate'):
+        os.link(str(latest / 'symlink'), str(latest / name), follow_symlinks=False)
     os.mkfifo(str(latest / 'fifo'), 0o600)
-    write_file(latest / 'alone', b'not shared')
-    write_file(latest / 'gone' / 'deep', b'deleted')
-    os.system('cp -al %s %s' % (latest, snapshot))
-    os.unlink(str(snapshot / 'alone'))
+    os.mkfifo(str(latest / 'alone'), 0o600)
+    snapshot(latest, tmp_path / 'snapshot')
+    os.unlink(str(tmp_path / 'snapshot' / 'alone'))
     before = take_manifest(latest)
-    inodes = {name: os.lstat(str(latest / name)).st_ino for name in ('dir/file', 'mate', 'symlink', 'fifo', 'alone')}
-    extra = run_protect(latest, make_plan(changed=[b'dir/file', b'mate', b'symlink', b'fifo', b'alone'],
-                                          deletions=[b'gone', b'gone/deep']))
-    assert extra == ([], [])
-    assert not (latest / 'gone').exists()
-    del before[b'gone'], before[b'gone/deep']
+    old = {name: inode(latest / name) for name in ('dir/file', 'symlink', 'fifo', 'alone')}
+    plan = make_plan(entries=[(b'dir/file', b'f'), (b'symlink', b'L'), (b'symlink-mate', b'L'),
+                              (b'dir/symlink-mate', b'L'), (b'fifo', b'S'), (b'alone', b'S')])
+    assert protect(LocalContext(), str(latest), plan) == ([], [])
     after = take_manifest(latest)
-    # Every path has an inode of its own now (rsync -H links them again where the source links them).
-    assert after[b'mate'][-1] == b'mate'
-    after[b'mate'] = after[b'mate'][:-1] + (b'dir/file',)
     # Directories aren't shared; their times change with the renames, and the apply puts them right.
     assert {name: value for name, value in after.items() if name not in (b'.', b'dir')} == \
         {name: value for name, value in before.items() if name not in (b'.', b'dir')}
-    for name in ('dir/file', 'mate', 'symlink', 'fifo'):
-        assert os.lstat(str(latest / name)).st_ino != inodes[name], name
-        assert os.lstat(str(snapshot / name)).st_ino == inodes[name], name
-    assert os.lstat(str(latest / 'alone')).st_ino == inodes['alone']
-    assert not [name for name in os.listdir(str(tmp_path)) if name.startswith(PRIVATE_PREFIX)]
+    assert inode(latest / 'symlink') == inode(latest / 'symlink-mate') == inode(latest / 'dir' / 'symlink-mate')
+    for name in ('symlink', 'fifo'):
+        assert inode(latest / name) != old[name], name
+        assert inode(tmp_path / 'snapshot' / name) == old[name], name
+    assert os.lstat(str(latest / 'symlink')).st_nlink == 3
+    # Regular files are written anew by the apply, and what nothing else shares needs no copy.
+    assert inode(latest / 'dir' / 'file') == old['dir/file']
+    assert inode(latest / 'alone') == old['alone']
+    assert not private_directories(tmp_path)
 
 
-def test_unchanged_leader_brings_its_group(tmp_path):
-    """A hard link's unchanged leader is protected with every path of its group, which the apply must transfer too."""
-    latest, snapshot = tmp_path / 'latest', tmp_path / 'snapshot'
+def test_entries_of_another_kind_in_latest_are_not_copied(tmp_path):
+    """An entry that the apply replaces with one of another kind keeps its inode: nothing is copied for it."""
+    latest = tmp_path / 'latest'
+    write_file(latest / 'big', b'x' * 100000)
+    os.symlink('big', str(latest / 'was-a-link'))
+    snapshot(latest, tmp_path / 'snapshot')
+    old = inode(latest / 'big'), inode(latest / 'was-a-link')
+    assert protect(LocalContext(), str(latest), make_plan(entries=[(b'big', b'L'), (b'was-a-link', b'f')])) == \
+        ([], [])
+    assert (inode(latest / 'big'), inode(latest / 'was-a-link')) == old
+    assert not private_directories(tmp_path)
+
+
+def test_deletions_and_changed_kinds(tmp_path):
+    """Deleted trees go whole; an entry whose kind changes between directory and anything else is removed."""
+    latest = tmp_path / 'latest'
+    write_file(latest / 'gone' / 'a' / 'b' / 'file', b'deleted')
+    write_file(latest / 'now-a-file' / 'a' / 'inside', b'replaced')
+    write_file(latest / 'now-a-directory', b'replaced')
+    write_file(latest / 'kept', b'kept')
+    snapshot(latest, tmp_path / 'snapshot')
+    plan = make_plan(entries=[(b'now-a-file', b'f'), (b'now-a-directory', b'd'), (b'now-a-directory/new', b'f')],
+                     deletions=[b'gone', b'gone/a/b/file'])
+    assert protect(LocalContext(), str(latest), plan) == ([], [])
+    assert sorted(os.listdir(str(latest))) == ['kept']
+    assert (tmp_path / 'snapshot' / 'gone' / 'a' / 'b' / 'file').read_bytes() == b'deleted'
+
+
+def test_new_links_to_unchanged_entries(tmp_path):
+    """A new hard link to an entry the transfer leaves alone is made in latest, in a new directory too."""
+    latest = tmp_path / 'latest'
     write_file(latest / 'leader', b'linked')
-    os.link(str(latest / 'leader'), str(latest / 'sub-mate'))
-    os.system('cp -al %s %s' % (latest, snapshot))
-    assert run_protect(latest, make_plan(leaders=[b'leader'])) == ([b'sub-mate'], [])
-    assert os.lstat(str(latest / 'leader')).st_ino != os.lstat(str(snapshot / 'leader')).st_ino
-    assert os.lstat(str(latest / 'sub-mate')).st_ino != os.lstat(str(snapshot / 'sub-mate')).st_ino
+    write_file(latest / 'replaced', b'old')
+    snapshot(latest, tmp_path / 'snapshot')
+    plan = make_plan(entries=[(b'new-dir', b'd')], links=[(b'new-dir/deep/link', b'leader'), (b'replaced', b'leader'),
+                                                          (b'orphan', b'missing')])
+    assert protect(LocalContext(), str(latest), plan) == ([b'orphan'], [])
+    assert inode(latest / 'new-dir' / 'deep' / 'link') == inode(latest / 'leader')
+    assert inode(latest / 'leader') == inode(tmp_path / 'snapshot' / 'leader')
+    assert inode(latest / 'replaced') == inode(latest / 'leader')
+    assert (tmp_path / 'snapshot' / 'replaced').read_bytes() == b'old'
+    assert not (latest / 'orphan').exists()
 
 
 def test_symbolic_links_inside_latest_are_never_followed(tmp_path):
@@ -76,21 +122,61 @@ def test_symbolic_links_inside_latest_are_never_followed(tmp_path):
     write_file(latest / 'placeholder', b'')
     os.symlink(str(outside), str(latest / 'link'))
     before = take_manifest(outside)
-    inode = os.stat(str(outside / 'file')).st_ino
-    assert run_protect(latest, make_plan(changed=[b'link/file'], leaders=[b'link/second-name'],
-                                         deletions=[b'link/second-name'])) == ([], [])
+    old = os.stat(str(outside / 'file')).st_ino
+    plan = make_plan(entries=[(b'link/file', b'f')], links=[(b'link/new', b'link/second-name')],
+                     deletions=[b'link/second-name'])
+    assert protect(LocalContext(), str(latest), plan) == ([b'link/new'], [])
     assert take_manifest(outside) == before
-    assert os.stat(str(outside / 'file')).st_ino == inode
+    assert os.stat(str(outside / 'file')).st_ino == old
     assert os.path.islink(str(latest / 'link'))
 
 
-def test_failed_deletions_are_reported(tmp_path):
-    """A planned deletion that fails (a directory that isn't empty) is returned; the rest of the step is done."""
-    latest, snapshot = tmp_path / 'latest', tmp_path / 'snapshot'
-    write_file(latest / 'full' / 'unplanned', b'not in the plan')
+def test_stopped_while_copying_changes_nothing(tmp_path, monkeypatch):
+    """A signal while the copies are made leaves latest as it was and no private directory."""
+    latest = tmp_path / 'latest'
+    for name in ('one', 'two', 'three'):
+        os.makedirs(str(latest), exist_ok=True)
+        os.symlink(name, str(latest / name))
+    snapshot(latest, tmp_path / 'snapshot')
+    before = take_manifest(latest)
+    copies = []
+    real_copy_entry = program.copy_entry
+
+    def copy_then_stop(*arguments):
+        real_copy_entry(*arguments)
+        copies.append(arguments)
+        if len(copies) == 2:
+            raise program.Stopped(15)
+    monkeypatch.setattr(program, 'copy_entry', copy_then_stop)
+    protection = program.Protection(os.fsencode(str(latest)), os.fsencode(PRIVATE_PREFIX))
+    with pytest.raises(program.Stopped):
+        protection.run(program.read_orders(program.encode_orders(protect_orders())))
+    assert take_manifest(latest) == before
+    assert not private_directories(tmp_path)
+
+
+def protect_orders():
+    """The orders that protect the three files of :func:`test_stopped_while_copying_changes_nothing`."""
+    orders = program.Orders()
+    orders.kinds = {name: b'L' for name in (b'one', b'two', b'three')}
+    return orders
+
+
+def test_program_answers_through_its_pipes(tmp_path):
+    """Run as a program (as on another system), the step reads its orders and answers as records."""
+    latest = tmp_path / 'latest'
     write_file(latest / 'gone', b'deleted')
-    write_file(latest / 'changed', b'shared')
-    os.system('cp -al %s %s' % (latest, snapshot))
-    assert run_protect(latest, make_plan(changed=[b'changed'], deletions=[b'full', b'gone'])) == ([], [b'full'])
-    assert (latest / 'full' / 'unplanned').exists() and not (latest / 'gone').exists()
-    assert os.lstat(str(latest / 'changed')).st_ino != os.lstat(str(snapshot / 'changed')).st_ino
+    os.symlink('gone', str(latest / 'shared'))
+    snapshot(latest, tmp_path / 'snapshot')
+    orders = program.Orders()
+    orders.deletions = [b'gone']
+    orders.kinds = {b'shared': b'L', b'new': b'f'}
+    orders.links = [(b'new', b'missing')]
+    finished = subprocess.run([sys.executable, '-c', 'import sys; from rsync_system_backup.agent import protect; '
+                               'sys.exit(protect.main(sys.argv[1:]))', str(latest), PRIVATE_PREFIX],
+                              input=program.encode_orders(orders), capture_output=True)
+    assert finished.returncode == program.INCOMPLETE, finished.stderr
+    assert finished.stdout == b'Fnew\0'
+    assert b"Can't protect 'new'" in finished.stderr
+    assert inode(latest / 'shared') != inode(tmp_path / 'snapshot' / 'shared')
+    assert not (latest / 'gone').exists()

@@ -5,54 +5,24 @@ Hard links between ``latest`` and the snapshots.
 outside it (to snapshots made with hard links), which the methods that write
 into ``latest`` in place must not have.
 
-:func:`relieve_link_limit()` keeps files under the filesystem's limit on hard
-links. The hard-link snapshot methods give every file in ``latest`` one more
-link per snapshot (and the link-dest method one more, for a while, per
-transfer). A file that is hard-linked many times in the source, such as the
-objects of a flatpak or OSTree store, reaches the filesystem's limit (65,000
-on ext4) after enough snapshots, and then ``cp --link`` fails and ``rsync
---link-dest`` leaves files out. So before linking, each file in ``latest``
-whose link count could pass the limit during this run gets a fresh copy: a
-new inode with the same content and attributes, which its paths in ``latest``
-share as they shared the old one. The older snapshots keep the old inode,
-unchanged. This is said once per run, in a warning.
+:func:`relieve_link_limit()` and :func:`copy_at_link_limit()` keep hard-link
+snapshots possible at the filesystem's limit on links (see
+:mod:`.agent.link_limit`, which does the work on the destination's side: in
+this process, or as one command there). This is said once per run, in a
+warning that names a file.
 """
 
 import logging
-import posixpath
+import os
 
-from rsync_system_backup.target.private_directory import private_directory
+from rsync_system_backup.agent import link_limit
+from rsync_system_backup.agent.shipping import run_program
+from rsync_system_backup.exceptions import SnapshotFailedError
+from rsync_system_backup.target.operations import runs_in_process
+from rsync_system_backup.target.private_directory import PRIVATE_PREFIX
 
-LINKS_PER_RUN = 2
-"""How many links one run can add for each path of a file in ``latest`` (a transfer and a snapshot)."""
-
-BATCH_SIZE = 1000
-"""How many paths one copying command gets at most (command lines have a limit)."""
-
-COPY_SCRIPT = '''
-temporary=$1/copy
-shift
-first=
-for path do
-    if [ -z "$path" ]; then first=; continue; fi
-    if [ -z "$first" ]; then
-        cp --archive --reflink=auto -- "$path" "$temporary" || exit
-        first=$path
-    else
-        ln -- "$first" "$temporary" || exit
-    fi
-    mv -f -T -- "$temporary" "$path" || exit
-done
-'''
-"""
-Shell code that replaces groups of hard-linked paths (its arguments after the
-first; an empty argument ends a group) with a fresh copy of the first one,
-which the others then link to. Each path is replaced by a rename, so it never
-disappears. The copies and links are made in a private directory (the first
-argument, see :mod:`.private_directory`), never under a name of their own
-inside ``latest``, where the backed-up user could have planted a symbolic
-link; a rename replaces a symbolic link at the path itself, without following it.
-"""
+PROGRAM_MODULES = ('rsync_system_backup.agent.tree', 'rsync_system_backup.agent.link_limit')
+"""The modules of the link-limit program on the destination, the program last."""
 
 logger = logging.getLogger(__name__)
 
@@ -82,70 +52,66 @@ def count_shared_files(context, directory, sudo=False, ionice=None):
     return sum(1 for inode in paths if paths[inode] < links[inode])
 
 
-def find_crowded_files(context, directory, limit, sudo=False, ionice=None):
+def run_link_limit(context, verb, arguments, sudo=False, ionice=None):
     """
-    Find the files in a directory whose link count could pass a limit during this run.
+    Run one verb of :mod:`.agent.link_limit` on the destination.
 
-    :param context: The execution context of the directory.
-    :param directory: The directory (``latest``, a string).
-    :param limit: The most links a file can have (a number).
-    :param sudo: :data:`True` to look with superuser privileges.
-    :param ionice: The I/O scheduling class for the search (a string or :data:`None`).
-    :returns: A list of lists of paths (relative to `directory`), one list
-              per file, holding the file's paths inside `directory`.
-
-    A file with ``k`` paths in `directory` may get ``LINKS_PER_RUN * k`` more
-    links; as ``k`` can't exceed the link count, only files with more than a
-    third of the limit need a closer look, which keeps the search's output
-    small.
+    :param context: The destination's execution context.
+    :param verb: ``relieve`` or ``copy``.
+    :param arguments: Its pathnames (strings) and the limit (a number).
+    :param sudo: :data:`True` to work with superuser privileges.
+    :param ionice: The I/O scheduling class for the work.
+    :returns: The names of the files it copied (a list of bytes).
+    :raises: :exc:`.SnapshotFailedError` when it fails.
     """
-    output = context.capture('find', directory, '-type', 'f', '-links', '+%i' % (limit // (LINKS_PER_RUN + 1)),
-                             '-printf', r'%i %n %P\0', sudo=sudo, ionice=ionice, shell=False, tty=False)
-    files = {}
-    for entry in output.split('\0'):
-        if entry:
-            inode, links, path = entry.split(' ', 2)
-            files.setdefault(inode, (int(links), []))[1].append(path)
-    return [sorted(paths) for links, paths in files.values() if links + LINKS_PER_RUN * len(paths) > limit]
+    values = [str(argument) for argument in arguments]
+    if runs_in_process(context, sudo) and not ionice:
+        try:
+            if verb == 'relieve':
+                return link_limit.relieve(os.fsencode(values[0]), int(values[1]), os.fsencode(values[2]))
+            return link_limit.link_or_copy(os.fsencode(values[0]), os.fsencode(values[1]), int(values[2]))
+        except OSError as error:
+            problem = str(error)
+    else:
+        command = run_program(context, "A snapshot at the link limit", PROGRAM_MODULES, [verb] + values, b'',
+                              sudo=sudo, ionice=ionice)
+        if command.returncode == 0:
+            return [name for name in (command.stdout or b'').split(b'\0') if name]
+        problem = (command.stderr or b'').decode('utf-8', 'replace').strip() or "exit code %i" % command.returncode
+    raise SnapshotFailedError("Failed to deal with the files near the link limit in %s (%s); the earlier snapshots "
+                              "are intact." % (values[0], problem))
 
 
 def relieve_link_limit(context, directory, limit, sudo=False, ionice=None):
     """
-    Give the files in a directory that are close to the link limit fresh copies (see the module documentation).
+    Give the files in ``latest`` that could pass the link limit during this run fresh copies.
 
     :param context: The execution context of the directory.
-    :param directory: The directory (``latest``, a string).
+    :param directory: ``latest`` (a string).
     :param limit: The most links a file can have (a number).
     :param sudo: :data:`True` to work with superuser privileges.
     :param ionice: The I/O scheduling class for the search and the copies.
     """
-    crowded = find_crowded_files(context, directory, limit, sudo=sudo, ionice=ionice)
-    if not crowded:
-        return
-    logger.warning("%i file(s) in %s have too many hard links to be linked again (the filesystem allows %i): "
-                   "copying them instead, starting with %s.", len(crowded), directory, limit, crowded[0][0])
-    parent_directory = posixpath.dirname(directory.rstrip('/')) or '.'
-    with private_directory(context, parent_directory, sudo=sudo, ionice=ionice) as scratch:
-        arguments = []
-        for paths in crowded:
-            arguments.extend(posixpath.join(directory, path) for path in paths)
-            arguments.append('')
-            if len(arguments) >= BATCH_SIZE:
-                copy_groups(context, scratch, arguments, sudo=sudo, ionice=ionice)
-                arguments = []
-        copy_groups(context, scratch, arguments, sudo=sudo, ionice=ionice)
+    names = run_link_limit(context, 'relieve', [directory, limit, PRIVATE_PREFIX], sudo=sudo, ionice=ionice)
+    if names:
+        logger.warning("%i file(s) in %s have too many hard links to be linked again (the filesystem allows %i): "
+                       "copying them instead, starting with %r.", len(names), directory, limit,
+                       os.fsdecode(names[0]))
 
 
-def copy_groups(context, scratch, arguments, sudo=False, ionice=None):
+def copy_at_link_limit(context, directory, target, limit, sudo=False, ionice=None):
     """
-    Run :data:`COPY_SCRIPT`.
+    Make a snapshot with hard links, and copies of the files that can't get one more link.
 
-    :param context: The execution context of the files.
-    :param scratch: A private directory beside ``latest`` for the copies (a string).
-    :param arguments: Groups of paths, each followed by an empty string (a list of strings).
-    :param sudo: :data:`True` to copy with superuser privileges.
-    :param ionice: The I/O scheduling class for the copies.
+    :param context: The execution context of the directory.
+    :param directory: ``latest`` (a string).
+    :param target: The snapshot's pathname (a string; it must not exist).
+    :param limit: The most links a file can have (a number).
+    :param sudo: :data:`True` to work with superuser privileges.
+    :param ionice: The I/O scheduling class for the copy.
     """
-    if arguments:
-        context.execute('sh', '-c', COPY_SCRIPT, 'copy', scratch, *arguments, sudo=sudo, ionice=ionice,
-                        shell=False, tty=False)
+    names = run_link_limit(context, 'copy', [directory, target, limit], sudo=sudo, ionice=ionice)
+    if names:
+        logger.warning("%i file(s) in %s have too many names to be linked into the snapshot (the filesystem "
+                       "allows %i links): copied into it instead, starting with %r.", len(names), directory,
+                       limit, os.fsdecode(names[0]))

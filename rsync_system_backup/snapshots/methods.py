@@ -53,7 +53,7 @@ class TransferTarget(object):
 
     """Where rsync writes a backup, and the options that go with it."""
 
-    def __init__(self, directory, rsync_options=(), protect=None):
+    def __init__(self, directory, rsync_options=(), protect=None, check=None):
         """
         Describe where rsync writes.
 
@@ -61,13 +61,17 @@ class TransferTarget(object):
         :param rsync_options: Extra rsync options (a sequence of strings).
         :param protect: :data:`None` for one rsync, or a function that makes
                         the transfer a planned one (see :func:`.transfer_planned()`):
-                        it gets the :class:`.TransferPlan` before anything is
-                        written and returns more names to transfer and the
-                        planned deletions it couldn't carry out.
+                        it gets the checked :class:`.TransferPlan` before
+                        anything is written and returns the names that the
+                        apply must leave out and the planned deletions it
+                        couldn't carry out.
+        :param check: With `protect`, the function that checks ``latest``
+                      after the apply (see :meth:`.SafeHardlinkMethod.check()`).
         """
         self.directory = directory
         self.rsync_options = list(rsync_options)
         self.protect = protect
+        self.check = check
 
 
 class SnapshotMethod(object):

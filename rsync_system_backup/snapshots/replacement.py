@@ -90,6 +90,9 @@ class Replacement(object):
         """
         self.remove(self.context, [pathname], sudo=self.sudo, ionice=self.ionice)
 
+    parent_names = ()
+    """The names in :attr:`parent_directory` when :meth:`recover()` looked (a list of strings)."""
+
     def recover(self):
         """
         Put right what an interrupted replacement left behind (see the module documentation).
@@ -99,7 +102,7 @@ class Replacement(object):
 
         :returns: :data:`True` when :attr:`directory` exists (afterwards).
         """
-        names = self.list_parent()
+        names = self.parent_names = self.list_parent()
         remove_stale_private_directories(self.context, self.parent_directory, names, sudo=self.sudo,
                                          ionice=self.ionice)
         exists = posixpath.basename(self.directory) in names

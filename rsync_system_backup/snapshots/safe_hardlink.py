@@ -4,12 +4,17 @@ The safe-hardlink snapshot method: hard-link snapshots that later backups never 
 Snapshots are ``cp --archive --link`` copies of ``latest``, as with the
 hardlink method, which costs no space for unchanged files and works on every
 filesystem. The transfer is a planned one (see :mod:`.transfer.plan`):
-rsync's dry run lists what would change, every listed file that a snapshot
-shares gets an inode of its own first (see :mod:`.snapshots.protection`),
-and then rsync transfers only the listed entries. So the transfer updates
-``latest`` in place, at about the cost of the hardlink method, and no
-snapshot ever changes, not even when only the mode, owner, times, xattrs or
-ACLs of a file change (which rsync applies to the file's inode itself).
+rsync's dry run lists what would change; rsync then transfers only the
+listed entries, writing every file anew, so not even a change of a file's
+mode, owner, times, xattrs or ACLs (which rsync otherwise applies to the
+file's inode itself) reaches a snapshot; the few entries it still changes
+in place (symbolic links, devices, special files) get inodes of their own
+first if a snapshot shares them (see :mod:`.snapshots.protection`); and a
+check compares every listed name of ``latest`` with the source (see
+:mod:`.transfer.check`). So the transfer updates ``latest`` in place, at
+about the cost of the hardlink method, and no snapshot ever changes. When
+the check finds a difference the run fails, and the next transfer is made
+without a plan (see :data:`UNPLANNED_MARKER`).
 
 The snapshot's copy is made while rsync plans the transfer and brought up
 to date after it (see :mod:`.early_copy`); a snapshot alone is a copy made
@@ -17,34 +22,36 @@ by several cp processes together (see :mod:`.parallel_copy`).
 
 The link limit is dealt with when it is hit: when ``cp --link`` fails with
 "Too many links", the half-made snapshot is removed, the files near the
-limit get fresh copies (see :func:`.relieve_link_limit()`), their
-directories get their modification times back, and the snapshot is made
-again. So no run walks ``latest`` an extra time for it, until it is needed.
+limit get fresh copies (see :func:`.relieve_link_limit()`), and the snapshot
+is made again with hard links where the limit allows and a copy of each file
+that can't get one more link (see :func:`.copy_at_link_limit()`). So no run
+walks ``latest`` an extra time for it, until it is needed.
 """
 
 import contextlib
 import logging
 import posixpath
 
-from rsync_system_backup.exceptions import SnapshotFailedError
+from rsync_system_backup.exceptions import SnapshotFailedError, TransferCheckError
 from rsync_system_backup.processes.signals import cleanup
 from rsync_system_backup.snapshots.early_copy import EarlyCopy
 from rsync_system_backup.snapshots.filesystem_features import find_link_limit
-from rsync_system_backup.snapshots.hard_links import find_crowded_files, relieve_link_limit
-from rsync_system_backup.snapshots.methods import SnapshotMethod, TransferTarget
+from rsync_system_backup.snapshots.hard_links import copy_at_link_limit, relieve_link_limit
+from rsync_system_backup.snapshots.methods import LinkDestMethod, SnapshotMethod, TransferTarget
 from rsync_system_backup.snapshots.parallel_copy import link_copy
 from rsync_system_backup.snapshots.protection import protect
+from rsync_system_backup.target.operations import remove_trees, write_file
+from rsync_system_backup.transfer.check import check_transfer
 
 TOO_MANY_LINKS = b'Too many links'
 """How cp reports EMLINK (``strerror``; cp runs in the C locale for this)."""
 
-RESTORE_TIMES_SCRIPT = '''
-while [ $# -gt 1 ]; do
-    touch -m -h -d "$1" -- "$2" || exit
-    shift 2
-done
-'''
-"""Shell code that gives directories modification times (its arguments: pairs of a time and a directory)."""
+UNPLANNED_MARKER = '.rsync-system-backup.unplanned'
+"""
+The file beside ``latest`` that says the check after the last planned
+transfer found a difference (see :meth:`SafeHardlinkMethod.check()`): the
+next transfer is made without a plan.
+"""
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +74,16 @@ class SafeHardlinkMethod(SnapshotMethod):
         :returns: :data:`True` when ``latest`` exists.
         """
         self.latest_existed = super(SafeHardlinkMethod, self).prepare()
+        self.unplanned = UNPLANNED_MARKER in self.replacement.parent_names
         return self.latest_existed
+
+    unplanned = False
+    """:data:`True` when :meth:`prepare()` found :data:`UNPLANNED_MARKER`."""
+
+    @property
+    def marker_pathname(self):
+        """The pathname of :data:`UNPLANNED_MARKER` (a string)."""
+        return posixpath.join(self.replacement.parent_directory, UNPLANNED_MARKER)
 
     early_copy = None
     """The :class:`.EarlyCopy` of this run, until the snapshot step takes it (:data:`None` when there is none)."""
@@ -97,11 +113,18 @@ class SafeHardlinkMethod(SnapshotMethod):
             self.replacement.adopt_first_backup()
             yield TransferTarget(self.directory)
             return
+        if self.unplanned:
+            logger.warning("Transferring without a plan this time (rsync --link-dest builds a new %s): the check "
+                           "after the last planned transfer found a difference.", self.directory)
+            with LinkDestMethod.transfer_target(self, snapshot) as target:
+                yield target
+            remove_trees(self.context, [self.marker_pathname], sudo=self.sudo)
+            return
         if snapshot:
             self.early_copy = EarlyCopy(self.context, self.directory, remove=self.remove_trees, sudo=self.sudo,
                                         ionice=self.ionice)
         try:
-            yield TransferTarget(self.directory, protect=self.protect)
+            yield TransferTarget(self.directory, protect=self.protect, check=self.check)
             if self.early_copy is not None and not self.early_copy.update(self.touched_names, top=self.touches_top):
                 self.early_copy = None
         except BaseException:
@@ -113,19 +136,46 @@ class SafeHardlinkMethod(SnapshotMethod):
 
     def protect(self, plan):
         """
-        Carry out the plan's deletions and give the files that the transfer touches inodes of their own.
+        Prepare ``latest`` for the plan: its deletions, and inodes of their own for what rsync changes in place.
 
-        :param plan: The :class:`.TransferPlan`.
-        :returns: More names for the apply and the planned deletions that failed (see :func:`.protection.protect()`).
+        :param plan: The checked :class:`.TransferPlan`.
+        :returns: The names that the apply must leave out and the planned deletions that failed (see
+                  :func:`.protection.protect()`).
 
         The snapshot's early copy must be done first: this changes ``latest``.
         """
         if self.early_copy is not None and not self.early_copy.wait():
             self.early_copy = None
-        extra, undeleted = protect(self.context, self.directory, plan, sudo=self.sudo, ionice=self.ionice)
-        self.touched_names = plan.apply_names(extra) + sorted(plan.deletions)
-        self.touches_top = plan.touches_root(extra)
-        return extra, undeleted
+        left_out, undeleted = protect(self.context, self.directory, plan, sudo=self.sudo, ionice=self.ionice)
+        self.touched_names = plan.touched_names()
+        self.touches_top = plan.touches_root()
+        return left_out, undeleted
+
+    def check(self, plan, source, carried_out, incomplete=False):
+        """
+        Check ``latest`` after the apply (see :func:`.check_transfer()`).
+
+        :param plan: The checked :class:`.TransferPlan`.
+        :param source: The :class:`.SourceView` of the source.
+        :param carried_out: The names that the transfer carried out (a set of bytes).
+        :param incomplete: :data:`True` when rsync reported files it couldn't
+                           transfer (exit code 23): differences are a warning
+                           then, as the run is incomplete anyway.
+        :raises: :exc:`.TransferCheckError` when ``latest`` differs from the
+                 source (and the transfer wasn't incomplete); the next run
+                 transfers without a plan (see :data:`UNPLANNED_MARKER`).
+        """
+        problems = check_transfer(self.context, self.directory, plan, source, carried_out, sudo=self.sudo,
+                                  ionice=self.ionice)
+        if problems and incomplete:
+            logger.warning("After the planned transfer, %i name(s) differ from the source, like the files rsync "
+                           "couldn't transfer: %s.", len(problems), problems[0])
+        elif problems:
+            write_file(self.context, self.marker_pathname, "The check after a planned transfer found: %s\n"
+                       % "\n".join(problems), sudo=self.sudo)
+            raise TransferCheckError("After the planned transfer, %i name(s) differ from the source: %s; no "
+                                     "snapshot was made, the earlier snapshots are intact, and the next run "
+                                     "transfers without a plan to put it right." % (len(problems), problems[0]))
 
     def copy_tree(self, directory, target):
         """
@@ -133,8 +183,8 @@ class SafeHardlinkMethod(SnapshotMethod):
 
         The copy made during the transfer is renamed, when there is one (see
         :class:`.EarlyCopy`). Otherwise the copy is split between several cp
-        processes (see :func:`.link_copy()`); after the link limit was
-        relieved, one cp makes it again.
+        processes (see :func:`.link_copy()`); at the link limit it is made
+        again, with copies of what can't be linked (see the module documentation).
 
         :param directory: The directory to snapshot (``latest``, a string).
         :param target: The pathname of the new snapshot (a string).
@@ -153,14 +203,5 @@ class SafeHardlinkMethod(SnapshotMethod):
             raise SnapshotFailedError("cp --archive --link failed with exit code %i while snapshotting %s; the "
                                       "earlier snapshots are intact." % (copy.returncode, directory))
         self.remove_trees(self.context, [target], sudo=self.sudo, ionice=self.ionice)
-        crowded = find_crowded_files(self.context, directory, limit, sudo=self.sudo, ionice=self.ionice)
-        parents = sorted(set(posixpath.dirname(posixpath.join(directory, path)) for paths in crowded for path in paths))
-        times = self.context.capture('stat', '--format=%y', '--', *parents, sudo=self.sudo, shell=False,
-                                     tty=False).splitlines() if parents else []
         relieve_link_limit(self.context, directory, limit, sudo=self.sudo, ionice=self.ionice)
-        if parents:
-            # The copies were renamed into place after the transfer: their directories get their times back.
-            arguments = [value for pair in zip(times, parents) for value in pair]
-            self.context.execute('sh', '-c', RESTORE_TIMES_SCRIPT, 'restore-times', *arguments, sudo=self.sudo,
-                                 shell=False, tty=False)
-        self.copy_with_cp(directory, target, '--link')
+        copy_at_link_limit(self.context, directory, target, limit, sudo=self.sudo, ionice=self.ionice)

@@ -28,8 +28,9 @@ from rsync_system_backup.transfer.plan import (
     PLAN_ENVIRONMENT,
     PLAN_OPTIONS,
     ROOT_OPTIONS,
-    apply_input,
+    SourceView,
     drop_redirected_names,
+    files_from,
     read_plan,
 )
 from rsync_system_backup.transfer.progress import TransferMonitor
@@ -119,7 +120,7 @@ def transfer_changes(backup, tunnel=None, target=None):
     with ErrorOutputRecorder(write=monitor.progress_line.write_above if monitor.progress_line else None) as errors:
         runner = RsyncRunner(backup, errors, target, tunnel)
         if target is not None and target.protect is not None:
-            rsync, returncode = transfer_planned(runner, monitor, target.protect)
+            rsync, returncode = transfer_planned(runner, monitor, target)
         else:
             rsync = runner.run(list(monitor.rsync_options), monitor=monitor)
             returncode = rsync.returncode
@@ -210,23 +211,26 @@ class RsyncRunner(object):
         return rsync
 
 
-def transfer_planned(runner, monitor, protect):
+def transfer_planned(runner, monitor, target):
     """
-    Transfer in three steps: plan, protect, apply (see :mod:`.transfer.plan`).
+    Transfer in steps: plan, check the names, protect, apply, check ``latest`` (see :mod:`.transfer.plan`).
 
     :param runner: An :class:`RsyncRunner`.
     :param monitor: The :class:`.TransferMonitor` that follows the apply.
-    :param protect: The function that protects what the plan touches: it
-                    takes the :class:`.TransferPlan` and returns more names to
-                    transfer and the planned deletions it couldn't carry out
-                    (see :meth:`.SafeHardlinkMethod.protect()`).
+    :param target: The :class:`.TransferTarget`, whose ``protect`` prepares
+                   ``latest`` for the checked :class:`.TransferPlan` (it
+                   returns the names that the apply must leave out and the
+                   planned deletions it couldn't carry out, see
+                   :meth:`.SafeHardlinkMethod.protect()`) and whose
+                   ``check`` looks at ``latest`` afterwards (see
+                   :meth:`.SafeHardlinkMethod.check()`).
     :returns: A tuple of the rsync command that judges the transfer and
               the exit code that stands for it: the first command that
               failed and its code; else 23 when a command exited with 23,
-              or a planned deletion failed, or a planned name couldn't be
-              checked (see :func:`.drop_redirected_names()`): files are
-              missing or stale, which outranks 24; else 24 when a command
-              exited with 24; else 0.
+              or a planned name was left out (it couldn't be checked,
+              protected or deleted, see :func:`.drop_redirected_names()`):
+              files are missing or stale, which outranks 24; else 24 when
+              a command exited with 24; else 0.
 
     The statistics come from the plan's dry run (the work that the run
     does), with the traffic of the apply.
@@ -244,16 +248,25 @@ def transfer_planned(runner, monitor, protect):
         wait_for_exit(dry_run)
     commands, missing = [dry_run], []
     if succeeded(dry_run):
-        extra, undeleted = protect(plan)
-        names, unexamined = drop_redirected_names(runner.backup.source, plan.apply_names(extra))
-        # Names that couldn't be deleted or examined are like files rsync couldn't transfer (its exit code 23).
-        missing = undeleted + unexamined
+        source = SourceView(runner.backup.source)
+        plan.check_names(source)
+        left_out, undeleted = target.protect(plan)
+        left_out = set(left_out)
+        carried_out = (set(plan.links) | plan.deletions) - left_out - set(undeleted)
+        names, unexamined = drop_redirected_names(source, [name for name in plan.apply_names()
+                                                           if name not in left_out])
+        carried_out.update(names)
+        # Names that couldn't be checked, protected or deleted are like files rsync couldn't transfer (exit code 23).
+        missing = unexamined + sorted(plan.unchecked) + sorted(left_out) + undeleted
         runner.errors.failed_files += len(missing)
         if names:
             commands.append(runner.run(list(monitor.rsync_options) + list(APPLY_OPTIONS), delete=False,
-                                       monitor=monitor, input=apply_input(names)))
-        if plan.touches_root(extra):
+                                       monitor=monitor, input=files_from(names)))
+        if plan.touches_root():
             commands.append(runner.run(list(ROOT_OPTIONS), delete=False))
+        if all(succeeded(command) for command in commands):
+            target.check(plan, source, carried_out,
+                         incomplete=any(command.returncode == PARTIAL_TRANSFER for command in commands))
     statistics.bytes_sent = monitor.statistics.bytes_sent or 0
     statistics.bytes_received = monitor.statistics.bytes_received or 0
     monitor.statistics = statistics

@@ -8,5 +8,6 @@ processes (:mod:`support.processes`), servers on loopback ports
 :mod:`support.sudo_server`, :mod:`support.process_guard`), mount namespaces
 (:mod:`support.namespaces`) with their disk images, fake cryptdisks and
 leak checks (:mod:`support.disk_images`, :mod:`support.fake_cryptdisks`,
-:mod:`support.leaks`) and loop filesystems (:mod:`support.loop_filesystems`).
+:mod:`support.leaks`), loop filesystems (:mod:`support.loop_filesystems`)
+and a real unprivileged user (:mod:`support.users`).
 """
