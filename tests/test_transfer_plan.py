@@ -76,6 +76,21 @@ def test_names_that_look_like_arrows_and_markers(tmp_path):
     assert plan.apply_names() == [b's', b't', b'u => etc', b'x -> y']
 
 
+def test_hard_linked_symbolic_links(tmp_path):
+    """Every name of a group of symbolic links whose owner changes is read (rsync shows their targets after 'hL')."""
+    source, latest = tmp_path / 'source', tmp_path / 'latest'
+    source.mkdir()
+    os.symlink('target -> elsewhere', str(source / 'first'))
+    os.link(str(source / 'first'), str(source / 'second'), follow_symlinks=False)
+    subprocess.run(['rsync', '-aH', '%s/' % source, '%s/' % latest], check=True)
+    os.chown(str(source / 'first'), 1234, 1234, follow_symlinks=False)
+    os.symlink('target', str(source / 'new'))
+    os.link(str(source / 'new'), str(source / 'new-mate'), follow_symlinks=False)
+    plan, statistics = dry_run(source, latest, '--numeric-ids')
+    assert plan.entries == {b'first': b'L', b'second': b'L', b'new': b'L', b'new-mate': b'L'}
+    assert not plan.links
+
+
 def test_lines_of_another_source_are_left_to_the_next_run(caplog):
     """A line that names nothing the source holds (it changed during the plan) counts nowhere but is logged."""
     plan = TransferPlan()

@@ -129,23 +129,25 @@ class PlannedEntry(object):
         Read the line every way it can be read.
 
         :returns: A list of tuples of a name (bytes, unescaped, without a
-                  directory's trailing slash) and what ``%L`` says after it:
-                  the leader of a new hard link, the target of a symbolic
-                  link, or :data:`None`.
+                  directory's trailing slash), the arrow that ``%L`` put
+                  after it (:data:`SYMLINK_ARROW`, :data:`LEADER_ARROW` or
+                  :data:`None`) and what follows the arrow: a symbolic link's
+                  target or a new hard link's leader (bytes, or :data:`None`).
 
         rsync doesn't escape its arrows inside names and targets, so a
         name that holds one can be read in several ways; :meth:`TransferPlan.check_names()`
-        keeps the readings that match the source.
+        keeps the readings that match the source. A symbolic link always has
+        an arrow: its target, or the leader when it is a new hard link.
         """
         text = self.text
         if self.kind == b'd':
-            return [(unescape(text).rstrip(b'/') or b'.', None)]
-        readings = [(unescape(text), None)]
-        arrow = LEADER_ARROW if self.update == b'h' else SYMLINK_ARROW if self.kind == b'L' else None
-        if arrow is not None:
+            return [(unescape(text).rstrip(b'/') or b'.', None, None)]
+        readings = [] if self.kind == b'L' else [(unescape(text), None, None)]
+        arrows = ((SYMLINK_ARROW,) if self.kind == b'L' else ()) + ((LEADER_ARROW,) if self.update == b'h' else ())
+        for arrow in arrows:
             start = text.find(arrow)
             while start >= 0:
-                readings.append((unescape(text[:start]), unescape(text[start + len(arrow):])))
+                readings.append((unescape(text[:start]), arrow, unescape(text[start + len(arrow):])))
                 start = text.find(arrow, start + 1)
         return readings
 
@@ -216,18 +218,18 @@ class TransferPlan(object):
         """
         hard_links = []
         for entry in self.lines:
-            readings = [(name, extra) for name, extra in entry.readings() if is_clean(name)]
+            readings = [reading for reading in entry.readings() if is_clean(reading[0])]
             counted, unsearchable = False, []
-            for name, extra in readings:
+            for name, arrow, extra in readings:
                 info = source.lstat(name)
                 if info is source.UNSEARCHABLE:
                     unsearchable.append(name)
                     continue
                 if info is None or not KIND_TESTS[entry.kind](info.st_mode):
                     continue
-                if entry.kind == b'L' and entry.update != b'h' and (extra is None or source.readlink(name) != extra):
+                if arrow == SYMLINK_ARROW and source.readlink(name) != extra:
                     continue
-                if entry.update == b'h' and extra is not None:
+                if arrow == LEADER_ARROW:
                     leader = source.lstat(extra) if is_clean(extra) else None
                     if leader is None or leader is source.UNSEARCHABLE or \
                             (leader.st_dev, leader.st_ino) != (info.st_dev, info.st_ino):
