@@ -239,6 +239,37 @@ def test_file_that_replaced_a_tree(tmp_path, tmpfs):
     assert read_bytes(os.path.join(first, 'd', 'a', 'b', 'f')) == b'1\n'
 
 
+def test_hard_link_below_a_file_that_became_a_directory(tmp_path, tmpfs):
+    """
+    A new hard link below a file that became a directory joins its group in one run (the dry run's blind spot).
+
+    rsync's dry run can't look below ``a`` while ``latest`` has a file there,
+    so it misses that ``b/z`` joins ``a/x`` (and says "Not a directory"): the
+    run plans once more after the apply and ends as rsync in place does.
+    """
+    source = tmp_path / 'source'
+    write_dated(source / 'a', b'a file\n')
+    (source / 'b').mkdir()
+    os.mknod(str(source / 'b' / 'z'), 0o600 | stat.S_IFCHR, os.makedev(1, 3))
+    os.utime(str(source / 'b' / 'z'), (PAST, PAST))
+    settle(source)
+    latest = tmpfs.mount_point / 'backups' / 'latest'
+    assert_succeeded(run_backup(tmpfs, source, latest))
+    (source / 'a').unlink()
+    (source / 'a').mkdir()
+    os.mknod(str(source / 'a' / 'x'), 0o600 | stat.S_IFCHR, os.makedev(1, 3))
+    os.utime(str(source / 'a' / 'x'), (PAST, PAST))
+    (source / 'b' / 'z').unlink()
+    os.link(str(source / 'a' / 'x'), str(source / 'b' / 'z'))
+    settle(source)
+    result = run_backup(tmpfs, source, latest)
+    assert_succeeded(result)
+    assert 'Planning once more' in result.output, result.output
+    for tree in [tmpfs.view(latest)] + snapshot_paths(tmpfs, latest)[1:]:
+        assert os.lstat(os.path.join(tree, 'a', 'x')).st_ino == os.lstat(os.path.join(tree, 'b', 'z')).st_ino, tree
+        assert take_manifest(tree) == take_manifest(source), tree
+
+
 # 2. A tree that an exclude leaves out.
 
 def test_excluded_tree_goes_in_one_run(tmp_path, tmpfs):

@@ -147,8 +147,9 @@ class SafeHardlinkMethod(SnapshotMethod):
         if self.early_copy is not None and not self.early_copy.wait():
             self.early_copy = None
         left_out, undeleted = protect(self.context, self.directory, plan, sudo=self.sudo, ionice=self.ionice)
-        self.touched_names = plan.touched_names()
-        self.touches_top = plan.touches_root()
+        # A transfer may plan twice (see transfer_planned()): the early copy needs the names of both.
+        self.touched_names = sorted(set(self.touched_names) | set(plan.touched_names()))
+        self.touches_top = self.touches_top or plan.touches_root()
         return left_out, undeleted
 
     def check(self, plan, source, carried_out, incomplete=False):

@@ -78,6 +78,22 @@ EXIT_CODE_ADVICE = {
 RECORDED_LINES = 50
 """How many of the last lines of rsync's standard error are remembered."""
 
+SETTLE_MARKER = b'\0rsync-system-backup: settle\n'
+"""The line that :meth:`ErrorOutputRecorder.settle()` sends through the pipe (no rsync line starts with NUL)."""
+
+BLIND_SPOT_PREFIX = 'rsync: [generator] stat "'
+"""
+How the line starts in which a dry run reports a path it couldn't look at
+in the destination. A dry run doesn't replace an entry that becomes a
+directory, so it can't look below it, and says so with
+:data:`BLIND_SPOT_SUFFIX` (``ENOTDIR``): the new entries there that belong
+to a hard-link group are missing from its plan. The real transfer would
+have made the directory first.
+"""
+
+BLIND_SPOT_SUFFIX = 'failed: Not a directory (20)'
+"""How that line ends (see :data:`BLIND_SPOT_PREFIX`)."""
+
 
 class RsyncFailedError(TransferFailedError, ExternalCommandFailed):
 
@@ -125,9 +141,11 @@ class ErrorOutputRecorder(object):
         self.lines = collections.deque(maxlen=size)
         self.vanished_files = 0
         self.failed_files = 0
+        self.blind_spots = 0
         self.disk_full = False
         self.stream = None
         self.thread = None
+        self.settled = threading.Event()
 
     def __enter__(self):
         """Create the pipe and start copying from it."""
@@ -155,6 +173,9 @@ class ErrorOutputRecorder(object):
         """
         with reader:
             for line in reader:
+                if line == SETTLE_MARKER:
+                    self.settled.set()
+                    continue
                 text = line.decode('utf-8', 'replace')
                 if self.write:
                     self.write(text)
@@ -163,6 +184,18 @@ class ErrorOutputRecorder(object):
                     sys.stderr.flush()
                 self.lines.append(text.rstrip('\n'))
                 self.count_problem(text)
+
+    def settle(self):
+        """
+        Wait until every line that the commands which have ended wrote is counted.
+
+        A marker goes through the pipe after their output, and the copying
+        thread says when it sees it.
+        """
+        self.settled.clear()
+        self.stream.write(SETTLE_MARKER)
+        self.stream.flush()
+        self.settled.wait(timeout=10)
 
     def count_problem(self, line):
         """
@@ -173,12 +206,16 @@ class ErrorOutputRecorder(object):
         rsync reports each file that vanished during the transfer with a
         ``file has vanished`` line and each file it couldn't read or write
         with a line starting with ``rsync:`` (its closing ``rsync error:``
-        line is a summary, not a file).
+        line is a summary, not a file). Lines that a dry run writes about a
+        path below an entry of the destination that becomes a directory
+        count in :attr:`blind_spots` too (see :data:`BLIND_SPOT_PREFIX`).
         """
         if 'file has vanished: ' in line:
             self.vanished_files += 1
         elif line.startswith('rsync: '):
             self.failed_files += 1
+            if line.startswith(BLIND_SPOT_PREFIX) and line.rstrip().endswith(BLIND_SPOT_SUFFIX):
+                self.blind_spots += 1
         if 'No space left on device' in line or 'Disk quota exceeded' in line:
             self.disk_full = True
 

@@ -288,14 +288,6 @@ class TransferPlan(object):
         return self.root_changed or any(b'/' not in name for name in
                                         set(self.entries) | set(self.links) | self.deletions)
 
-    def is_empty(self):
-        """
-        Check whether the plan changes nothing.
-
-        :returns: :data:`True` when there is nothing to delete, transfer or link.
-        """
-        return not (self.entries or self.links or self.deletions or self.root_changed)
-
 
 class SourceView(object):
 

@@ -35,6 +35,9 @@ from rsync_system_backup.transfer.plan import (
 )
 from rsync_system_backup.transfer.progress import TransferMonitor
 
+PLANNED_PASSES = 2
+"""How many times a planned transfer plans at most (see :func:`transfer_planned()`)."""
+
 SUDO_RSYNC = 'sudo -n rsync'
 """How rsync on an SSH destination runs when the SSH user isn't root (see :func:`.check_sudo()`)."""
 
@@ -232,9 +235,50 @@ def transfer_planned(runner, monitor, target):
               files are missing or stale, which outranks 24; else 24 when
               a command exited with 24; else 0.
 
-    The statistics come from the plan's dry run (the work that the run
-    does), with the traffic of the apply.
+    A dry run can't look below an entry that becomes a directory (see
+    :data:`.BLIND_SPOT_PREFIX`): when it says so, the steps run once more
+    after the apply, and the second plan holds what the first one missed.
+    The statistics come from the first plan's dry run (the work that the
+    run does), with the traffic of the applies.
     """
+    statistics, sent, received = None, 0, 0
+    for number in range(PLANNED_PASSES):
+        last = number == PLANNED_PASSES - 1
+        judge, codes, missing, blind_spots = plan_and_apply(runner, monitor, target, last)
+        statistics = statistics or monitor.statistics
+        sent += monitor.statistics.bytes_sent or 0
+        received += monitor.statistics.bytes_received or 0
+        if not blind_spots or any(code not in (0,) + tuple(WARNING_EXIT_CODES) for code in codes):
+            break
+        logger.info("Planning once more: rsync's dry run couldn't look below %i entry(s) that became directories "
+                    "(see its messages above).", blind_spots)
+    statistics.bytes_sent, statistics.bytes_received = sent, received
+    monitor.statistics = statistics
+    failed = [code for code in codes if code not in (0,) + tuple(WARNING_EXIT_CODES)]
+    if failed:
+        return judge, failed[0]
+    if PARTIAL_TRANSFER in codes or missing:
+        return judge, PARTIAL_TRANSFER
+    return judge, max(codes)
+
+
+def plan_and_apply(runner, monitor, target, last=True):
+    """
+    Run the steps of a planned transfer once (see :func:`transfer_planned()`).
+
+    :param runner: An :class:`RsyncRunner`.
+    :param monitor: The :class:`.TransferMonitor`; its statistics are the
+                    dry run's, with the apply's traffic, afterwards.
+    :param target: The :class:`.TransferTarget`.
+    :param last: :data:`False` when another pass follows if the dry run
+                 had blind spots: they don't count as failures then.
+    :returns: A tuple of the command that judges the pass (the first that
+              failed, or the dry run), the exit codes that count, the names
+              that were left out (a list) and how many blind spots the dry
+              run reported (0 when the pass ended early).
+    """
+    errors = runner.errors
+    failed_before, blind_before = errors.failed_files, errors.blind_spots
     statistics = TransferStatistics()
     dry_run = runner.run(list(PLAN_OPTIONS), environment=PLAN_ENVIRONMENT, asynchronous=True, capture=True,
                          buffered=False)
@@ -246,37 +290,43 @@ def transfer_planned(runner, monitor, target):
         raise
     finally:
         wait_for_exit(dry_run)
-    commands, missing = [dry_run], []
-    if succeeded(dry_run):
-        source = SourceView(runner.backup.source)
-        plan.check_names(source)
-        left_out, undeleted = target.protect(plan)
-        left_out = set(left_out)
-        carried_out = (set(plan.links) | plan.deletions) - left_out - set(undeleted)
-        names, unexamined = drop_redirected_names(source, [name for name in plan.apply_names()
-                                                           if name not in left_out])
-        carried_out.update(names)
-        # Names that couldn't be checked, protected or deleted are like files rsync couldn't transfer (exit code 23).
-        missing = unexamined + sorted(plan.unchecked) + sorted(left_out) + undeleted
-        runner.errors.failed_files += len(missing)
-        if names:
-            commands.append(runner.run(list(monitor.rsync_options) + list(APPLY_OPTIONS), delete=False,
-                                       monitor=monitor, input=files_from(names)))
-        if plan.touches_root():
-            commands.append(runner.run(list(ROOT_OPTIONS), delete=False))
-        if all(succeeded(command) for command in commands):
-            target.check(plan, source, carried_out,
-                         incomplete=any(command.returncode == PARTIAL_TRANSFER for command in commands))
-    statistics.bytes_sent = monitor.statistics.bytes_sent or 0
-    statistics.bytes_received = monitor.statistics.bytes_received or 0
     monitor.statistics = statistics
+    if not succeeded(dry_run):
+        return dry_run, [dry_run.returncode], [], 0
+    errors.settle()
+    blind_spots = 0 if last else errors.blind_spots - blind_before
+    codes = [dry_run.returncode]
+    if blind_spots:
+        # They aren't failures: the next pass plans what lies there.
+        errors.failed_files -= blind_spots
+        if dry_run.returncode == PARTIAL_TRANSFER and errors.failed_files == failed_before:
+            codes = [0]
+    source = SourceView(runner.backup.source)
+    plan.check_names(source)
+    left_out, undeleted = target.protect(plan)
+    left_out = set(left_out)
+    carried_out = (set(plan.links) | plan.deletions) - left_out - set(undeleted)
+    names, unexamined = drop_redirected_names(source, [name for name in plan.apply_names() if name not in left_out])
+    carried_out.update(names)
+    # Names that couldn't be checked, protected or deleted are like files rsync couldn't transfer (exit code 23).
+    missing = unexamined + sorted(plan.unchecked) + sorted(left_out) + undeleted
+    errors.failed_files += len(missing)
+    commands = []
+    if names:
+        monitor.statistics = TransferStatistics()
+        commands.append(runner.run(list(monitor.rsync_options) + list(APPLY_OPTIONS), delete=False, monitor=monitor,
+                                   input=files_from(names)))
+        statistics.bytes_sent = monitor.statistics.bytes_sent
+        statistics.bytes_received = monitor.statistics.bytes_received
+        monitor.statistics = statistics
+    if plan.touches_root():
+        commands.append(runner.run(list(ROOT_OPTIONS), delete=False))
+    codes.extend(command.returncode for command in commands)
     failed = [command for command in commands if not succeeded(command)]
     if failed:
-        return failed[0], failed[0].returncode
-    codes = set(command.returncode for command in commands)
-    if PARTIAL_TRANSFER in codes or missing:
-        return dry_run, PARTIAL_TRANSFER
-    return dry_run, max(codes)
+        return failed[0], codes, missing, 0
+    target.check(plan, source, carried_out, incomplete=PARTIAL_TRANSFER in codes or bool(blind_spots))
+    return dry_run, codes, missing, blind_spots
 
 
 def succeeded(rsync):
