@@ -48,6 +48,8 @@ SEEDS = {
         87: "a RecursionError in the plan (a name that starts with ' => ')",
         102: "rsync in place kept stale content of a file whose attributes changed (quick-check blind spot)",
         112: "an owner change split a hard-linked pair of symbolic links ('hL name -> target' lines)",
+        1002: "a device joined a group below a file that became a directory: the dry run's blind spot (exit 2)",
+        1043: "a directory became a new hard link: not made (a directory in the way), then relisted as a parent",
     },
     'ext4': {
         4: "etc (root's) lost its setgid bit: a planted link s -> x/./etc/shadow",

@@ -103,13 +103,14 @@ def test_new_links_to_unchanged_entries(tmp_path):
     latest = tmp_path / 'latest'
     write_file(latest / 'leader', b'linked')
     write_file(latest / 'replaced', b'old')
+    write_file(latest / 'was-a-directory' / 'inside', b'old')
     snapshot(latest, tmp_path / 'snapshot')
     plan = make_plan(entries=[(b'new-dir', b'd')], links=[(b'new-dir/deep/link', b'leader'), (b'replaced', b'leader'),
-                                                          (b'orphan', b'missing')])
+                                                          (b'orphan', b'missing'), (b'was-a-directory', b'leader')])
     assert protect(LocalContext(), str(latest), plan) == ([b'orphan'], [])
     assert inode(latest / 'new-dir' / 'deep' / 'link') == inode(latest / 'leader')
     assert inode(latest / 'leader') == inode(tmp_path / 'snapshot' / 'leader')
-    assert inode(latest / 'replaced') == inode(latest / 'leader')
+    assert inode(latest / 'replaced') == inode(latest / 'leader') == inode(latest / 'was-a-directory')
     assert (tmp_path / 'snapshot' / 'replaced').read_bytes() == b'old'
     assert not (latest / 'orphan').exists()
 

@@ -119,6 +119,8 @@ def test_lines_that_are_not_changes_are_ignored():
         assert plan.add_line(b'*deleting   ' + name)
     assert plan.deletions == {b'old/dir/deep/file', b'old/dir/deep', b'old/dir'}
     assert plan.apply_names() == [b'old']
+    plan.links[b'old'] = b'leader'
+    assert plan.apply_names() == []
 
 
 def test_files_from_marks_where_names_start(tmp_path):

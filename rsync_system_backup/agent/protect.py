@@ -278,7 +278,7 @@ class Protection(object):
 
     def link(self, name, leader, private):
         """
-        Make a new hard link to an entry of ``latest``, replacing what has the name.
+        Make a new hard link to an entry of ``latest``, replacing what has the name (a directory with what it holds).
 
         :param name: The link's name (bytes).
         :param leader: The name of the entry it links to (bytes).
@@ -293,6 +293,10 @@ class Protection(object):
             above = self.tree.make_directories(parent)
             if above is None:
                 raise OSError(errno.ENOTDIR, "something else is in the way of its directory")
+            existing = self.tree.lstat(name)
+            if existing is not None and stat.S_ISDIR(existing.st_mode):
+                # A directory became this link: rsync would remove it with what it holds too.
+                self.delete(name)
             os.link(found[1], b'link', src_dir_fd=found[0], dst_dir_fd=private, follow_symlinks=False)
             os.rename(b'link', name.rpartition(b'/')[2], src_dir_fd=private, dst_dir_fd=above)
         except OSError as error:

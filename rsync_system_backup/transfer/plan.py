@@ -265,7 +265,8 @@ class TransferPlan(object):
         names = set(self.entries)
         for name in list(self.entries) + list(self.links) + list(self.deletions):
             parent = posixpath.dirname(name)
-            while parent and parent not in names and parent not in self.entries and parent not in self.deletions:
+            while parent and parent not in names and parent not in self.entries and parent not in self.links \
+                    and parent not in self.deletions:
                 names.add(parent)
                 parent = posixpath.dirname(parent)
         return sorted(names)
