@@ -61,9 +61,9 @@ Options:
       supports of 'btrfs' (DESTINATION is a subvolume, snapshots are
       read-only subvolume snapshots), 'reflink' (cp --reflink=always, on XFS
       and btrfs) and 'safe-hardlink' (snapshots are hard links; rsync
-      updates DESTINATION in place, after the files it will change got
-      copies of their own; needs python3 where DESTINATION is, else auto
-      picks 'link-dest'). 'link-dest' writes a new DESTINATION beside the
+      updates only the entries its dry run planned and writes each changed
+      file anew, so no snapshot changes; needs python3 where DESTINATION is,
+      else auto picks 'link-dest'). 'link-dest' writes a new DESTINATION beside the
       old one, hard-linking unchanged files (snapshots are hard links).
       'hardlink' is the flow of version 1.1 (rsync updates DESTINATION in
       place and snapshots are hard links), where a change of a file's mode,
