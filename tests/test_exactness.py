@@ -28,7 +28,7 @@ from support.cli import command_environment, command_line, finish
 from support.loop_filesystems import MountedFilesystem
 from support.processes import session_processes, wait_for
 from support.trees import PAST, settle, snapshot_names, take_manifest, write_dated
-from support.users import AS_NOBODY, NOBODY, python_runs_as_nobody, run_as_nobody, shared_directory
+from support.users import AS_NOBODY, NOBODY, for_nobody, python_runs_as_nobody, run_as_nobody, shared_directory
 
 LINKS_TO_PROTECT = 30000
 """How many symbolic links :func:`test_sigterm_during_protect_step` gives to the protect step (about a second)."""
@@ -581,7 +581,7 @@ def test_no_sudo_unreadable_entry_in_latest(nobody_can_run_python):
         source = os.path.join(work, 'source')
         backups = os.path.join(work, 'backups')
         latest = os.path.join(backups, 'latest')
-        environment = command_environment(HOME=work)
+        environment = for_nobody(command_environment(HOME=work))
 
         def backup():
             """Run a backup and a snapshot as the user, without sudo; returns the result (``output``: both streams)."""

@@ -60,6 +60,20 @@ def run_as_nobody(script, *arguments, cwd=None, check=True):
     return result
 
 
+def for_nobody(environment):
+    """
+    Fit a command's environment for a program that runs as :data:`NOBODY`.
+
+    :param environment: The environment (a dict, see
+                        :func:`support.cli.command_environment()`).
+    :returns: A copy without the variables that make a Python program
+              measure its coverage: she can't write the data files into the
+              project's folder, and the failure to do so would end her run
+              with a traceback.
+    """
+    return {name: value for name, value in environment.items() if not name.startswith('COVERAGE_PROCESS_')}
+
+
 def python_runs_as_nobody():
     """
     Check whether this Python (and the package) can be run by :data:`NOBODY`.
