@@ -26,7 +26,7 @@ from rsync_system_backup.processes.signals import CleanupStack
 from rsync_system_backup.reporting.summary import BackupSummary
 from rsync_system_backup.snapshots.choice import choose_snapshot_method
 from rsync_system_backup.snapshots.method_names import AUTOMATIC, check_method_name
-from rsync_system_backup.steps import BackupSteps
+from rsync_system_backup.backup_steps import BackupSteps
 from rsync_system_backup.transfer.command import DEFAULT_EXCLUDED_ROOTS
 
 logger = logging.getLogger(__name__)
@@ -49,7 +49,7 @@ class RsyncSystemBackup(CheckedProperties, BackupSteps, PropertyManager):
         """
         :data:`True` to let the first backup overwrite a destination directory that already holds files.
 
-        Without it such a backup is refused (see :mod:`.target.marker`), because
+        Without it such a backup is refused (see :mod:`.backup_set.marker`), because
         rsync would replace those files with a copy of the source.
         """
         return False

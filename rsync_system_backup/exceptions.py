@@ -111,4 +111,4 @@ class DestinationAccessError(RsyncSystemBackupError):
 
 
 class SourceMismatchError(RsyncSystemBackupError):
-    """Raised when a backup set holds backups of another source than the one given (see :mod:`.target.marker`)."""
+    """Raised when a backup set holds backups of another source than the one given (see :mod:`.backup_set.marker`)."""

@@ -1,5 +1,5 @@
 """
-Tests of :mod:`rsync_system_backup.target.access`: the backup set is closed to other users.
+Tests of :mod:`rsync_system_backup.backup_set.access`: the backup set is closed to other users.
 
 Real runs of the command, into a local directory and over SSH (a real sshd on
 127.0.0.1, see :mod:`support.remote`): the directories a run creates have

@@ -10,7 +10,7 @@ from executor.contexts import LocalContext
 
 from rsync_system_backup.snapshots import early_copy
 from rsync_system_backup.snapshots.early_copy import EarlyCopy
-from rsync_system_backup.target.private_directory import PRIVATE_PREFIX
+from rsync_system_backup.backup_set.private_directory import PRIVATE_PREFIX
 from support.stand_ins import write_script
 from support.trees import take_manifest, write_file
 

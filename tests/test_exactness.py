@@ -23,7 +23,7 @@ import subprocess
 import pytest
 
 from rsync_system_backup.cli import EXIT_INCOMPLETE
-from rsync_system_backup.target.private_directory import PRIVATE_PREFIX
+from rsync_system_backup.backup_set.private_directory import PRIVATE_PREFIX
 from support.cli import command_environment, command_line, finish
 from support.loop_filesystems import MountedFilesystem
 from support.processes import session_processes, wait_for

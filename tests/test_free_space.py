@@ -1,4 +1,4 @@
-"""Tests of ``target/free_space.py``: the destination's free space (statvfs here, df over SSH, none for daemons)."""
+"""Tests of ``backup_set/free_space.py``: the destination's free space (statvfs here, df over SSH, none for daemons)."""
 
 import os
 import re
@@ -7,7 +7,7 @@ import pytest
 from executor.contexts import LocalContext
 
 from rsync_system_backup import RsyncSystemBackup
-from rsync_system_backup.target.free_space import DiskSpace, measure_disk_space, parse_df_output
+from rsync_system_backup.backup_set.free_space import DiskSpace, measure_disk_space, parse_df_output
 from support.remote import SERVER_ALIAS
 from support.trees import make_source
 

@@ -1,5 +1,5 @@
 """
-Tests of the lock on a backup set (:mod:`rsync_system_backup.target.lock`) held by a command on an SSH destination.
+Tests of the lock on a backup set (:mod:`rsync_system_backup.backup_set.lock`) held by a command on an SSH destination.
 
 A real sshd on 127.0.0.1 (see :mod:`support.remote`) runs the lock command;
 the tests look at the lock file with a real ``flock``.
@@ -16,7 +16,7 @@ from executor import ExternalCommand
 
 from rsync_system_backup.connections.shared_connection import shared_connection
 from rsync_system_backup.connections.ssh import create_remote_context
-from rsync_system_backup.target.lock import DestinationLock
+from rsync_system_backup.backup_set.lock import DestinationLock
 from support.cli import assert_failed
 from support.processes import lock_is_free, session_processes, wait_for
 from support.remote import SERVER_ALIAS, ClientHome, StandInPathSSHServer, wait_until_idle
@@ -57,7 +57,7 @@ HOLDER_SCRIPT = textwrap.dedent('''
     from rsync_system_backup.connections.shared_connection import shared_connection
     from rsync_system_backup.connections.ssh import create_remote_context
     from rsync_system_backup.processes.signals import Interrupted, cleanup, stop_on_signals
-    from rsync_system_backup.target.lock import DestinationLock
+    from rsync_system_backup.backup_set.lock import DestinationLock
 
     class SlowCleanup(object):
         def __enter__(self):

@@ -1,5 +1,5 @@
 """
-Tests of :mod:`rsync_system_backup.target.marker`: a backup set remembers its source and refuses another one.
+Tests of :mod:`rsync_system_backup.backup_set.marker`: a backup set remembers its source and refuses another one.
 
 Real runs of the command on local directories and over SSH (the sshd
 fixtures are in ``conftest.py``).

@@ -1,5 +1,5 @@
 """
-Tests of ``target/operations.py``: listing a directory on another system takes one command, flushing.
+Tests of ``backup_set/operations.py``: listing a directory on another system takes one command, flushing.
 
 Over SSH every command is a round trip, and a run lists the backup directory
 several times (the marker check, recovery, the snapshot and rotation), so
@@ -12,7 +12,7 @@ import subprocess
 
 import pytest
 
-from rsync_system_backup.target.operations import list_directory
+from rsync_system_backup.backup_set.operations import list_directory
 from support.stand_ins import real_program, write_script
 from support.trees import make_source, snapshot_names
 
@@ -112,7 +112,7 @@ def test_write_file_replaces_a_link_instead_of_following_it(tmp_path, remote):
     """In process and through a command (as on SSH destinations) a planted link is replaced, never followed."""
     from executor.contexts import LocalContext
 
-    from rsync_system_backup.target.operations import read_file, write_file
+    from rsync_system_backup.backup_set.operations import read_file, write_file
     context = RecordingContext() if remote else LocalContext()
     victim = tmp_path / 'victim'
     victim.write_text('precious\n')

@@ -1,5 +1,5 @@
 """
-Tests of :mod:`rsync_system_backup.target.os_errors`: operating system errors on the destination get one line.
+Tests of :mod:`rsync_system_backup.backup_set.os_errors`: operating system errors on the destination get one line.
 
 The read-only and full filesystems are real tmpfs mounts in a private mount
 namespace (see :mod:`support.loop_filesystems`), where the command runs too.
@@ -11,7 +11,7 @@ import os
 import pytest
 
 from rsync_system_backup.exceptions import DestinationAccessError
-from rsync_system_backup.target.os_errors import describe_os_error, explain_os_errors
+from rsync_system_backup.backup_set.os_errors import describe_os_error, explain_os_errors
 from support.cli import assert_failed
 from support.loop_filesystems import MountedFilesystem
 from support.trees import snapshot_names, write_file

@@ -9,7 +9,7 @@ from executor.contexts import LocalContext
 
 from rsync_system_backup.agent import protect as program
 from rsync_system_backup.snapshots.protection import protect
-from rsync_system_backup.target.private_directory import PRIVATE_PREFIX
+from rsync_system_backup.backup_set.private_directory import PRIVATE_PREFIX
 from rsync_system_backup.transfer.plan import TransferPlan
 from support.trees import take_manifest, write_file
 

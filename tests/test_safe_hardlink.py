@@ -13,7 +13,7 @@ import tempfile
 
 import pytest
 
-from rsync_system_backup.target.private_directory import PRIVATE_PREFIX
+from rsync_system_backup.backup_set.private_directory import PRIVATE_PREFIX
 from support.cli import command_environment, command_line
 from support.loop_filesystems import MountedFilesystem, NamespaceSSHServer
 from support.remote import SERVER_ALIAS, ClientHome, wait_until_idle

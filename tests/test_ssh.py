@@ -29,7 +29,7 @@ from rsync_system_backup.connections.ssh import (
     translate_remote_errors,
 )
 from rsync_system_backup.connections.tunnel import create_tunnel
-from rsync_system_backup.target.lock import LOCK_FILE_NAME
+from rsync_system_backup.backup_set.lock import LOCK_FILE_NAME
 from support.cli import assert_failed, command_line
 from support.processes import descendant_pids, lock_is_free, read_cmdline, wait_for
 from support.remote import (

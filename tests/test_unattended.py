@@ -59,7 +59,7 @@ def test_verbose_shows_the_steps(run_cli, source, backups):
     result = run_cli('-v', source, backups / 'latest')
     assert result.returncode == 0, result
     names = set(name for name, level, message in parse_lines(result.stderr))
-    assert 'rotate_backups' in names and 'rsync_system_backup.transfer.step' in names
+    assert 'rotate_backups' in names and 'rsync_system_backup.transfer.execution' in names
 
 
 @pytest.mark.parametrize('verbosity, level', [

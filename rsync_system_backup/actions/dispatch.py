@@ -43,7 +43,7 @@ def run_action(action, value, program_options, show_progress=False):
              :exc:`.Interrupted` when a signal stops the action.
     """
     from rsync_system_backup import RsyncSystemBackup
-    from rsync_system_backup.actions.backup_set import open_backup_set
+    from rsync_system_backup.actions.set_view import open_backup_set
     from rsync_system_backup.processes.command_failures import explain_failures
     from rsync_system_backup.processes.signals import stop_on_signals
     with stop_on_signals(), explain_failures():

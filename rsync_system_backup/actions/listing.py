@@ -2,7 +2,7 @@
 ``--list``: the snapshots of a backup set with their age, state, exclusive size and method.
 
 The sizes come from one walk over the whole set on the destination's side
-(see :mod:`.target.exclusive_sizes`; over SSH that walk runs there with
+(see :mod:`.backup_set.exclusive_sizes`; over SSH that walk runs there with
 ``python3``, see :mod:`.manifests.remote`). ``--json`` prints the same
 as one JSON object for scripts.
 """
@@ -12,9 +12,9 @@ import sys
 
 from humanfriendly import format_size, format_timespan
 
-from rsync_system_backup.actions.backup_set import snapshot_age, snapshot_state
+from rsync_system_backup.actions.set_view import snapshot_age, snapshot_state
 from rsync_system_backup.manifests.remote import run_agent
-from rsync_system_backup.target.free_space import measure_disk_space
+from rsync_system_backup.backup_set.free_space import measure_disk_space
 
 UNKNOWN_METHOD = 'unknown'
 """The method shown for a snapshot without a manifest (made by version 1.1, say, or with --no-manifest)."""

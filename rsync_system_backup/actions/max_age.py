@@ -11,7 +11,7 @@ import sys
 
 from humanfriendly import format_timespan
 
-from rsync_system_backup.actions.backup_set import snapshot_age
+from rsync_system_backup.actions.set_view import snapshot_age
 from rsync_system_backup.actions.differences import EXIT_DIFFERENT
 
 

@@ -18,7 +18,7 @@ import posixpath
 
 from rsync_system_backup.disks.tabfiles import decode_escapes
 from rsync_system_backup.exceptions import InvalidDestinationDirectory
-from rsync_system_backup.target.operations import runs_in_process
+from rsync_system_backup.backup_set.operations import runs_in_process
 
 FILESYSTEM_SCRIPT = '''
 [ -d "$1" ] || exit 0

@@ -11,7 +11,7 @@ import os
 
 from rsync_system_backup.exceptions import InvalidDestinationDirectory, InvalidSourceError
 from rsync_system_backup.snapshots.naming import SNAPSHOT_GLOB
-from rsync_system_backup.target.marker import MARKER_FILE_NAME
+from rsync_system_backup.backup_set.marker import MARKER_FILE_NAME
 
 
 def is_inside(pathname, directory):

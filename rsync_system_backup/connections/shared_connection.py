@@ -4,7 +4,7 @@ One SSH connection for all of a run's commands and its transfer (OpenSSH connect
 :func:`shared_connection()` starts a master connection whose control socket
 lives in a private temporary directory; while it is open, the destination
 context's commands, the holder of the lock on the backup set (see
-:mod:`.target.lock`) and rsync's ``--rsh`` connect through it, so the
+:mod:`.backup_set.lock`) and rsync's ``--rsh`` connect through it, so the
 destination sees one login for all of them.
 
 The master connection must outlive the first Control-C or SIGTERM, because

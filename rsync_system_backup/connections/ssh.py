@@ -21,7 +21,7 @@ rsync's own connection. Two things are changed from executor's defaults:
 
 A run logs in once: it opens one SSH connection and sends every command
 (the checks of :func:`check_remote_rsync()` and :func:`check_sudo()`, the
-holder of the lock on the backup set, see :mod:`.target.lock`) and the rsync
+holder of the lock on the backup set, see :mod:`.backup_set.lock`) and the rsync
 transfer through it (OpenSSH connection multiplexing, see
 :func:`.shared_connection()`). So the destination sees one login per run
 instead of dozens.

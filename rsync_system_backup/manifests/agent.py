@@ -21,7 +21,7 @@ from rsync_system_backup.manifests.format import (
     write_manifest,
 )
 from rsync_system_backup.manifests.scan import ChangedDuringWalk, build_lines, scan_tree
-from rsync_system_backup.target.exclusive_sizes import measure_exclusive_sizes
+from rsync_system_backup.backup_set.exclusive_sizes import measure_exclusive_sizes
 
 PROGRESS_FORMAT = '\rVerifying %s: %i entries, %.1f MiB read '
 """The progress line of :func:`verify_snapshot()` on a terminal."""

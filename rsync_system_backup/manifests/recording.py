@@ -24,7 +24,7 @@ import threading
 from rsync_system_backup.manifests.format import MANIFEST_DIRECTORY, manifest_name, orphaned_manifests
 from rsync_system_backup.manifests.remote import run_agent
 from rsync_system_backup.snapshots.naming import INCOMPLETE_SUFFIX
-from rsync_system_backup.target.operations import list_directory, remove_trees
+from rsync_system_backup.backup_set.operations import list_directory, remove_trees
 
 logger = logging.getLogger(__name__)
 

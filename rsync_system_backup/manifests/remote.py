@@ -18,18 +18,18 @@ import sys
 from executor.contexts import LocalContext
 
 from rsync_system_backup.exceptions import RemoteCommandError, RsyncSystemBackupError
-from rsync_system_backup.target.operations import runs_in_process
+from rsync_system_backup.backup_set.operations import runs_in_process
 
 AGENT_MODULES = (
     'rsync_system_backup.manifests.format',
     'rsync_system_backup.manifests.scan',
     'rsync_system_backup.manifests.compare',
-    'rsync_system_backup.target.exclusive_sizes',
+    'rsync_system_backup.backup_set.exclusive_sizes',
     'rsync_system_backup.manifests.agent',
 )
 """The modules that the agent needs, in the order they are loaded (each imports only those before it)."""
 
-AGENT_PACKAGES = ('rsync_system_backup', 'rsync_system_backup.manifests', 'rsync_system_backup.target')
+AGENT_PACKAGES = ('rsync_system_backup', 'rsync_system_backup.manifests', 'rsync_system_backup.backup_set')
 """The packages of :data:`AGENT_MODULES`, created empty so that their imports find the modules."""
 
 LOADER = '''\

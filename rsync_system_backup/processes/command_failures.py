@@ -17,7 +17,7 @@ from executor import ExternalCommandFailed, quote
 
 from rsync_system_backup.connections.ssh import translate_remote_errors
 from rsync_system_backup.exceptions import CommandFailedError, RsyncSystemBackupError
-from rsync_system_backup.target.os_errors import explain_os_errors
+from rsync_system_backup.backup_set.os_errors import explain_os_errors
 
 
 @contextlib.contextmanager

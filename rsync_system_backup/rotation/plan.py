@@ -16,7 +16,7 @@ import posixpath
 
 from rsync_system_backup.manifests.recording import remove_orphaned_manifests
 from rsync_system_backup.snapshots.naming import REMOVING_SUFFIX, SNAPSHOT_NAME_PATTERN, remove_leftovers
-from rsync_system_backup.target.operations import list_directory, remove_trees
+from rsync_system_backup.backup_set.operations import list_directory, remove_trees
 
 logger = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ Each function takes the execution context of the destination, so the
 
 import os
 
-from rsync_system_backup.target.operations import runs_in_process
+from rsync_system_backup.backup_set.operations import runs_in_process
 
 SUBVOLUME_INODE = 256
 """The inode number of the top directory of every btrfs subvolume."""

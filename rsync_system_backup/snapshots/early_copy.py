@@ -27,8 +27,8 @@ import posixpath
 from rsync_system_backup.processes.waiting import wait_for_exit
 from rsync_system_backup.snapshots.parallel_copy import DIRECTORY_CODE, link_copy
 from rsync_system_backup.snapshots.protection import PYTHON
-from rsync_system_backup.target.operations import remove_trees, rename_directory
-from rsync_system_backup.target.private_directory import PRIVATE_PREFIX
+from rsync_system_backup.backup_set.operations import remove_trees, rename_directory
+from rsync_system_backup.backup_set.private_directory import PRIVATE_PREFIX
 
 UPDATE_SCRIPT = DIRECTORY_CODE + r'''
 import shutil, tempfile

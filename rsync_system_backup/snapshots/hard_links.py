@@ -18,8 +18,8 @@ import os
 from rsync_system_backup.agent import link_limit
 from rsync_system_backup.agent.shipping import run_program
 from rsync_system_backup.exceptions import SnapshotFailedError
-from rsync_system_backup.target.operations import runs_in_process
-from rsync_system_backup.target.private_directory import PRIVATE_PREFIX
+from rsync_system_backup.backup_set.operations import runs_in_process
+from rsync_system_backup.backup_set.private_directory import PRIVATE_PREFIX
 
 PROGRAM_MODULES = ('rsync_system_backup.agent.tree', 'rsync_system_backup.agent.link_limit')
 """The modules of the link-limit program on the destination, the program last."""

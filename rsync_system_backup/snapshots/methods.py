@@ -44,7 +44,7 @@ from rsync_system_backup.snapshots.btrfs import create_subvolume, delete_subvolu
 from rsync_system_backup.snapshots.filesystem_features import BTRFS, find_link_limit
 from rsync_system_backup.snapshots.hard_links import count_shared_files, relieve_link_limit
 from rsync_system_backup.snapshots.replacement import Replacement
-from rsync_system_backup.target.operations import add_suffix, remove_trees
+from rsync_system_backup.backup_set.operations import add_suffix, remove_trees
 
 logger = logging.getLogger(__name__)
 

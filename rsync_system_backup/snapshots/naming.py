@@ -16,7 +16,7 @@ import re
 import time
 
 from rsync_system_backup.processes.signals import cleanup
-from rsync_system_backup.target.operations import flush_filesystem, list_directory, remove_trees, rename_directory
+from rsync_system_backup.backup_set.operations import flush_filesystem, list_directory, remove_trees, rename_directory
 
 SNAPSHOT_NAME_FORMAT = '%Y-%m-%d_%H-%M-%S'
 """The :func:`~time.strftime()` format of new snapshot names (no spaces or colons)."""

@@ -18,8 +18,8 @@ from rsync_system_backup.agent import protect as program
 from rsync_system_backup.agent.shipping import PYTHON_OPTIONS, run_program
 from rsync_system_backup.exceptions import SnapshotMethodError
 from rsync_system_backup.processes.signals import cleanup
-from rsync_system_backup.target.operations import runs_in_process
-from rsync_system_backup.target.private_directory import PRIVATE_PREFIX
+from rsync_system_backup.backup_set.operations import runs_in_process
+from rsync_system_backup.backup_set.private_directory import PRIVATE_PREFIX
 
 PYTHON = ('python3',) + PYTHON_OPTIONS
 """How the destination's programs run: ``python3``, isolated from the environment, without the site module."""

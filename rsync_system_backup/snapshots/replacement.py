@@ -18,8 +18,8 @@ the swap was cut in half, and everything else is removed.
 import logging
 import posixpath
 
-from rsync_system_backup.target.operations import flush_filesystem, list_directory, rename_directory
-from rsync_system_backup.target.private_directory import remove_stale_private_directories
+from rsync_system_backup.backup_set.operations import flush_filesystem, list_directory, rename_directory
+from rsync_system_backup.backup_set.private_directory import remove_stale_private_directories
 
 NEW_NAME = '.rsync-system-backup.new'
 """The name of a new ``latest`` while it is being built."""

@@ -40,7 +40,7 @@ from rsync_system_backup.snapshots.hard_links import copy_at_link_limit, relieve
 from rsync_system_backup.snapshots.methods import LinkDestMethod, SnapshotMethod, TransferTarget
 from rsync_system_backup.snapshots.parallel_copy import link_copy
 from rsync_system_backup.snapshots.protection import protect
-from rsync_system_backup.target.operations import remove_trees, write_file
+from rsync_system_backup.backup_set.operations import remove_trees, write_file
 from rsync_system_backup.transfer.check import check_transfer
 
 TOO_MANY_LINKS = b'Too many links'

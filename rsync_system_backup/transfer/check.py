@@ -17,7 +17,7 @@ import os
 from rsync_system_backup.agent import kinds
 from rsync_system_backup.agent.shipping import run_program
 from rsync_system_backup.exceptions import SnapshotMethodError
-from rsync_system_backup.target.operations import runs_in_process
+from rsync_system_backup.backup_set.operations import runs_in_process
 
 PROGRAM_MODULES = ('rsync_system_backup.agent.tree', 'rsync_system_backup.agent.kinds')
 """The modules of the check's program on the destination, the program last."""

@@ -32,7 +32,7 @@ from rsync_system_backup.exceptions import BackupInProgressError, LockFailedErro
 from rsync_system_backup.processes.sessions import OwnSessionOption
 from rsync_system_backup.processes.signals import spare, unspare
 from rsync_system_backup.processes.waiting import wait_for_exit
-from rsync_system_backup.target.operations import runs_in_process
+from rsync_system_backup.backup_set.operations import runs_in_process
 
 LOCK_FILE_NAME = '.rsync-system-backup.lock'
 """The name of the lock file, next to ``latest`` (a hidden file, so rotation and rsync leave it alone)."""

@@ -1,8 +1,8 @@
 """
 One line for every operating system error on the destination.
 
-The small operations on a local destination (see :mod:`.target.operations`,
-:mod:`.target.lock` and :mod:`.target.marker`) run in this process, so a
+The small operations on a local destination (see :mod:`.backup_set.operations`,
+:mod:`.backup_set.lock` and :mod:`.backup_set.marker`) run in this process, so a
 read-only filesystem (ext4 remounts itself read-only after disk errors), a
 full one, a missing permission or a failing disk shows up as an
 :exc:`OSError`. :func:`explain_os_errors()` turns each such error into a

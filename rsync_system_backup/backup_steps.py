@@ -29,11 +29,11 @@ from rsync_system_backup.rotation.plan import rotate_snapshots
 from rsync_system_backup.rotation.schemes import check_rotation_scheme
 from rsync_system_backup.snapshots.method_names import AUTOMATIC
 from rsync_system_backup.snapshots.naming import create_snapshot
-from rsync_system_backup.target.access import prepare_backup_root
-from rsync_system_backup.target.free_space import measure_disk_space
-from rsync_system_backup.target.lock import DestinationLock
-from rsync_system_backup.target.marker import describe_source, ensure_backup_target
-from rsync_system_backup.transfer.step import transfer_changes
+from rsync_system_backup.backup_set.access import prepare_backup_root
+from rsync_system_backup.backup_set.free_space import measure_disk_space
+from rsync_system_backup.backup_set.lock import DestinationLock
+from rsync_system_backup.backup_set.marker import describe_source, ensure_backup_target
+from rsync_system_backup.transfer.execution import transfer_changes
 
 logger = logging.getLogger(__name__)
 
@@ -107,7 +107,7 @@ class BackupSteps:
 
         :raises: :exc:`.UnmarkedDestinationError` or, for a set that holds
                  backups of another source, :exc:`.SourceMismatchError`
-                 (see :mod:`.target.marker`).
+                 (see :mod:`.backup_set.marker`).
         """
         ensure_backup_target(self.destination_context, self.destination.directory, self.destination.parent_directory,
                              accept_existing=self.accept_existing, sudo=self.sudo_enabled, dry_run=self.dry_run,

@@ -21,7 +21,7 @@ from rsync_system_backup.snapshots.naming import (
     is_leftover_name,
     is_snapshot_name,
 )
-from rsync_system_backup.target.operations import list_directory
+from rsync_system_backup.backup_set.operations import list_directory
 
 COMPLETE = 'complete'
 """The state of a snapshot that was made completely."""

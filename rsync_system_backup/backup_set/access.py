@@ -16,7 +16,7 @@ import logging
 import os
 import stat
 
-from rsync_system_backup.target.operations import MAKE_DIRECTORY_SCRIPT, make_private_directories, runs_in_process
+from rsync_system_backup.backup_set.operations import MAKE_DIRECTORY_SCRIPT, make_private_directories, runs_in_process
 
 CREATE_SCRIPT = MAKE_DIRECTORY_SCRIPT + ' && exec stat --format=%a -- "$1"'
 """

@@ -14,7 +14,7 @@ from humanfriendly import Timer, format_size
 from rsync_system_backup.destinations import Destination
 from rsync_system_backup.exceptions import BackupInProgressError
 from rsync_system_backup.processes.waiting import wait_for_exit
-from rsync_system_backup.target.operations import make_directory
+from rsync_system_backup.backup_set.operations import make_directory
 from rsync_system_backup.transfer.command import WARNING_EXIT_CODES, build_rsync_command
 from rsync_system_backup.transfer.errors import (
     ErrorOutputRecorder,

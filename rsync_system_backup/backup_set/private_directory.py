@@ -21,7 +21,7 @@ import logging
 import posixpath
 import tempfile
 
-from rsync_system_backup.target.operations import remove_trees, runs_in_process
+from rsync_system_backup.backup_set.operations import remove_trees, runs_in_process
 
 PRIVATE_PREFIX = '.rsync-system-backup.tmp.'
 """The start of every private directory's name (a random part follows)."""

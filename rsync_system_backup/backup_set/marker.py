@@ -24,7 +24,7 @@ import socket
 
 from rsync_system_backup.exceptions import SourceMismatchError, UnmarkedDestinationError
 from rsync_system_backup.snapshots.naming import LEGACY_SNAPSHOT_NAME_PATTERN
-from rsync_system_backup.target.operations import list_directory, make_directory, read_file, write_file
+from rsync_system_backup.backup_set.operations import list_directory, make_directory, read_file, write_file
 
 MARKER_FILE_NAME = '.rsync-system-backup'
 """The name of the file that marks a backup target (hidden, and outside rsync's reach)."""
