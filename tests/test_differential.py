@@ -50,6 +50,8 @@ SEEDS = {
         112: "an owner change split a hard-linked pair of symbolic links ('hL name -> target' lines)",
         1002: "a device joined a group below a file that became a directory: the dry run's blind spot (exit 2)",
         1043: "a directory became a new hard link: not made (a directory in the way), then relisted as a parent",
+        2024: "rsync in place failed (exit code 23) where a directory became a hard-linked file: its second run"
+              " is the oracle",
     },
     'ext4': {
         4: "etc (root's) lost its setgid bit: a planted link s -> x/./etc/shadow",
