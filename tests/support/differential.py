@@ -1437,8 +1437,9 @@ class SeedRun(object):
                               % (round_number, oracle_output.strip().splitlines()[0]))
             oracle_code, oracle_output = self.run_command(oracle_command(self.source, self.oracle, excludes))
         if oracle_code != 0:
-            raise AssertionError("The oracle (plain rsync) failed with exit code %d (seed %d, round %d): %s"
-                                 % (oracle_code, self.seed, round_number, oracle_output))
+            return Failure(self.seed, self.filesystem.kind, round_number,
+                           [('the oracle (plain rsync) failed twice, exit code %d' % oracle_code,
+                             oracle_output.splitlines()[-5:])], log, excludes, output)
         if self.tamper:
             self.tamper(round_number, self)
         findings = self.check()
