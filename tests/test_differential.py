@@ -52,6 +52,8 @@ SEEDS = {
         1043: "a directory became a new hard link: not made (a directory in the way), then relisted as a parent",
         2024: "rsync in place failed (exit code 23) where a directory became a hard-linked file: its second run"
               " is the oracle",
+        2249: "rsync in place lost a long xattr of a rewritten file ('Missing abbreviated xattr value', exit code 0):"
+              " its second run is the oracle",
     },
     'ext4': {
         4: "etc (root's) lost its setgid bit: a planted link s -> x/./etc/shadow",

@@ -1427,12 +1427,14 @@ class SeedRun(object):
                            [('the command failed with exit code %d' % returncode, output.splitlines()[-5:])],
                            log, excludes, output)
         oracle_code, oracle_output = self.run_command(oracle_command(self.source, self.oracle, excludes))
-        if oracle_code != 0:
+        if oracle_code != 0 or oracle_output.strip():
             # rsync in place doesn't always finish in one run: where a directory
             # became a file of a hard-link group, rsync 3.5.0's generator asks for
             # the new file's default ACL ("sys_acl_get_file(..., ACL_TYPE_DEFAULT):
             # Permission denied", exit code 23), and only the next run copies its
-            # ACL. What rsync in place leaves is what that next run leaves.
+            # ACL; and a rewritten file can lose a long xattr ("Missing abbreviated
+            # xattr value", exit code 0: seed 2249). What rsync in place leaves is
+            # what that next run leaves; the oracle prints nothing otherwise.
             self.notes.append('the oracle needed a second run (round %d): %s'
                               % (round_number, oracle_output.strip().splitlines()[0]))
             oracle_code, oracle_output = self.run_command(oracle_command(self.source, self.oracle, excludes))
