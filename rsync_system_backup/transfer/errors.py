@@ -85,14 +85,17 @@ BLIND_SPOT_PREFIX = 'rsync: [generator] stat "'
 """
 How the line starts in which a dry run reports a path it couldn't look at
 in the destination. A dry run doesn't replace an entry that becomes a
-directory, so it can't look below it, and says so with
-:data:`BLIND_SPOT_SUFFIX` (``ENOTDIR``): the new entries there that belong
-to a hard-link group are missing from its plan. The real transfer would
-have made the directory first.
+directory, so it can't look below it, and says so with one of
+:data:`BLIND_SPOT_SUFFIXES`: the new entries there that belong to a
+hard-link group are missing from its plan. The real transfer would have
+made the directory first.
 """
 
-BLIND_SPOT_SUFFIX = 'failed: Not a directory (20)'
-"""How that line ends (see :data:`BLIND_SPOT_PREFIX`)."""
+BLIND_SPOT_SUFFIXES = ('failed: Not a directory (20)', 'failed: Too many levels of symbolic links (40)')
+"""
+How that line ends (see :data:`BLIND_SPOT_PREFIX`): ``ENOTDIR`` where the
+entry is a file, ``ELOOP`` where it is a symbolic link that leads to itself.
+"""
 
 
 class RsyncFailedError(TransferFailedError, ExternalCommandFailed):
@@ -214,7 +217,7 @@ class ErrorOutputRecorder(object):
             self.vanished_files += 1
         elif line.startswith('rsync: '):
             self.failed_files += 1
-            if line.startswith(BLIND_SPOT_PREFIX) and line.rstrip().endswith(BLIND_SPOT_SUFFIX):
+            if line.startswith(BLIND_SPOT_PREFIX) and line.rstrip().endswith(BLIND_SPOT_SUFFIXES):
                 self.blind_spots += 1
         if 'No space left on device' in line or 'Disk quota exceeded' in line:
             self.disk_full = True
