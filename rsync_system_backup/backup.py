@@ -77,7 +77,7 @@ class RsyncSystemBackup(CheckedProperties, BackupSteps, PropertyManager):
     @mutable_property
     def manifests_enabled(self):
         """
-        :data:`True` to record every entry of each new snapshot in its manifest (see :mod:`.manifests`).
+        :data:`True` to record every entry of each new snapshot in its manifest (see :mod:`.manifests.format`).
 
         Such a manifest lets ``--verify`` check the snapshot later and
         ``--diff`` compare it with content checksums. It is off by default

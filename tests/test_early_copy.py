@@ -1,5 +1,6 @@
 """Tests of the snapshot copy made during the transfer (``snapshots/early_copy.py``), on the test's own filesystem."""
 
+import errno
 import os
 import shutil
 import subprocess
@@ -8,7 +9,7 @@ import time
 import pytest
 from executor.contexts import LocalContext
 
-from rsync_system_backup.snapshots import early_copy
+from rsync_system_backup.agent import update as update_program
 from rsync_system_backup.snapshots.early_copy import EarlyCopy
 from rsync_system_backup.backup_set.private_directory import PRIVATE_PREFIX
 from support.stand_ins import write_script
@@ -98,7 +99,10 @@ def test_failed_update_removes_the_copy(tmp_path, monkeypatch):
     latest = tmp_path / 'latest'
     make_latest(latest)
     copy = EarlyCopy(LocalContext(), str(latest))
-    monkeypatch.setattr(early_copy, 'PYTHON', ('false',))
+
+    def fail(*arguments):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(update_program, 'update', fail)
     assert not copy.update(change_latest(latest))
     assert sorted(os.listdir(str(tmp_path))) == ['latest']
 

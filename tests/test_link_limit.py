@@ -1,10 +1,12 @@
 """Tests of the link-limit programs (``agent/link_limit.py``) on the test's own filesystem, with a small limit."""
 
 import os
-import subprocess
-import sys
+
+from executor.contexts import LocalContext
 
 from rsync_system_backup.agent import link_limit
+from rsync_system_backup.agent.shipping import run_program
+from rsync_system_backup.snapshots.hard_links import PROGRAM_MODULES
 from support.trees import take_manifest, write_file
 
 ODD = b'odd \xff name'
@@ -74,13 +76,13 @@ def test_program_answers_through_its_pipes(tmp_path):
     write_file(latest / 'crowded', b'crowded')
     for number in range(3):
         os.link(str(latest / 'crowded'), str(latest / ('name-%i' % number)))
-    program = 'import sys; from rsync_system_backup.agent import link_limit; sys.exit(link_limit.main(sys.argv[1:]))'
-    copy = subprocess.run([sys.executable, '-c', program, 'copy', str(latest), str(tmp_path / 'snapshot'), '6'],
-                          capture_output=True)
+
+    def program(*arguments):
+        # An I/O scheduling class makes it a command of its own, as on another system.
+        return run_program(LocalContext(), "The test", PROGRAM_MODULES, arguments, ionice='idle')
+    copy = program('copy', str(latest), str(tmp_path / 'snapshot'), '6')
     assert copy.returncode == 0 and copy.stdout == b'crowded\0', copy.stderr
-    again = subprocess.run([sys.executable, '-c', program, 'copy', str(latest), str(tmp_path / 'snapshot'), '6'],
-                           capture_output=True)
+    again = program('copy', str(latest), str(tmp_path / 'snapshot'), '6')
     assert again.returncode == 1 and b'Failed to make the snapshot' in again.stderr
-    relieve = subprocess.run([sys.executable, '-c', program, 'relieve', str(latest), '9', '.private.'],
-                             capture_output=True)
+    relieve = program('relieve', str(latest), '9', '.private.')
     assert relieve.returncode == 0 and relieve.stdout == b'', relieve.stderr

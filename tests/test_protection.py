@@ -1,14 +1,16 @@
 """Tests of the protect step (``agent/protect.py`` and ``snapshots/protection.py``) on the test's own filesystem."""
 
+import errno
 import os
 import subprocess
-import sys
 
 import pytest
 from executor.contexts import LocalContext
 
 from rsync_system_backup.agent import protect as program
-from rsync_system_backup.snapshots.protection import protect
+from rsync_system_backup.agent.shipping import run_program
+from rsync_system_backup.agent.standalone import Stopped
+from rsync_system_backup.snapshots.protection import PROGRAM_MODULES, protect
 from rsync_system_backup.backup_set.private_directory import PRIVATE_PREFIX
 from rsync_system_backup.transfer.plan import TransferPlan
 from support.trees import take_manifest, write_file
@@ -147,10 +149,10 @@ def test_stopped_while_copying_changes_nothing(tmp_path, monkeypatch):
         real_copy_entry(*arguments)
         copies.append(arguments)
         if len(copies) == 2:
-            raise program.Stopped(15)
+            raise Stopped(15)
     monkeypatch.setattr(program, 'copy_entry', copy_then_stop)
     protection = program.Protection(os.fsencode(str(latest)), os.fsencode(PRIVATE_PREFIX))
-    with pytest.raises(program.Stopped):
+    with pytest.raises(Stopped):
         protection.run(program.read_orders(program.encode_orders(protect_orders())))
     assert take_manifest(latest) == before
     assert not private_directories(tmp_path)
@@ -173,11 +175,89 @@ def test_program_answers_through_its_pipes(tmp_path):
     orders.deletions = [b'gone']
     orders.kinds = {b'shared': b'L', b'new': b'f'}
     orders.links = [(b'new', b'missing')]
-    finished = subprocess.run([sys.executable, '-c', 'import sys; from rsync_system_backup.agent import protect; '
-                               'sys.exit(protect.main(sys.argv[1:]))', str(latest), PRIVATE_PREFIX],
-                              input=program.encode_orders(orders), capture_output=True)
+    # An I/O scheduling class makes it a command of its own, as on another system.
+    finished = run_program(LocalContext(), "The test", PROGRAM_MODULES, [str(latest), PRIVATE_PREFIX],
+                           program.encode_orders(orders), ionice='idle')
     assert finished.returncode == program.INCOMPLETE, finished.stderr
     assert finished.stdout == b'Fnew\0'
     assert b"Can't protect 'new'" in finished.stderr
     assert inode(latest / 'shared') != inode(tmp_path / 'snapshot' / 'shared')
     assert not (latest / 'gone').exists()
+
+
+def shared_links(tmp_path, names=('one', 'two')):
+    """Make a ``latest`` of symbolic links that a snapshot shares; give its path."""
+    latest = tmp_path / 'latest'
+    latest.mkdir()
+    for name in names:
+        os.symlink(name + '-target', str(latest / name))
+    snapshot(latest, tmp_path / 'snapshot')
+    return latest
+
+
+def run_step(latest, orders):
+    """Run the protect step as a program, in this process (see ``agent/shipping.py``)."""
+    return run_program(LocalContext(), "The test", PROGRAM_MODULES, [str(latest), PRIVATE_PREFIX],
+                       program.encode_orders(orders))
+
+
+def test_failed_copy_changes_nothing(tmp_path, monkeypatch):
+    """A copy that fails for want of space fails the whole step: latest stays as it was, the private directory goes."""
+    latest = shared_links(tmp_path)
+    before = take_manifest(latest)
+
+    def no_space(*arguments):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(program, 'copy_entry', no_space)
+    orders = protect_orders()
+    orders.deletions = [b'three']
+    finished = run_step(latest, orders)
+    assert (finished.returncode, finished.stdout) == (program.FAILED, b'')
+    assert finished.problem == "Failed to copy 'one' in %s: No space left on device." % latest
+    assert take_manifest(latest) == before
+    assert not private_directories(tmp_path)
+
+
+def test_entries_that_cannot_be_prepared_are_left_out(tmp_path, monkeypatch):
+    """An entry that can't be read or copied, or changes meanwhile, is reported and left out; the rest goes on."""
+    latest = shared_links(tmp_path, names=('unreadable', 'uncopyable', 'changing', 'fine', 'kind-unknown'))
+    write_file(latest / 'file', b'')
+    real_lstat, real_copy_entry = program.Tree.lstat, program.copy_entry
+
+    def lstat(tree, name):
+        if name in (b'unreadable', b'kind-unknown'):
+            raise PermissionError(errno.EACCES, "Permission denied")
+        return real_lstat(tree, name)
+
+    def copy_entry(directory, name, info, private, copy):
+        if name == b'uncopyable':
+            raise PermissionError(errno.EACCES, "Permission denied")
+        real_copy_entry(directory, name, info, private, copy)
+        if name == b'changing':
+            os.rename(str(latest / 'fine'), str(latest / 'changing'))
+            os.symlink('fine-target', str(latest / 'fine'))
+    monkeypatch.setattr(program.Tree, 'lstat', lstat)
+    monkeypatch.setattr(program, 'copy_entry', copy_entry)
+    orders = program.Orders()
+    orders.kinds = {b'unreadable': b'L', b'uncopyable': b'L', b'changing': b'L', b'kind-unknown': b'f'}
+    orders.links = [(b'file/below', b'file')]
+    finished = run_step(latest, orders)
+    assert finished.returncode == program.INCOMPLETE
+    assert sorted(record for record in finished.stdout.split(b'\0') if record) == \
+        [b'Fchanging', b'Ffile/below', b'Funcopyable', b'Funreadable']
+    assert finished.messages == [
+        "Can't protect 'unreadable' in %s: Permission denied" % latest,
+        "Can't protect 'uncopyable' in %s: Permission denied" % latest,
+        "Can't protect 'changing' in %s: it changed while it was copied" % latest,
+        "Can't protect 'file/below' in %s: something else is in the way of its directory" % latest,
+    ]
+    assert os.readlink(str(latest / 'changing')) == 'fine-target'
+    assert not private_directories(tmp_path)
+
+
+def test_missing_latest_fails_the_step(tmp_path):
+    """Without ``latest`` the step fails with one message."""
+    finished = run_step(tmp_path / 'latest', protect_orders())
+    assert (finished.returncode, finished.problem) == (
+        program.FAILED, "Failed to prepare %s: [Errno 2] No such file or directory: b'%s'." % (
+            tmp_path / 'latest', tmp_path / 'latest'))

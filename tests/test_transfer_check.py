@@ -30,6 +30,20 @@ def test_kinds_of_names(tmp_path):
     assert kinds.describe(os.fsencode(str(tmp_path)), questions) == b'dfLS---=-'
 
 
+def test_entry_that_cannot_be_looked_at(tmp_path, monkeypatch):
+    """An entry that can't be looked at counts as missing, also in a pair."""
+    write_file(tmp_path / 'file', b'')
+    real_lstat = kinds.Tree.lstat
+
+    def lstat(tree, name):
+        if name == b'hidden':
+            raise PermissionError(13, "Permission denied")
+        return real_lstat(tree, name)
+    monkeypatch.setattr(kinds.Tree, 'lstat', lstat)
+    questions = kinds.encode_questions([b'hidden', b'file'], [(b'hidden', b'file')])
+    assert kinds.describe(os.fsencode(str(tmp_path)), questions) == b'-f-'
+
+
 def test_differences_are_named(tmp_path):
     """Another kind, a deletion still there and a missing hard link are found; what matches isn't."""
     source, latest = tmp_path / 'source', tmp_path / 'latest'

@@ -3,7 +3,8 @@
 
 From the two manifests when both snapshots have one (content included),
 otherwise by walking both snapshots and comparing their metadata (see
-:func:`.agent.diff_snapshots()`); either way on the destination's side.
+:func:`.agent.manifests.diff_snapshots()`); either way on the destination's
+side.
 """
 
 import logging

@@ -10,7 +10,6 @@ inode, ``-`` otherwise. Names are looked up without following symbolic links
 
 import os
 import stat
-import sys
 
 from rsync_system_backup.agent.tree import Tree
 
@@ -86,12 +85,21 @@ def look(tree, name):
         return None
 
 
-def main(arguments):
+def main(arguments, stdin, stdout, stderr, shield):
     """
     Answer as a program: ``kinds LATEST``, with the questions on standard input.
 
     :param arguments: The command line's arguments (strings).
-    :returns: The exit code.
+    :param stdin: The questions (a binary stream).
+    :param stdout: For the answers (a binary stream).
+    :param stderr: For a message (a text stream).
+    :param shield: Unused: nothing here needs shielding from signals.
+    :returns: The exit code: 0, or 1 when ``latest`` can't be opened (with a message).
     """
-    sys.stdout.buffer.write(describe(os.fsencode(arguments[0]), sys.stdin.buffer.read()))
+    try:
+        answers = describe(os.fsencode(arguments[0]), stdin.read())
+    except OSError as error:
+        stderr.write("Failed to look into %s: %s\n" % (arguments[0], error))
+        return 1
+    stdout.write(answers)
     return 0

@@ -28,7 +28,6 @@ the names of the files they copied, NUL-terminated, on standard output.
 import os
 import shutil
 import stat
-import sys
 import tempfile
 
 from rsync_system_backup.agent.tree import (
@@ -161,11 +160,15 @@ def link_or_copy(latest_path, target_path, limit):
         latest.close()
 
 
-def main(arguments):
+def main(arguments, stdin, stdout, stderr, shield):
     """
     Run as a program: ``link_limit relieve LATEST LIMIT PREFIX`` or ``link_limit copy LATEST TARGET LIMIT``.
 
     :param arguments: The command line's arguments (strings).
+    :param stdin: Unused (the program reads no input).
+    :param stdout: For the names of the copied files (a binary stream).
+    :param stderr: For a message (a text stream).
+    :param shield: Unused: a signal may stop either verb anywhere.
     :returns: The exit code: 0, or 1 after a failure (with a message on standard error).
     """
     verb, values = arguments[0], [os.fsencode(argument) for argument in arguments[1:]]
@@ -175,8 +178,8 @@ def main(arguments):
         else:
             names = link_or_copy(values[0], values[1], int(values[2]))
     except OSError as error:
-        sys.stderr.write("Failed to %s: %s\n" % ('copy the files near the link limit' if verb == 'relieve' else
-                                                 'make the snapshot', error))
+        stderr.write("Failed to %s: %s\n" % ('copy the files near the link limit' if verb == 'relieve' else
+                                             'make the snapshot', error))
         return 1
-    sys.stdout.buffer.write(b''.join(name + b'\0' for name in names))
+    stdout.write(b''.join(name + b'\0' for name in names))
     return 0

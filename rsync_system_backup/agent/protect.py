@@ -37,16 +37,14 @@ apply must leave it out; the backup is incomplete then) and ``U`` and a name
 for a deletion that failed.
 """
 
-import contextlib
 import errno
 import os
 import shutil
-import signal
 import stat
-import sys
 import tempfile
 
 from rsync_system_backup.agent.kinds import kind_of
+from rsync_system_backup.agent.standalone import held_signals
 from rsync_system_backup.agent.tree import Tree, copy_entry, remove_entry
 
 DONE = 0
@@ -57,9 +55,6 @@ FAILED = 1
 
 INCOMPLETE = 3
 """The exit code after everything but the entries reported with ``F`` or ``U``."""
-
-HELD_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-"""The signals that stop the step: held back while it changes ``latest``."""
 
 IN_PLACE_KINDS = (b'L', b'D', b'S')
 """The kinds of entries whose attributes rsync changes in place although the apply has ``--ignore-times``."""
@@ -99,11 +94,6 @@ class Failure(Exception):
         self.exit_code = exit_code
 
 
-class Stopped(BaseException):
-
-    """Raised by a signal while the step makes its copies."""
-
-
 def read_orders(data):
     """
     Read the step's orders.
@@ -140,16 +130,6 @@ def encode_orders(orders):
     for name, leader in orders.links:
         records.extend((b'H' + name, leader))
     return b''.join(record + b'\0' for record in records)
-
-
-@contextlib.contextmanager
-def held_signals():
-    """Hold back :data:`HELD_SIGNALS` for the duration of a ``with`` block."""
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, HELD_SIGNALS)
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 class Protection(object):
@@ -351,34 +331,29 @@ def describe(name):
     return repr(os.fsdecode(name))
 
 
-def stop(signal_number, frame):
-    """Stop the step when a signal arrives while it makes its copies (the handler of :data:`HELD_SIGNALS`)."""
-    raise Stopped(signal_number)
-
-
-def main(arguments):
+def main(arguments, stdin, stdout, stderr, shield):
     """
     Run the step as a program: ``protect LATEST PREFIX``, with the orders on standard input.
 
     :param arguments: The command line's arguments (strings).
+    :param stdin: The orders (a binary stream).
+    :param stdout: For the answer (a binary stream).
+    :param stderr: For the messages (a text stream).
+    :param shield: Keeps signals from cutting the changes short (see :meth:`Protection.run()`).
     :returns: The exit code (see :meth:`Protection.run()`, and :data:`FAILED`).
     """
-    for number in HELD_SIGNALS:
-        signal.signal(number, stop)
     latest, prefix = (os.fsencode(argument) for argument in arguments)
-    orders = read_orders(sys.stdin.buffer.read())
+    orders = read_orders(stdin.read())
     try:
         protection = Protection(latest, prefix)
-        exit_code = protection.run(orders)
+        exit_code = protection.run(orders, shield)
     except Failure as failure:
-        sys.stderr.write("%s.\n" % failure)
+        stderr.write("%s.\n" % failure)
         return failure.exit_code
-    except Stopped as stopped:
-        return 128 + stopped.args[0]
     except OSError as error:
-        sys.stderr.write("Failed to prepare %s: %s.\n" % (os.fsdecode(latest), error))
+        stderr.write("Failed to prepare %s: %s.\n" % (os.fsdecode(latest), error))
         return FAILED
     for message in protection.messages:
-        sys.stderr.write(message + "\n")
-    sys.stdout.buffer.write(protection.answer())
+        stderr.write(message + "\n")
+    stdout.write(protection.answer())
     return exit_code

@@ -11,7 +11,8 @@ which is what the filesystem gets back. Data that btrfs or reflink copies
 share at the block level isn't visible this way, so there the sizes are an
 upper bound.
 
-This module uses only the standard library (see :mod:`.manifests.remote`).
+This module uses only the standard library: the manifests' program takes it
+along to the destination (see :mod:`.agent.manifests`).
 """
 
 import os

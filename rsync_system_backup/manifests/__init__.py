@@ -1,7 +1,8 @@
 """
 Manifests: what each snapshot held when it was made, to verify and compare snapshots later.
 
-The modules of this package use nothing but the standard library, so that
-:mod:`.manifests.remote` can run them on an SSH destination with that
-system's ``python3``.
+The modules that describe, read and compare manifests use nothing but the
+standard library, so that the manifests' program (:mod:`.agent.manifests`)
+can take them along to an SSH destination's ``python3`` (see
+:mod:`.manifests.remote`).
 """

@@ -8,17 +8,15 @@ into ``latest`` in place must not have.
 :func:`relieve_link_limit()` and :func:`copy_at_link_limit()` keep hard-link
 snapshots possible at the filesystem's limit on links (see
 :mod:`.agent.link_limit`, which does the work on the destination's side: in
-this process, or as one command there). This is said once per run, in a
+this process, or as one command there, see :func:`.run_program()`). This is said once per run, in a
 warning that names a file.
 """
 
 import logging
 import os
 
-from rsync_system_backup.agent import link_limit
 from rsync_system_backup.agent.shipping import run_program
 from rsync_system_backup.exceptions import SnapshotFailedError
-from rsync_system_backup.backup_set.operations import runs_in_process
 from rsync_system_backup.backup_set.private_directory import PRIVATE_PREFIX
 
 PROGRAM_MODULES = ('rsync_system_backup.agent.tree', 'rsync_system_backup.agent.link_limit')
@@ -65,21 +63,12 @@ def run_link_limit(context, verb, arguments, sudo=False, ionice=None):
     :raises: :exc:`.SnapshotFailedError` when it fails.
     """
     values = [str(argument) for argument in arguments]
-    if runs_in_process(context, sudo) and not ionice:
-        try:
-            if verb == 'relieve':
-                return link_limit.relieve(os.fsencode(values[0]), int(values[1]), os.fsencode(values[2]))
-            return link_limit.link_or_copy(os.fsencode(values[0]), os.fsencode(values[1]), int(values[2]))
-        except OSError as error:
-            problem = str(error)
-    else:
-        command = run_program(context, "A snapshot at the link limit", PROGRAM_MODULES, [verb] + values, b'',
-                              sudo=sudo, ionice=ionice)
-        if command.returncode == 0:
-            return [name for name in (command.stdout or b'').split(b'\0') if name]
-        problem = (command.stderr or b'').decode('utf-8', 'replace').strip() or "exit code %i" % command.returncode
-    raise SnapshotFailedError("Failed to deal with the files near the link limit in %s (%s); the earlier snapshots "
-                              "are intact." % (values[0], problem))
+    finished = run_program(context, "A snapshot at the link limit", PROGRAM_MODULES, [verb] + values, sudo=sudo,
+                           ionice=ionice)
+    if finished.returncode != 0:
+        raise SnapshotFailedError("Failed to deal with the files near the link limit in %s (%s); the earlier "
+                                  "snapshots are intact." % (values[0], finished.problem))
+    return [name for name in finished.stdout.split(b'\0') if name]
 
 
 def relieve_link_limit(context, directory, limit, sudo=False, ionice=None):

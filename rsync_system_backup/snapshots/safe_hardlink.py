@@ -184,8 +184,9 @@ class SafeHardlinkMethod(SnapshotMethod):
 
         The copy made during the transfer is renamed, when there is one (see
         :class:`.EarlyCopy`). Otherwise the copy is split between several cp
-        processes (see :func:`.link_copy()`); at the link limit it is made
-        again, with copies of what can't be linked (see the module documentation).
+        processes (see :func:`.parallel_copy.link_copy()`); at the link limit
+        it is made again, with copies of what can't be linked (see the module
+        documentation).
 
         :param directory: The directory to snapshot (``latest``, a string).
         :param target: The pathname of the new snapshot (a string).

@@ -9,7 +9,9 @@ entry of another kind than the source's (a directory where the source has a
 file, say), a deleted entry that is still there, a new hard link that isn't
 one. It costs one look per planned name on each side (and one
 command on a remote destination), so its cost grows with the changes, not
-with the tree.
+with the tree. The look on the destination's side is the program
+:mod:`.agent.kinds` (in this process, or as one command, see
+:func:`.run_program()`).
 """
 
 import os
@@ -17,7 +19,6 @@ import os
 from rsync_system_backup.agent import kinds
 from rsync_system_backup.agent.shipping import run_program
 from rsync_system_backup.exceptions import SnapshotMethodError
-from rsync_system_backup.backup_set.operations import runs_in_process
 
 PROGRAM_MODULES = ('rsync_system_backup.agent.tree', 'rsync_system_backup.agent.kinds')
 """The modules of the check's program on the destination, the program last."""
@@ -49,16 +50,12 @@ def check_transfer(context, directory, plan, source, carried_out, sudo=False, io
     links = sorted((name, leader) for name, leader in plan.links.items() if name in carried_out)
     if not (names or deletions or links):
         return []
-    questions = kinds.encode_questions(names + deletions, links)
-    if runs_in_process(context, sudo) and not ionice:
-        answers = kinds.describe(os.fsencode(directory), questions)
-    else:
-        command = run_program(context, "The check of a planned transfer", PROGRAM_MODULES, [directory], questions,
-                              sudo=sudo, ionice=ionice)
-        answers = command.stdout or b''
-        if command.returncode != 0 or len(answers) != len(names) + len(deletions) + len(links):
-            raise SnapshotMethodError("Failed to check %s after the transfer (exit code %i): %s" % (
-                directory, command.returncode, (command.stderr or b'').decode('utf-8', 'replace').strip()))
+    finished = run_program(context, "The check of a planned transfer", PROGRAM_MODULES, [directory],
+                           kinds.encode_questions(names + deletions, links), sudo=sudo, ionice=ionice)
+    answers = finished.stdout
+    if finished.returncode != 0 or len(answers) != len(names) + len(deletions) + len(links):
+        raise SnapshotMethodError("Failed to check %s after the transfer (exit code %i): %s"
+                                  % (directory, finished.returncode, finished.problem))
     source.forget()
     problems = []
     for index, name in enumerate(names + deletions):

@@ -1,15 +1,18 @@
 """
-The work on the destination's side: building, verifying and comparing manifests, and measuring snapshots.
+The manifests' program on the destination's side: building, verifying and comparing manifests, and measuring snapshots.
 
-Each verb of :func:`dispatch()` takes strings and returns a JSON-friendly
-dict, so that it runs the same in this process (a local destination) and on
-another system (see :mod:`.manifests.remote`, which runs :func:`main()` there
-with ``python3`` and reads its JSON answer).
+Each verb of :data:`VERBS` takes strings and gives a JSON-friendly dict;
+:func:`main()` runs one and answers with the dict as JSON on standard
+output, or after a known problem with exit code :data:`KNOWN_PROBLEM` and
+``{"error": MESSAGE}``. :func:`.manifests.remote.run_agent()` runs it (in this
+process, or as one command, see :func:`.run_program()`) and reads the answer.
+Besides this module it needs :mod:`.manifests.format`, :mod:`.manifests.scan`,
+:mod:`.manifests.compare` and :mod:`.backup_set.exclusive_sizes`, which use
+the standard library only too.
 """
 
 import json
 import os
-import sys
 
 from rsync_system_backup.manifests.compare import COMPARED_FIELDS, compare_trees
 from rsync_system_backup.manifests.format import (
@@ -25,6 +28,9 @@ from rsync_system_backup.backup_set.exclusive_sizes import measure_exclusive_siz
 
 PROGRESS_FORMAT = '\rVerifying %s: %i entries, %.1f MiB read '
 """The progress line of :func:`verify_snapshot()` on a terminal."""
+
+KNOWN_PROBLEM = 2
+"""The exit code after a known problem (an :exc:`AgentError`)."""
 
 
 class AgentError(Exception):
@@ -77,26 +83,27 @@ def load_manifest(directory, name):
         raise AgentError("Can't read the manifest %s: %s" % (pathname, e))
 
 
-def show_progress(name):
+def show_progress(name, stream):
     """
     Make the progress function of :func:`verify_snapshot()`.
 
     :param name: The snapshot's name (a string).
-    :returns: A function that takes the entries and bytes so far and shows them on standard error.
+    :param stream: Where to show it (a text stream).
+    :returns: A function that takes the entries and bytes so far and shows them.
     """
     def report(count, read):
-        sys.stderr.write(PROGRESS_FORMAT % (name, count, read / 1048576.0))
-        sys.stderr.flush()
+        stream.write(PROGRESS_FORMAT % (name, count, read / 1048576.0))
+        stream.flush()
     return report
 
 
-def verify_snapshot(directory, name, progress=False):
+def verify_snapshot(directory, name, progress=None):
     """
     Read a whole snapshot and compare it with its manifest.
 
     :param directory: The directory that holds the snapshots (a string).
     :param name: The snapshot's name (a string).
-    :param progress: :data:`True` to show progress on standard error.
+    :param progress: A text stream (a terminal's) to show progress on, or :data:`None`.
     :returns: A dict with the ``entries`` checked and the ``differences``
               (see :meth:`.Differences.to_dict()`; added entries are extra,
               removed ones missing); ``entries`` is :data:`None` for a
@@ -107,12 +114,13 @@ def verify_snapshot(directory, name, progress=False):
         return dict(entries=None, differences=None)
     try:
         differences = compare_trees(manifest.entries, scan_tree(os.path.join(directory, name),
-                                                                progress=show_progress(name) if progress else None))
+                                                                progress=show_progress(name, progress)
+                                                                if progress else None))
     except (OSError, ChangedDuringWalk) as e:
         raise AgentError("Can't read %s: %s" % (os.path.join(directory, name), e))
     finally:
         if progress:
-            sys.stderr.write('\r\x1b[K')
+            progress.write('\r\x1b[K')
     return dict(entries=len(manifest.entries), differences=differences.to_dict())
 
 
@@ -175,37 +183,29 @@ def measure_snapshots(directory, *names):
 
 
 VERBS = {'build': build_manifest, 'verify': verify_snapshot, 'diff': diff_snapshots, 'usage': measure_snapshots}
-"""The functions that :func:`dispatch()` runs, by name."""
+"""The functions that :func:`main()` runs, by name."""
 
 
-def dispatch(verb, *arguments, **options):
+def main(arguments, stdin, stdout, stderr, shield):
     """
-    Run one verb.
+    Run a verb as a program: ``manifests VERB [--progress] ARGUMENT...``.
 
-    :param verb: A key of :data:`VERBS`.
-    :param arguments: Its arguments (strings).
-    :param options: Its keyword arguments.
-    :returns: The verb's result (a JSON-friendly dict).
-    :raises: :exc:`AgentError` for known problems.
-    """
-    return VERBS[verb](*arguments, **options)
-
-
-def main(arguments):
-    """
-    Run a verb from a command line and print its result as JSON on standard output.
-
-    :param arguments: The verb, then ``--progress`` where wanted, then its arguments (strings).
-    :returns: The exit code: 0, or 2 after a known problem (printed as ``{"error": MESSAGE}``).
+    :param arguments: The verb, then ``--progress`` where wanted (for
+                      ``verify``), then its arguments (strings).
+    :param stdin: Unused (the program reads no input).
+    :param stdout: For the answer (a binary stream): the verb's result as JSON, or ``{"error": MESSAGE}``.
+    :param stderr: For the progress (a text stream).
+    :param shield: Unused: the verbs only read, apart from a manifest that is renamed into place when it is complete.
+    :returns: The exit code: 0, or :data:`KNOWN_PROBLEM`.
     """
     verb, arguments = arguments[0], list(arguments[1:])
     options = {}
     if arguments[:1] == ['--progress']:
-        options['progress'] = True
+        options['progress'] = stderr
         arguments.pop(0)
     try:
-        result, code = dispatch(verb, *arguments, **options), 0
+        result, code = VERBS[verb](*arguments, **options), 0
     except AgentError as e:
-        result, code = dict(error=str(e)), 2
-    sys.stdout.write(json.dumps(result))
+        result, code = dict(error=str(e)), KNOWN_PROBLEM
+    stdout.write(json.dumps(result).encode('utf-8'))
     return code
