@@ -15,7 +15,13 @@ first::
 
 import logging
 
-from rsync_system_backup.disks.tabfiles import find_crypttab_entry, find_fstab_entry, parse_crypttab, parse_fstab
+from rsync_system_backup.disks.tabfiles import (
+    find_crypttab_entry,
+    find_fstab_entry,
+    parse_crypttab,
+    parse_fstab,
+    resolve_device,
+)
 from rsync_system_backup.exceptions import (
     DiskCleanupError,
     FailedToMountError,
@@ -163,6 +169,44 @@ class MountedFilesystem(object):
     def is_mounted(self):
         """:data:`True` when :attr:`mount_point` is a mount point."""
         return self.context.test('mountpoint', '-q', '--', self.mount_point, shell=False, tty=False)
+
+    def find_device(self):
+        """
+        Find the device that :attr:`mount_point`'s entry in ``/etc/fstab`` mounts.
+
+        :returns: The device's pathname (a string; ``UUID=``, ``LABEL=``, ...
+                  lead to ``/dev/disk/by-*``), or :data:`None` when the file
+                  can't be read, has no entry for the mount point, or its
+                  device is no pathname (``server:/export``, ``tmpfs``).
+        """
+        try:
+            text = read_table(self.context, FSTAB_FILE, FailedToMountError)
+        except FailedToMountError:
+            return None
+        entry = find_fstab_entry(parse_fstab(text), self.mount_point)
+        if entry is None:
+            return None
+        try:
+            device = resolve_device(entry.device)
+        except ValueError:
+            return None
+        return device if device.startswith('/') else None
+
+    def ensure_available(self):
+        """
+        Check that the disk to mount is connected, unless :attr:`mount_point` is mounted already.
+
+        :raises: :exc:`.MissingBackupDiskError` when the device of its entry
+                 in ``/etc/fstab`` (see :meth:`find_device()`) doesn't exist.
+                 Anything else that keeps it from being mounted is left to
+                 :meth:`__enter__` to report.
+        """
+        if self.is_mounted():
+            return
+        device = self.find_device()
+        if device and not self.context.exists(device):
+            raise MissingBackupDiskError("The backup disk %s (%s in %s) isn't connected."
+                                         % (device, self.mount_point, FSTAB_FILE))
 
     def __enter__(self):
         """
