@@ -17,7 +17,7 @@ from rsync_system_backup.checks.configuration import (
     ensure_inside_mount_point,
     ensure_supported_platform,
 )
-from rsync_system_backup.checks.backup_sets import check_not_backup_set
+from rsync_system_backup.checks.backup_sets import check_not_backup_set, holds_marker
 from rsync_system_backup.checks.mount_points import check_destination_filesystem
 from rsync_system_backup.checks.new_sets import check_new_set_location
 from rsync_system_backup.checks.paths import exclude_backup_from_source
@@ -97,7 +97,11 @@ class BackupSteps:
         if self.mount_point and self.destination.is_local:
             ensure_inside_mount_point(self)
         if not self.destination.is_daemon:
-            check_not_backup_set(self.destination_context, self.destination.directory, sudo=self.sudo_enabled)
+            # After an rsync daemon's transfer, or from a source that is a set's directory, the destination
+            # holds a copy of the source's entries (a marker, a latest, snapshots): they don't count.
+            look_inside = self.daemon_exit_status is None and not holds_marker(self.source)
+            check_not_backup_set(self.destination_context, self.destination.directory, sudo=self.sudo_enabled,
+                                 look_inside=look_inside)
             check_destination_filesystem(self.destination_context, self.destination.directory,
                                          self.destination.parent_directory, sudo=self.sudo_enabled)
 

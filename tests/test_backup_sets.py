@@ -8,7 +8,9 @@ the ``latest`` that was meant in the message, and nothing may change.
 """
 
 import pytest
+from executor.contexts import LocalContext
 
+from rsync_system_backup.checks import backup_sets
 from support.cli import assert_failed
 from support.remote import SERVER_ALIAS
 from support.trees import snapshot_names, take_manifest, write_file
@@ -44,6 +46,9 @@ def test_forgotten_latest_in_nested_sets_is_refused(nested, source, run_cli, opt
                   'latest and snapshots with a copy of the source: did you mean %s?'
                   % (nested / 'laptop', MARKER, nested / 'laptop' / 'latest'))
     assert take_manifest(nested) == before
+    laptop = nested / 'laptop'
+    assert (laptop / 'latest' / 'file').read_bytes() == b'data' and (laptop / MARKER).is_file()
+    assert len(snapshot_names(laptop)) == 1 and len(snapshot_names(nested)) == 1
 
 
 def test_nested_sets_keep_working(nested, source, run_cli):
@@ -122,3 +127,27 @@ def test_forgotten_latest_over_ssh(tmp_path, source, client_home):
     assert_failed(result, 'The destination %s is a backup set itself' % (x / 'laptop'),
                   'did you mean %s?' % (x / 'laptop' / 'latest'))
     assert take_manifest(x) == before
+
+
+def test_source_that_is_a_backup_set(tmp_path, source, run_cli):
+    """A set's directory as SOURCE: its marker, latest and snapshots in the copy don't make the copy a set."""
+    assert run_cli('--disable-notifications', source, tmp_path / 'set' / 'latest').returncode == 0
+    offsite = tmp_path / 'offsite'
+    for run in range(2):
+        result = run_cli('--disable-notifications', tmp_path / 'set', offsite / 'latest')
+        assert result.returncode == 0, result
+    assert (offsite / 'latest' / MARKER).is_file() and (offsite / 'latest' / 'latest' / 'file').is_file()
+    assert len(snapshot_names(offsite)) == 2
+
+
+@pytest.mark.parametrize('path', ['set\n/latest', 'set\n', '-set/latest', 'set\n/latest/../x/y', '-x\n\n/y'])
+def test_hostile_names_are_read_alike_by_the_shell(tmp_path, monkeypatch, path):
+    """The shell code that other systems run finds what this process finds, with newlines and dashes in names."""
+    for name in ('set\n', '-set'):
+        write_file(tmp_path / name / MARKER, b'')
+        (tmp_path / name / 'latest').mkdir()
+    directory = '%s/%s' % (tmp_path, path)
+    here = backup_sets.find_marked_directories(LocalContext(), directory)
+    monkeypatch.setattr(backup_sets, 'runs_in_process', lambda context, sudo: False)
+    assert backup_sets.find_marked_directories(LocalContext(), directory) == here
+    assert here[0].startswith(str(tmp_path)) and len(here[1]) == (0 if path.startswith('-x') else 1)

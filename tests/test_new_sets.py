@@ -15,7 +15,9 @@ import shlex
 import shutil
 
 import pytest
+from executor.contexts import LocalContext
 
+from rsync_system_backup.checks import new_sets
 from rsync_system_backup.checks.new_sets import find_mount_area, is_unmounted_mount_point
 from support.cli import assert_failed
 from support.leaks import leak_check
@@ -67,14 +69,16 @@ def configuration(disk, configured_by, device='LABEL=rsb-backup-disk', fs_type='
 @namespaces
 @pytest.mark.parametrize('configured_by', ['fstab', 'mount-unit'])
 @pytest.mark.parametrize('options', [[], ['--dry-run']])
-def test_new_set_below_an_unmounted_mount_point_is_refused(disk, source, configured_by, options):
+@pytest.mark.parametrize('below', ['', 'backups'])
+def test_new_set_below_an_unmounted_mount_point_is_refused(disk, source, configured_by, options, below):
     """The disk named in fstab (or a mount unit) isn't mounted: refused, naming the check and the overrides."""
     fstab, before, origin = configuration(disk, configured_by)
-    result = run_cli_in_namespace(['--disable-notifications'] + options + [source, disk / 'backups' / 'latest'],
+    backup_set = disk / below if below else disk
+    result = run_cli_in_namespace(['--disable-notifications'] + options + [source, backup_set / 'latest'],
                                   fstab=fstab, before=before)
     assert_failed(result, 'Refusing to create the new backup set %s: it lies below %s, which %s names as a mount '
                   'point, but nothing is mounted there, so the backup would go to the filesystem mounted on '
-                  % (disk / 'backups', disk, origin),
+                  % (backup_set, disk, origin),
                   '. Mount the backup disk first, or give -m %s to mount it for the run; --create-set creates the '
                   'set there anyway.' % disk)
     assert os.listdir(disk) == []
@@ -177,6 +181,20 @@ def test_what_looks_like_an_unmounted_mount_point(directory, mount, refused):
     assert is_unmounted_mount_point(directory, mount) is refused
     conventional = directory.startswith(('/mnt', '/media', '/run/media')) or directory == '/backup'
     assert (find_mount_area(directory) is not None) is conventional
+
+
+@pytest.mark.parametrize('path', ['disk\n/set\n/latest', '-disk/set', 'full\n/new/latest', 'empty\n\n/x'])
+def test_hostile_names_are_surveyed_alike_by_the_shell(tmp_path, monkeypatch, path):
+    """The shell code that other systems run finds what this process finds, with newlines and dashes in names."""
+    for name in ('disk\n', '-disk', 'empty\n\n'):
+        (tmp_path / name).mkdir()
+    # A name of newlines only: "ls" prints it as an empty line, which looks like an empty directory.
+    write_file(tmp_path / 'full\n' / '\n', b'')
+    directory = '%s/%s' % (tmp_path, path)
+    here = new_sets.survey_set_directory(LocalContext(), directory)
+    monkeypatch.setattr(new_sets, 'runs_in_process', lambda context, sudo: False)
+    assert new_sets.survey_set_directory(LocalContext(), directory) == here
+    assert here[2] is path.startswith(('disk', '-disk', 'empty'))
 
 
 class FstabSSHServer(SSHServer):

@@ -19,6 +19,12 @@ anything is written, a destination that:
   it is no backup set (a set whose marker was removed, or that no backup
   made: an rsync daemon's set before its first snapshot).
 
+The first and the last look inside the destination, which is a copy of the
+source once a backup was made: they are left out when the source is a
+backup set's directory itself (its marker comes along, see
+:func:`holds_marker()`), and in an rsync daemon's ``post-xfer exec`` run,
+where the daemon has filled the destination already.
+
 Each message names the ``latest`` that was probably meant. Symbolic links
 are followed: the checks look at the directory that rsync would write to.
 """
@@ -35,18 +41,23 @@ LATEST_NAME = 'latest'
 """The name of the directory that rsync mirrors into, as the documentation names it (and the suggestions)."""
 
 MARKED_DIRECTORIES_SCRIPT = r'''
-directory=$(realpath -m -- "$1") || exit
+directory=$(realpath -m -- "$1" && echo .) || exit
+directory=${directory%??}
 printf '%s\0' "$directory"
 while :; do
-    if [ -f "$directory/$2" ]; then printf '%s\0' "$directory"; fi
-    [ "$directory" = / ] && break
-    directory=$(dirname -- "$directory")
+    [ ! -f "$directory/$2" ] || printf '%s\0' "$directory"
+    [ "$directory" != / ] || exit 0
+    directory=${directory%/*}
+    directory=${directory:-/}
 done
 '''
 """
 Shell code that prints, each followed by a NUL byte, its first argument with
 symbolic links resolved and then every directory from there up to ``/``
-that holds a file named by its second argument (the marker).
+that holds a file named by its second argument (the marker). The ``.``
+after ``realpath``'s output keeps the command substitution from eating a
+name's trailing newlines; the parents are found by cutting the resolved path
+(absolute, without ``.``, ``..`` or repeated slashes), not by ``dirname``.
 """
 
 
@@ -130,17 +141,32 @@ def describe_backup_set(names):
     return " and ".join(parts)
 
 
-def check_not_backup_set(context, directory, sudo=False):
+def holds_marker(directory):
+    """
+    Check whether a directory of this system holds a backup set's marker (a source that is a set's directory does).
+
+    :param directory: The directory's pathname (a string).
+    :returns: :data:`True` when it holds the marker file.
+    """
+    return os.path.isfile(os.path.join(directory, MARKER_FILE_NAME))
+
+
+def check_not_backup_set(context, directory, sudo=False, look_inside=True):
     """
     Refuse a destination that is a backup set, one of its snapshots, or lies inside a set's data.
 
     :param context: The execution context of the directory.
     :param directory: The destination directory (``latest``, a string).
     :param sudo: :data:`True` to look with superuser privileges.
+    :param look_inside: :data:`False` when what the destination holds is a
+                        copy of the source's (see the module's documentation):
+                        its own marker, ``latest`` and snapshots don't count then.
     :raises: :exc:`.DestinationIsBackupSetError`, naming the ``latest`` that
              was probably meant (see the module's documentation for the cases).
     """
     resolved, marked = find_marked_directories(context, directory, sudo=sudo)
+    if not look_inside:
+        marked = [backup_set for backup_set in marked if backup_set != resolved]
     parent = posixpath.dirname(resolved)
     if resolved in marked:
         raise DestinationIsBackupSetError(
@@ -161,7 +187,7 @@ def check_not_backup_set(context, directory, sudo=False):
                 "did you mean %s?" % (directory, describe_entry(child), backup_set,
                                       posixpath.join(backup_set, LATEST_NAME))
             )
-    if parent in marked or holds_backup_set(list_directory(context, parent, sudo=sudo)):
+    if not look_inside or parent in marked or holds_backup_set(list_directory(context, parent, sudo=sudo)):
         return
     try:
         names = list_directory(context, resolved, sudo=sudo)

@@ -50,16 +50,21 @@ TOP_DIRECTORIES = frozenset([
 """The standard directories directly below ``/``; any other one there (``/backup``) may be a mount point."""
 
 SURVEY_SCRIPT = r'''
-resolved=$(realpath -m -- "$1") || exit
+resolved=$(realpath -m -- "$1" && echo .) || exit
+resolved=${resolved%??}
 existing=$resolved
-while [ ! -d "$existing" ]; do existing=$(dirname -- "$existing"); done
-if [ -n "$(ls -A -- "$existing")" ]; then state=full; else state=empty; fi
+while [ ! -d "$existing" ]; do existing=${existing%/*}; existing=${existing:-/}; done
+if [ -n "$(find "$existing" -mindepth 1 -maxdepth 1 -printf x -quit)" ]; then state=full; else state=empty; fi
 printf '%s\0%s\0%s\0' "$resolved" "$existing" "$state"
 '''
 """
 Shell code that prints, each followed by a NUL byte, its first argument
 with symbolic links resolved, the nearest directory at or above it that
-exists, and ``empty`` or ``full`` for that directory.
+exists, and ``empty`` or ``full`` for that directory. As in
+:data:`.MARKED_DIRECTORIES_SCRIPT`, trailing newlines of a name survive and
+parents are found by cutting the resolved path; ``find`` prints an ``x``
+for the first entry, whatever its name (``ls`` would print a name of only
+newlines as nothing).
 """
 
 OVERRIDE_ADVICE = "--create-set creates the set there anyway"
