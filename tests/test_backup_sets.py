@@ -91,6 +91,18 @@ def test_snapshot_as_destination_is_refused(nested, source, run_cli):
     assert take_manifest(nested) == before
 
 
+def test_set_bookkeeping_as_destination_is_refused(nested, source, run_cli):
+    """The set's manifests' directory is no place for a backup either."""
+    laptop = nested / 'laptop'
+    manifests = laptop / (MARKER + '.manifests')
+    assert manifests.is_dir()
+    before = take_manifest(nested)
+    result = run_cli('--disable-notifications', source, manifests)
+    assert_failed(result, 'The destination %s is the %s of the backup set %s, which the backup would overwrite: '
+                  'did you mean %s?' % (manifests, manifests.name, laptop, laptop / 'latest'))
+    assert take_manifest(nested) == before
+
+
 @pytest.mark.parametrize('inside', ['latest', 'snapshot'])
 def test_destination_inside_a_sets_data_is_refused(nested, source, run_cli, inside):
     """A destination below a set's latest or snapshot would put a set (and its snapshots) inside that set's data."""

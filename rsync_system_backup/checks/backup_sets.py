@@ -105,13 +105,9 @@ def describe_entry(name):
     Name an entry of a backup set for a message.
 
     :param name: The entry's name (a string).
-    :returns: ``the latest``, ``the snapshot NAME`` or ``its NAME`` (a string).
+    :returns: ``the snapshot NAME`` or ``the NAME`` (a string).
     """
-    if name == LATEST_NAME:
-        return "the %s" % LATEST_NAME
-    if is_snapshot_name(name) or is_leftover_name(name):
-        return "the snapshot %s" % name
-    return "its %s" % name
+    return "the snapshot %s" % name if is_snapshot_name(name) or is_leftover_name(name) else "the %s" % name
 
 
 def holds_backup_set(names):
