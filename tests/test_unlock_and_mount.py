@@ -336,6 +336,15 @@ class TestMount:
         assert rig.events == []
         assert os.listdir(rig.mount_point) == []
 
+    def test_label_that_udev_escapes_is_left_to_mount(self, rig):
+        """A label with a space has an escaped /dev/disk/by-label link: mount decides, no quiet skip on a guess."""
+        result = rig.run('--disable-notifications', '-m', rig.mount_point, rig.source, rig.destination,
+                         fstab='LABEL=rsb\\040missing %s ext4 noauto 0 0\n' % rig.mount_point)
+        assert_failed(result, 'Failed to mount %s' % rig.mount_point)
+        assert 'Skipping' not in result.stderr
+        assert rig.events == ['mount -- MP']
+        assert os.listdir(rig.mount_point) == []
+
     def test_missing_disk_is_an_error_on_a_terminal(self, rig):
         """On a terminal the same run is an error that says the disk isn't connected."""
         missing = rig.directory / 'missing.img'

@@ -19,10 +19,8 @@ import posixpath
 import re
 
 from rsync_system_backup.disks.tabfiles import decode_escapes, parse_fstab
+from rsync_system_backup.disks.unlock_and_mount import FSTAB_FILE
 from rsync_system_backup.backup_set.operations import runs_in_process
-
-FSTAB_FILE = '/etc/fstab'
-"""The filesystems that ``mount DIRECTORY`` knows."""
 
 MOUNT_UNITS = '/etc/systemd/system/*.mount'
 """The systemd mount units that an administrator writes (the ones of packages mount the system's own directories)."""

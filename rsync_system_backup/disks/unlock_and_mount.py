@@ -14,6 +14,7 @@ first::
 """
 
 import logging
+import re
 
 from rsync_system_backup.disks.tabfiles import (
     find_crypttab_entry,
@@ -34,6 +35,13 @@ CRYPTTAB_FILE = '/etc/crypttab'
 
 FSTAB_FILE = '/etc/fstab'
 """Where the filesystems that ``mount DIRECTORY`` knows are configured."""
+
+UDEV_PLAIN_VALUE = re.compile(r'(?:[0-9A-Za-z#+.:=@_-]|\\x2f|[^\x00-\x7f])+\Z')
+"""
+A tag's value in a ``/dev/disk/by-*`` link name that udev writes as it is:
+any other character (a space, say) becomes a ``\\xNN`` escape there, which
+:func:`.resolve_device()` reproduces only for ``/``.
+"""
 
 logger = logging.getLogger(__name__)
 
@@ -177,7 +185,10 @@ class MountedFilesystem(object):
         :returns: The device's pathname (a string; ``UUID=``, ``LABEL=``, ...
                   lead to ``/dev/disk/by-*``), or :data:`None` when the file
                   can't be read, has no entry for the mount point, or its
-                  device is no pathname (``server:/export``, ``tmpfs``).
+                  device is no pathname (``server:/export``, ``tmpfs``) or a
+                  tag whose value udev would write with escapes (see
+                  :data:`UDEV_PLAIN_VALUE`): a pathname that is wrong would
+                  make a connected disk look unplugged, and the run skip quietly.
         """
         try:
             text = read_table(self.context, FSTAB_FILE, FailedToMountError)
@@ -189,6 +200,8 @@ class MountedFilesystem(object):
         try:
             device = resolve_device(entry.device)
         except ValueError:
+            return None
+        if device != entry.device and not UDEV_PLAIN_VALUE.match(device.rpartition('/')[2]):
             return None
         return device if device.startswith('/') else None
 
