@@ -70,6 +70,20 @@ class RsyncSystemBackup(CheckedProperties, BackupSteps, PropertyManager):
         return True
 
     @mutable_property
+    def create_set(self):
+        """
+        :data:`True` to let the first backup create a new backup set where the backup disk looks unmounted.
+
+        Without it a new set is refused below a mount point of ``/etc/fstab``
+        (or of a systemd mount unit) that isn't mounted, and in an empty
+        directory that looks like a mount point (in ``/mnt``, ``/media``, ...)
+        with nothing mounted on it, because the backup would go to the
+        filesystem underneath (see :mod:`.checks.new_sets`). The command
+        line's ``--create-set``.
+        """
+        return False
+
+    @mutable_property
     def crypto_device(self):
         """The target name in ``/etc/crypttab`` of an encrypted filesystem to unlock (a string or :data:`None`)."""
         return None
@@ -370,6 +384,8 @@ class RsyncSystemBackup(CheckedProperties, BackupSteps, PropertyManager):
                 self.check_mounted_destination()
                 if self.backup_enabled and not self.destination.is_daemon:
                     self.ensure_backup_target()
+                elif self.daemon_exit_status is not None and self.snapshot_enabled and not self.destination.is_daemon:
+                    self.mark_daemon_set()
                 stack.enter_context(self.lock_destination())
                 self.prepare_snapshot_method()
                 if self.backup_enabled:

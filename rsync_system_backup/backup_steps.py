@@ -17,7 +17,9 @@ from rsync_system_backup.checks.configuration import (
     ensure_inside_mount_point,
     ensure_supported_platform,
 )
+from rsync_system_backup.checks.backup_sets import check_not_backup_set, holds_marker
 from rsync_system_backup.checks.mount_points import check_destination_filesystem
+from rsync_system_backup.checks.new_sets import check_new_set_location
 from rsync_system_backup.checks.paths import exclude_backup_from_source
 from rsync_system_backup.connections.shared_connection import shared_connection
 from rsync_system_backup.connections.tunnel import RSYNCD_PORT, create_tunnel, open_tunnel
@@ -32,7 +34,7 @@ from rsync_system_backup.snapshots.naming import create_snapshot
 from rsync_system_backup.backup_set.access import prepare_backup_root
 from rsync_system_backup.backup_set.free_space import measure_disk_space
 from rsync_system_backup.backup_set.lock import DestinationLock
-from rsync_system_backup.backup_set.marker import describe_source, ensure_backup_target
+from rsync_system_backup.backup_set.marker import describe_source, ensure_backup_target, mark_daemon_set
 from rsync_system_backup.transfer.execution import transfer_changes
 
 logger = logging.getLogger(__name__)
@@ -80,19 +82,26 @@ class BackupSteps:
 
     def check_mounted_destination(self):
         """
-        Refuse a destination outside the mounted filesystem, or on another filesystem than its parent.
+        Refuse a destination outside the mounted filesystem, a backup set, or one on another filesystem than its parent.
 
         This runs once the backup disk is mounted (when there is one) and
         before anything is written: symbolic links on the mounted filesystem
-        can be followed then, and a destination that is a mount point shows.
+        can be followed then, and a destination that is a mount point or a
+        backup set shows.
 
         :raises: :exc:`.InvalidDestinationDirectory` (see
-                 :func:`.ensure_inside_mount_point()` and
+                 :func:`.ensure_inside_mount_point()`,
+                 :func:`.check_not_backup_set()` and
                  :func:`.check_destination_filesystem()`).
         """
         if self.mount_point and self.destination.is_local:
             ensure_inside_mount_point(self)
         if not self.destination.is_daemon:
+            # After an rsync daemon's transfer, or from a source that is a set's directory, the destination
+            # holds a copy of the source's entries (a marker, a latest, snapshots): they don't count.
+            look_inside = self.daemon_exit_status is None and not holds_marker(self.source)
+            check_not_backup_set(self.destination_context, self.destination.directory, sudo=self.sudo_enabled,
+                                 look_inside=look_inside)
             check_destination_filesystem(self.destination_context, self.destination.directory,
                                          self.destination.parent_directory, sudo=self.sudo_enabled)
 
@@ -107,11 +116,27 @@ class BackupSteps:
 
         :raises: :exc:`.UnmarkedDestinationError` or, for a set that holds
                  backups of another source, :exc:`.SourceMismatchError`
-                 (see :mod:`.backup_set.marker`).
+                 (see :mod:`.backup_set.marker`); :exc:`.NewBackupSetRefused`
+                 for a new set where the backup disk looks unmounted.
         """
         ensure_backup_target(self.destination_context, self.destination.directory, self.destination.parent_directory,
                              accept_existing=self.accept_existing, sudo=self.sudo_enabled, dry_run=self.dry_run,
-                             source=describe_source(self.source))
+                             source=describe_source(self.source),
+                             check_new_set=None if self.create_set else self.check_new_set_location)
+
+    def check_new_set_location(self):
+        """
+        Refuse a new backup set where the backup disk looks unmounted (unless :attr:`~.RsyncSystemBackup.create_set`).
+
+        :raises: :exc:`.NewBackupSetRefused` (see :func:`.check_new_set_location()`).
+        """
+        check_new_set_location(self.destination_context, self.destination.parent_directory, sudo=self.sudo_enabled,
+                               mount_point=self.mount_point)
+
+    def mark_daemon_set(self):
+        """Mark the set of an rsync daemon's module in its ``post-xfer exec`` run (see :func:`.mark_daemon_set()`)."""
+        mark_daemon_set(self.destination_context, self.destination.parent_directory, sudo=self.sudo_enabled,
+                        dry_run=self.dry_run)
 
     def lock_destination(self):
         """

@@ -23,7 +23,7 @@ SHORT_OPTIONS = 'bsrm:c:t:i:unx:fvqh'
 LONG_OPTIONS = [
     'backup', 'snapshot', 'rotate', 'mount=', 'crypto=', 'tunnel=', 'ionice=', 'no-sudo',
     'dry-run', 'multi-fs', 'exclude=', 'force', 'disable-notifications', 'verbose', 'quiet', 'help',
-    'daemon-port=', 'password-file=', 'log-file=', 'accept-existing', 'wait',
+    'daemon-port=', 'password-file=', 'log-file=', 'accept-existing', 'create-set', 'wait',
     'minutely=', 'hourly=', 'daily=', 'weekly=', 'monthly=', 'yearly=', 'prefer-recent', 'relaxed',
     'snapshot-method=', 'version',
     'list', 'json', 'verify', 'verify-all', 'diff=', 'max-age=', 'manifest',
@@ -44,6 +44,7 @@ FLAG_SETTINGS = {
     '--force': ('force', True),
     '--disable-notifications': ('notifications_enabled', False),
     '--accept-existing': ('accept_existing', True),
+    '--create-set': ('create_set', True),
     '--wait': ('wait_for_lock', True),
     '--prefer-recent': ('prefer_recent', True),
     '--relaxed': ('strict', False),

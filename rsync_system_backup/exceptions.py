@@ -21,7 +21,7 @@ class InvalidDestinationError(RsyncSystemBackupError):
 
 
 class MissingBackupDiskError(RsyncSystemBackupError):
-    """Raised when the device behind the configured encrypted filesystem isn't connected."""
+    """Raised when the device of the encrypted filesystem, or of the mount point's fstab entry, isn't connected."""
 
 
 class FailedToUnlockError(RsyncSystemBackupError):
@@ -51,6 +51,23 @@ class InvalidDestinationDirectory(RsyncSystemBackupError):
     That is a relative path, the root directory, the source itself or a
     directory that holds the source, or a directory that isn't inside the
     mount point (see :func:`.ensure_inside_mount_point()`).
+    """
+
+
+class DestinationIsBackupSetError(InvalidDestinationDirectory):
+    """
+    Raised when the destination is a backup set itself, one of its snapshots, or lies inside one's data.
+
+    The usual cause is a forgotten ``/latest`` (see :mod:`.checks.backup_sets`);
+    the message names the ``latest`` that was probably meant.
+    """
+
+
+class NewBackupSetRefused(InvalidDestinationDirectory):
+    """
+    Raised when a new backup set would be created where the backup disk looks unmounted (see :mod:`.checks.new_sets`).
+
+    :attr:`.RsyncSystemBackup.create_set` (``--create-set``) creates the set anyway.
     """
 
 

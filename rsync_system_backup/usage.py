@@ -41,7 +41,10 @@ A run has three steps, all enabled by default:
                kept; the newest snapshot is always kept).
 
 Try --dry-run first: swapping SOURCE and DESTINATION by mistake makes rsync
-delete the files you meant to back up.
+delete the files you meant to back up. A DESTINATION that is a backup set
+itself (the forgotten /latest), a snapshot or lies inside one is refused, and
+so is a new backup set where the backup disk looks unmounted (see -m and
+--create-set).
 
 Options:
 
@@ -89,7 +92,9 @@ Options:
   -m, --mount=DIRECTORY
       Mount DIRECTORY (which needs an entry in /etc/fstab) before the backup
       if it isn't mounted yet, and unmount it afterwards. A local
-      DESTINATION must be inside DIRECTORY.
+      DESTINATION must be inside DIRECTORY. When the device of its fstab
+      entry isn't connected and no terminal is attached (cron, systemd), the
+      run is skipped quietly with exit code 0, as with -c.
 
   -c, --crypto=NAME
       Unlock the encrypted filesystem NAME (an entry in /etc/crypttab) with
@@ -145,6 +150,14 @@ Options:
       holds. Without this, a DESTINATION that holds files but was never a
       backup target is refused, because rsync would replace its files with a
       copy of SOURCE (the swapped SOURCE and DESTINATION accident).
+
+  --create-set
+      Let the first backup create a new backup set where the backup disk
+      looks unmounted. Without this, a new set is refused below a mount
+      point of /etc/fstab (or of a systemd mount unit) that isn't mounted,
+      and in an empty directory that looks like a mount point (in /mnt,
+      /media or /run/media, or directly below /) with nothing mounted on
+      it, because the backup would fill the filesystem underneath.
 
   --wait
       When another run is working on the same destination, wait for it to
@@ -208,8 +221,10 @@ backup, and -i, -u, -m and -c apply):
   --max-age=DURATION
       Check that the newest complete snapshot is younger than DURATION
       (such as 90s, 26h or 2d): exit code 0 when it is, 2 when it is older
-      or missing, with one line saying how old it is. For monitoring systems
-      and systemd timers (see docs/inspecting.rst).
+      or missing, with one line saying how old it is. Also 2 when there is
+      no backup set (no marker file) or it lies below a mount point of
+      /etc/fstab that isn't mounted. For monitoring systems and systemd
+      timers (see docs/inspecting.rst).
 
   Over SSH these run python3 on the destination's system (nothing else
   needs to be installed there); for an rsync daemon, run them on the server.
@@ -233,7 +248,8 @@ Output:
 
 Exit codes:
 
-  0    success, or skipped because the backup disk isn't connected (no terminal)
+  0    success, or skipped because the backup disk (-c or -m) isn't
+       connected (no terminal)
   1    an error; the message says what went wrong and what to do
   2    completed with errors: rsync couldn't transfer some files (its
        messages say which and why); the snapshot was made without them

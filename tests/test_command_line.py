@@ -35,6 +35,18 @@ def test_option_values():
     assert parsed.verbosity == 1
 
 
+def test_create_set():
+    """--create-set sets the create_set keyword argument, which the Python API takes and checks (issue 22)."""
+    from rsync_system_backup import RsyncSystemBackup
+    from rsync_system_backup.exceptions import InvalidOptionError
+    parsed = parse_command_line(['--create-set', '/src', '/mnt/backups/latest'], environment={})
+    assert parsed.program_options['create_set'] is True
+    assert RsyncSystemBackup(**parsed.program_options).create_set is True
+    assert RsyncSystemBackup(destination='/mnt/backups/latest').create_set is False
+    with pytest.raises(InvalidOptionError):
+        RsyncSystemBackup(destination='/mnt/backups/latest', create_set='yes')
+
+
 def test_parse_errors_are_usage_errors():
     """Parsing raises UsageError, which main() turns into a one-line message."""
     with pytest.raises(UsageError):

@@ -78,3 +78,17 @@ def test_other_source_over_ssh(tmp_path, client_home):
     host = socket.gethostname()
     assert_failed(result, 'holds backups of %s:%s, not of %s:%s' % (host, home, host, other))
     assert sorted(p.name for p in (backups / 'latest').iterdir()) == ['home-file']
+
+
+def test_daemon_post_xfer_run_marks_its_set(tmp_path, run_cli):
+    """An rsync daemon's post-xfer exec run (-s -r) marks the module's set, so --max-age knows it as a set."""
+    backups = tmp_path / 'module'
+    write_file(backups / 'latest' / 'file', b'data')
+    environment = {'RSYNC_MODULE_PATH': str(backups / 'latest'), 'RSYNC_EXIT_STATUS': '0'}
+    result = run_cli('--disable-notifications', '--snapshot', '--rotate', env=environment)
+    assert result.returncode == 0, result
+    text = (backups / MARKER).read_text()
+    assert text.startswith('This directory holds backups made by rsync-system-backup.') and 'Source:' not in text
+    assert len(snapshot_names(backups)) == 1
+    result = run_cli('--max-age=1h', backups / 'latest')
+    assert result.returncode == 0 and result.stdout.startswith('OK: '), result

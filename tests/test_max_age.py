@@ -6,13 +6,21 @@ reads their age from the names, as it does for real snapshots.
 """
 
 import datetime
+import os
 
 import pytest
 
+from support.leaks import leak_check
+from support.namespaces import run_cli_in_namespace
 from support.trees import make_snapshots
 
 SNAPSHOT_NAME_FORMAT = '%Y-%m-%d_%H-%M-%S'
 """How snapshots are named."""
+
+MARKER = '.rsync-system-backup'
+"""The marker file of a backup set."""
+
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason='needs root (a private mount namespace)')
 
 
 def name_ago(**delta):
@@ -26,6 +34,7 @@ def two_hours_old(backups):
     make_snapshots(backups, [name_ago(days=3), name_ago(hours=2)])
     (backups / (name_ago(minutes=1) + '.incomplete')).mkdir()
     (backups / 'latest').mkdir()
+    (backups / MARKER).write_text('This directory holds backups made by rsync-system-backup.\n')
     return backups
 
 
@@ -50,9 +59,51 @@ def test_too_old(run_cli, two_hours_old, limit):
 def test_no_snapshot(run_cli, backups):
     """Without any snapshot the check fails too."""
     (backups / 'latest').mkdir(parents=True)
+    (backups / MARKER).write_text('')
     result = run_cli('--max-age=1d', backups / 'latest')
     assert result.returncode == 2, result
     assert result.stdout.startswith('CRITICAL: there is no complete snapshot in ')
+
+
+@pytest.mark.parametrize('exists', [False, True])
+def test_missing_or_unmarked_set_is_critical(run_cli, two_hours_old, exists):
+    """Without the marker (or without the directory) young snapshots don't make the check say OK (issue 22)."""
+    (two_hours_old / MARKER).unlink()
+    destination = two_hours_old / 'latest' if exists else two_hours_old.parent / 'missing' / 'latest'
+    result = run_cli('--max-age=1d', destination)
+    assert result.returncode == 2, result
+    assert result.stdout == ('CRITICAL: there is no backup set in %s (no %s file; is the backup disk mounted?) '
+                             '(limit 1 day).\n' % (destination.parent, MARKER)), result
+
+
+def test_set_of_version_1_1_counts_without_a_marker(run_cli, backups):
+    """Version 1.1 made no marker: its snapshot names make the set known."""
+    make_snapshots(backups, [(datetime.datetime.now() - datetime.timedelta(hours=2)).strftime('%Y-%m-%d %H:%M:%S')])
+    (backups / 'latest').mkdir()
+    result = run_cli('--max-age=1d', backups / 'latest')
+    assert result.returncode == 0, result
+    assert result.stdout.startswith('OK: the newest snapshot ')
+
+
+@needs_root
+@pytest.mark.usefixtures('unchanged_host')
+@pytest.mark.parametrize('configured_by', ['fstab', 'mount-unit'])
+def test_set_below_an_unmounted_mount_point_is_critical(tmp_path, two_hours_old, configured_by):
+    """A fresh set on the filesystem below the backup disk's unmounted mount point doesn't fool the check (issue 22)."""
+    assert two_hours_old.parent == tmp_path
+    if configured_by == 'fstab':
+        fstab, before = 'LABEL=rsb-backup-disk %s ext4 noauto 0 2\n' % tmp_path, None
+        origin = '/etc/fstab'
+    else:
+        unit = '/etc/systemd/system/rsb-test.mount'
+        fstab, origin = '', 'the systemd unit %s' % unit
+        before = 'mkdir -p /etc/systemd/system && printf "[Mount]\\nWhat=LABEL=x\\nWhere=%s\\n" > %s' % (
+            tmp_path, unit)
+    with leak_check([], [tmp_path]):
+        result = run_cli_in_namespace(['--max-age=1d', two_hours_old / 'latest'], fstab=fstab, before=before)
+    assert result.returncode == 2, result
+    assert result.stdout == ('CRITICAL: %s lies below %s, which %s names as a mount point, but nothing is mounted '
+                             'there (limit 1 day).\n' % (two_hours_old, tmp_path, origin)), result
 
 
 @pytest.mark.parametrize('value', ['soon', '0', '-5m', ''])

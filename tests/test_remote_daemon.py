@@ -177,6 +177,29 @@ def test_post_xfer_exec_snapshots_and_rotates(tmp_path, daemon, module_parents, 
     assert "ERROR" not in log, log
 
 
+def test_first_backup_to_post_xfer_module(tmp_path, daemon, module_parents, client, source, run_cli):
+    """
+    A module's first backup gets its snapshot and its marker, and --max-age says OK (issue 22).
+
+    The source holds what a backup set holds at its top (a ``latest``, a
+    snapshot, the marker): in the module's path these are the source's, which
+    the checks of a DESTINATION that is a backup set must not take for one.
+    """
+    for name in ('latest', '2024-05-01_10-00-00'):
+        (source.path / name).mkdir()
+    (source.path / '.rsync-system-backup').write_text('a backup set as the source\n')
+    parent = module_parents['snapshots']
+    result = client.run('--backup', source, daemon.url('snapshots'))
+    assert result.returncode == 0, result
+    wait_until_idle(daemon)
+    log = (tmp_path / 'post-xfer.log').read_text()
+    assert "ERROR" not in log, log
+    assert len(snapshot_names(parent)) == 1, log
+    assert (parent / '.rsync-system-backup').read_text().startswith('This directory holds backups made by')
+    result = run_cli('--max-age=1h', parent / 'latest')
+    assert result.returncode == 0 and result.stdout.startswith('OK: '), result
+
+
 def test_post_xfer_exec_after_disk_full(tmp_path, client, source):
     """After a transfer that filled the daemon's disk, post-xfer exec makes no snapshot and logs why."""
     small = tmp_path / 'small'

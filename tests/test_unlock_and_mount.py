@@ -319,6 +319,42 @@ class TestMount:
         assert rig.events == ['mount -- MP']
         assert os.listdir(rig.mount_point) == []
 
+    @pytest.mark.parametrize('device', ['missing.img', 'UUID=0e2d4b9a-rsb-missing'])
+    def test_missing_disk_is_skipped_quietly_without_a_terminal(self, rig, notifications_log, device):
+        """-m alone with the disk unplugged: skipped quietly under cron, as -c does (issue 22, item 5)."""
+        path = str(rig.directory / device) if device.endswith('.img') else device
+        fstab = '%s %s ext4 loop,noauto 0 0\n' % (path, rig.mount_point)
+        result = rig.run('-m', rig.mount_point, rig.source, rig.destination, fstab=fstab)
+        assert result.returncode == 0, result
+        skipped = [line for line in result.stderr.splitlines() if 'Skipping backup' in line]
+        assert len(skipped) == 1 and ' INFO ' in skipped[0], result
+        device_path = path if device.endswith('.img') else '/dev/disk/by-uuid/0e2d4b9a-rsb-missing'
+        assert skipped[0].endswith("Skipping backup: The backup disk %s (%s in /etc/fstab) isn't connected."
+                                   % (device_path, rig.mount_point)), result
+        assert 'ERROR' not in result.stderr and 'WARNING' not in result.stderr, result
+        assert not notifications_log.exists()
+        assert rig.events == []
+        assert os.listdir(rig.mount_point) == []
+
+    def test_label_that_udev_escapes_is_left_to_mount(self, rig):
+        """A label with a space has an escaped /dev/disk/by-label link: mount decides, no quiet skip on a guess."""
+        result = rig.run('--disable-notifications', '-m', rig.mount_point, rig.source, rig.destination,
+                         fstab='LABEL=rsb\\040missing %s ext4 noauto 0 0\n' % rig.mount_point)
+        assert_failed(result, 'Failed to mount %s' % rig.mount_point)
+        assert 'Skipping' not in result.stderr
+        assert rig.events == ['mount -- MP']
+        assert os.listdir(rig.mount_point) == []
+
+    def test_missing_disk_is_an_error_on_a_terminal(self, rig):
+        """On a terminal the same run is an error that says the disk isn't connected."""
+        missing = rig.directory / 'missing.img'
+        result = rig.run('--disable-notifications', '-m', rig.mount_point, rig.source, rig.destination,
+                         fstab='%s %s ext4 loop,noauto 0 0\n' % (missing, rig.mount_point), terminal=True)
+        assert_failed(result, "The backup disk %s (%s in /etc/fstab) isn't connected." % (missing, rig.mount_point))
+        assert 'Skipping' not in result.stderr
+        assert rig.events == []
+        assert os.listdir(rig.mount_point) == []
+
     def test_mount_point_without_fstab_entry(self, rig):
         result = rig.run('--disable-notifications', '--mount=%s' % rig.mount_point, rig.source, rig.destination,
                          fstab='# nothing here\n')

@@ -21,6 +21,7 @@ from rsync_system_backup.snapshots.naming import (
     is_leftover_name,
     is_snapshot_name,
 )
+from rsync_system_backup.backup_set.marker import MARKER_FILE_NAME, has_legacy_snapshots
 from rsync_system_backup.backup_set.operations import list_directory
 
 COMPLETE = 'complete'
@@ -73,6 +74,16 @@ class BackupSet(object):
             self.cached_manifests = set(manifest_owner(filename) for filename in filenames
                                         if filename.endswith(MANIFEST_SUFFIX))
         return self.cached_manifests
+
+    @property
+    def is_marked(self):
+        """
+        :data:`True` when the directory is known as a backup set.
+
+        That is, it holds the marker file (see :mod:`.backup_set.marker`) or
+        snapshots of version 1.1, which made no marker.
+        """
+        return MARKER_FILE_NAME in self.names or has_legacy_snapshots(self.names)
 
     @property
     def has_latest(self):

@@ -95,7 +95,7 @@ def check_recorded_source(context, marker, source, accept_existing=False, sudo=F
 
 
 def ensure_backup_target(context, directory, parent_directory, accept_existing=False, sudo=False, dry_run=False,
-                         source=None):
+                         source=None, check_new_set=None):
     """
     Check that a backup may write to a directory, and mark its parent as a backup target.
 
@@ -109,9 +109,14 @@ def ensure_backup_target(context, directory, parent_directory, accept_existing=F
     :param dry_run: :data:`True` to check without creating the marker.
     :param source: The source of the backup (see :func:`describe_source()`),
                    which the marker records, or :data:`None`.
+    :param check_new_set: A function without arguments that is called before
+                          a new backup set is marked (also in a dry run) and
+                          raises to refuse its place (see
+                          :func:`.check_new_set_location()`), or :data:`None`.
     :raises: :exc:`.UnmarkedDestinationError` when the directory holds files
              but was never a backup target and the user didn't confirm;
-             :exc:`.SourceMismatchError` (see :func:`check_recorded_source()`).
+             :exc:`.SourceMismatchError` (see :func:`check_recorded_source()`);
+             whatever `check_new_set` raises.
     """
     names = list_directory(context, parent_directory, sudo=sudo)
     marker = posixpath.join(parent_directory, MARKER_FILE_NAME)
@@ -132,9 +137,34 @@ def ensure_backup_target(context, directory, parent_directory, accept_existing=F
             "them with a copy of the source (did you swap SOURCE and DESTINATION?). If it really is the place "
             "for the backup, run again with --accept-existing." % directory
         )
+    if check_new_set and not has_legacy_snapshots(names):
+        check_new_set()
     if dry_run:
         logger.info("Would mark %s as a backup target (%s).", parent_directory, reason)
         return
     logger.info("Marking %s as a backup target (%s).", parent_directory, reason)
     make_directory(context, parent_directory, sudo=sudo)
     write_file(context, marker, MARKER_TEXT + ('Source: %s\n' % source if source else ''), sudo=sudo)
+
+
+def mark_daemon_set(context, parent_directory, sudo=False, dry_run=False):
+    """
+    Mark the backup set of an rsync daemon's module, in the run of its ``post-xfer exec`` command.
+
+    The daemon's transfer has filled ``latest``; the set gets its marker with
+    its first snapshot, so that ``--max-age`` (see :mod:`.actions.max_age`)
+    knows it as a backup set. The source is the client's, unknown here, so
+    the marker records none.
+
+    :param context: The execution context of the directory.
+    :param parent_directory: The directory that holds the module's directory and the snapshots (a string).
+    :param sudo: :data:`True` to list and write with superuser privileges.
+    :param dry_run: :data:`True` to only say so.
+    """
+    if MARKER_FILE_NAME in list_directory(context, parent_directory, sudo=sudo):
+        return
+    if dry_run:
+        logger.info("Would mark %s as a backup target (an rsync daemon's module).", parent_directory)
+        return
+    logger.info("Marking %s as a backup target (an rsync daemon's module).", parent_directory)
+    write_file(context, posixpath.join(parent_directory, MARKER_FILE_NAME), MARKER_TEXT, sudo=sudo)

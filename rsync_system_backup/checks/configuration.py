@@ -12,7 +12,7 @@ import posixpath
 
 from rsync_system_backup.checks.paths import check_local_destination, check_source, is_inside
 from rsync_system_backup.connections.ssh import check_remote_rsync, check_sudo
-from rsync_system_backup.disks.unlock_and_mount import UnlockedDevice
+from rsync_system_backup.disks.unlock_and_mount import MountedFilesystem, UnlockedDevice
 from rsync_system_backup.exceptions import (
     InvalidDestinationDirectory,
     InvalidOptionError,
@@ -91,7 +91,9 @@ def check_destination_access(backup):
     :raises: :exc:`.SSHConnectionError` or :exc:`.RemoteCommandError`
              (see :func:`.check_remote_rsync()` and :func:`.check_sudo()`),
              :exc:`.MissingBackupDiskError` or :exc:`.FailedToUnlockError`
-             (see :meth:`.UnlockedDevice.ensure_available()`).
+             (see :meth:`.UnlockedDevice.ensure_available()`), and
+             :exc:`.MissingBackupDiskError` for ``-m`` alone (see
+             :meth:`.MountedFilesystem.ensure_available()`).
     """
     if backup.destination.is_remote_shell:
         if backup.backup_enabled:
@@ -100,6 +102,9 @@ def check_destination_access(backup):
             check_sudo(backup.destination_context)
     if backup.crypto_device:
         UnlockedDevice(backup.crypto_context, backup.crypto_device).ensure_available()
+    elif backup.mount_point:
+        # With -c the fstab entry names the unlocked device, which appears only once unlocked.
+        MountedFilesystem(backup.crypto_context, backup.mount_point).ensure_available()
 
 
 def check_disk_names(backup):

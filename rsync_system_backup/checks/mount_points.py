@@ -16,7 +16,7 @@ give instead: a directory below the mount point.
 import os
 import posixpath
 
-from rsync_system_backup.disks.tabfiles import decode_escapes
+from rsync_system_backup.disks.configured_mounts import MOUNTINFO_FILE, find_mount, parse_mountinfo
 from rsync_system_backup.exceptions import InvalidDestinationDirectory
 from rsync_system_backup.backup_set.operations import runs_in_process
 
@@ -46,14 +46,8 @@ def read_mount_points():
 
     :returns: A set of pathnames (strings), from ``/proc/self/mountinfo``.
     """
-    mount_points = set()
-    with open('/proc/self/mountinfo', 'rb') as handle:
-        for line in handle:
-            fields = line.split()
-            if len(fields) > 4:
-                # Spaces and other special characters are written as octal escapes (\040), as in /etc/fstab.
-                mount_points.add(decode_escapes(os.fsdecode(fields[4])))
-    return mount_points
+    with open(MOUNTINFO_FILE, 'rb') as handle:
+        return parse_mountinfo(handle.read())
 
 
 def find_relation(context, directory, parent_directory, sudo=False):
@@ -78,19 +72,6 @@ def find_relation(context, directory, parent_directory, sudo=False):
     if mount != find_mount(os.path.realpath(parent_directory), mount_points):
         return 'other-filesystem'
     return ''
-
-
-def find_mount(pathname, mount_points):
-    """
-    Find the mount that holds a path.
-
-    :param pathname: An absolute path without symbolic links (a string).
-    :param mount_points: The mount points (see :func:`read_mount_points()`).
-    :returns: The deepest mount point at or above `pathname` (a string).
-    """
-    while pathname not in mount_points and pathname != '/':
-        pathname = os.path.dirname(pathname)
-    return pathname
 
 
 def check_destination_filesystem(context, directory, parent_directory, sudo=False):

@@ -14,8 +14,15 @@ first::
 """
 
 import logging
+import re
 
-from rsync_system_backup.disks.tabfiles import find_crypttab_entry, find_fstab_entry, parse_crypttab, parse_fstab
+from rsync_system_backup.disks.tabfiles import (
+    find_crypttab_entry,
+    find_fstab_entry,
+    parse_crypttab,
+    parse_fstab,
+    resolve_device,
+)
 from rsync_system_backup.exceptions import (
     DiskCleanupError,
     FailedToMountError,
@@ -28,6 +35,13 @@ CRYPTTAB_FILE = '/etc/crypttab'
 
 FSTAB_FILE = '/etc/fstab'
 """Where the filesystems that ``mount DIRECTORY`` knows are configured."""
+
+UDEV_PLAIN_VALUE = re.compile(r'(?:[0-9A-Za-z#+.:=@_-]|\\x2f|[^\x00-\x7f])+\Z')
+"""
+A tag's value in a ``/dev/disk/by-*`` link name that udev writes as it is:
+any other character (a space, say) becomes a ``\\xNN`` escape there, which
+:func:`.resolve_device()` reproduces only for ``/``.
+"""
 
 logger = logging.getLogger(__name__)
 
@@ -163,6 +177,49 @@ class MountedFilesystem(object):
     def is_mounted(self):
         """:data:`True` when :attr:`mount_point` is a mount point."""
         return self.context.test('mountpoint', '-q', '--', self.mount_point, shell=False, tty=False)
+
+    def find_device(self):
+        """
+        Find the device that :attr:`mount_point`'s entry in ``/etc/fstab`` mounts.
+
+        :returns: The device's pathname (a string; ``UUID=``, ``LABEL=``, ...
+                  lead to ``/dev/disk/by-*``), or :data:`None` when the file
+                  can't be read, has no entry for the mount point, or its
+                  device is no pathname (``server:/export``, ``tmpfs``) or a
+                  tag whose value udev would write with escapes (see
+                  :data:`UDEV_PLAIN_VALUE`): a pathname that is wrong would
+                  make a connected disk look unplugged, and the run skip quietly.
+        """
+        try:
+            text = read_table(self.context, FSTAB_FILE, FailedToMountError)
+        except FailedToMountError:
+            return None
+        entry = find_fstab_entry(parse_fstab(text), self.mount_point)
+        if entry is None:
+            return None
+        try:
+            device = resolve_device(entry.device)
+        except ValueError:
+            return None
+        if device != entry.device and not UDEV_PLAIN_VALUE.match(device.rpartition('/')[2]):
+            return None
+        return device if device.startswith('/') else None
+
+    def ensure_available(self):
+        """
+        Check that the disk to mount is connected, unless :attr:`mount_point` is mounted already.
+
+        :raises: :exc:`.MissingBackupDiskError` when the device of its entry
+                 in ``/etc/fstab`` (see :meth:`find_device()`) doesn't exist.
+                 Anything else that keeps it from being mounted is left to
+                 :meth:`__enter__` to report.
+        """
+        if self.is_mounted():
+            return
+        device = self.find_device()
+        if device and not self.context.exists(device):
+            raise MissingBackupDiskError("The backup disk %s (%s in %s) isn't connected."
+                                         % (device, self.mount_point, FSTAB_FILE))
 
     def __enter__(self):
         """

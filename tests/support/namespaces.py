@@ -69,6 +69,8 @@ import os
 import shlex
 import subprocess
 
+from support.cli import CommandResult, command_environment, command_line
+
 NAMESPACE_MARKER = '/etc/rsb-test-namespace'
 """
 A file that exists only inside namespaces made by :func:`namespace_command`.
@@ -309,3 +311,26 @@ def mapper_probe(name):
     """
     quoted = shlex.quote(name)
     return 'if [ -e /dev/mapper/%s ]; then echo UNLOCKED %s; else echo LOCKED %s; fi' % (quoted, quoted, quoted)
+
+
+def run_cli_in_namespace(arguments, fstab=None, crypttab=None, before=None, env=None, path=(), timeout=120):
+    """
+    Run ``python -m rsync_system_backup ARGUMENTS`` in a test namespace, without a terminal.
+
+    :param arguments: The command line arguments (strings or paths).
+    :param fstab: See :func:`namespace_script`.
+    :param crypttab: See :func:`namespace_script`.
+    :param before: Shell code that prepares the namespace before the command
+                   runs (say, a systemd mount unit in the private ``/etc``);
+                   the command runs only when it succeeds.
+    :param env: Environment variables to add (a dict; see :func:`support.cli.command_environment()`).
+    :param path: See :func:`namespace_script`.
+    :param timeout: Seconds before the test fails.
+    :returns: A :class:`support.cli.CommandResult`.
+    """
+    command = ' '.join(shlex.quote(argument) for argument in command_line(*arguments))
+    argv = namespace_commands([before + ' && ' + command if before else command], fstab=fstab, crypttab=crypttab,
+                              path=path)
+    process = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                             env=command_environment(**(env or {})), timeout=timeout)
+    return CommandResult(process.returncode, process.stdout, process.stderr)
