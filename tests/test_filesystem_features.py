@@ -1,6 +1,10 @@
-"""Tests of :mod:`rsync_system_backup.snapshots.filesystem_features`: ext4 is called ext4, on a real ext4 filesystem."""
+"""Tests of :mod:`rsync_system_backup.snapshots.filesystem_features`: ext4 is ext4; the mount table as findmnt."""
 
-from rsync_system_backup.snapshots.filesystem_features import find_link_limit, supports_reflinks
+import os
+import subprocess
+
+from rsync_system_backup.snapshots import filesystem_features
+from rsync_system_backup.snapshots.filesystem_features import find_link_limit, read_mount_table, supports_reflinks
 from support.loop_filesystems import MountedFilesystem
 from support.trees import write_file
 
@@ -15,3 +19,29 @@ def test_ext4_is_reported_as_ext4(tmp_path):
         assert 'ext2/ext3' not in result.output
     assert find_link_limit('ext4') == 65000
     assert not supports_reflinks(None, '/unused', 'ext4')
+
+
+def test_mount_table_agrees_with_findmnt():
+    """A local destination's filesystem type is read from the mount table as findmnt finds it, without a command."""
+    for path in ('/', '/proc', '/dev/shm', '/dev/shm/no/such/directory', '/sys/fs/cgroup', '/usr/bin'):
+        command = ['findmnt', '--noheadings', '--first-only', '--output=FSTYPE', '--target',
+                   path if os.path.isdir(path) else '/dev/shm']
+        expected = subprocess.run(command, stdout=subprocess.PIPE, text=True, check=True).stdout.strip()
+        assert read_mount_table(path) == expected, path
+
+
+def test_mount_table_with_escaped_mount_points(tmp_path, monkeypatch):
+    """Mount points with escaped spaces count with their real names; a longer name that merely starts alike doesn't."""
+    for name in ('backup disk', 'backup', 'backupdisk'):
+        (tmp_path / name).mkdir()
+    base = os.fsencode(os.path.realpath(str(tmp_path)))
+    table = tmp_path / 'mountinfo'
+    table.write_bytes(b'1 0 8:1 / / rw - ext4 /dev/sda1 rw\n'
+                      b'2 1 0:40 / ' + base + b'/backup\\040disk rw shared:5 - xfs /dev/sdb1 rw\n'
+                      b'3 1 0:41 / ' + base + b'/backup rw - btrfs /dev/sdc1 rw\n')
+    monkeypatch.setattr(filesystem_features, 'MOUNT_TABLE', str(table))
+    assert read_mount_table(str(tmp_path / 'backup disk' / 'new')) == 'xfs'
+    assert read_mount_table(str(tmp_path / 'backup')) == 'btrfs'
+    assert read_mount_table(str(tmp_path / 'backupdisk')) == 'ext4'
+    monkeypatch.setattr(filesystem_features, 'MOUNT_TABLE', str(tmp_path / 'missing'))
+    assert read_mount_table('/') is None

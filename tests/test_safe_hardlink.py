@@ -16,7 +16,7 @@ import pytest
 from rsync_system_backup.backup_set.private_directory import PRIVATE_PREFIX
 from support.cli import command_environment, command_line
 from support.loop_filesystems import MountedFilesystem, NamespaceSSHServer
-from support.remote import SERVER_ALIAS, ClientHome, wait_until_idle
+from support.remote import SERVER_ALIAS, ClientHome, StandInPathSSHServer, wait_until_idle
 from support.stand_ins import real_program, write_script
 from support.trees import ODD_NAME, PAST, check_snapshots, settle, take_manifest, write_dated
 
@@ -279,23 +279,36 @@ def test_dry_run_changes_nothing(tmp_path):
 
 
 def test_destination_without_python(tmp_path):
-    """Without python3 on the destination, auto says why it picks link-dest, and safe-hardlink is refused."""
+    """
+    Without python3 on a remote destination, auto says why it picks link-dest, and safe-hardlink is refused.
+
+    A local destination needs no ``python3`` on ``$PATH``: its programs run
+    in the program's own process or with its interpreter.
+    """
     source = tmp_path / 'source'
     build_every_change_tree(source)
+    backups = tmp_path / 'backups'
+    with StandInPathSSHServer(tmp_path / 'sshd', {'python3': 'exit 127\n'}) as server:
+        home = ClientHome(tmp_path / 'client-home')
+        home.add_host(SERVER_ALIAS, server.port, home.install_key(server.identity_file))
+        destination = '%s:%s' % (SERVER_ALIAS, backups / 'latest')
+        result = home.run('--verbose', '--backup', '--snapshot', source, destination)
+        assert result.returncode == 0, result
+        assert 'Not using the safe-hardlink snapshot method: it needs python3 on the destination' in result.stderr
+        assert 'Using the link-dest snapshot method' in result.stderr
+        result = home.run('--backup', '--snapshot', '--snapshot-method=safe-hardlink', source, destination)
+        wait_until_idle(server)
+        assert result.returncode != 0
+        assert 'The safe-hardlink snapshot method needs python3 on the destination' in result.stderr
+        assert 'Traceback' not in result.stderr
     fake_bin = tmp_path / 'bin'
     fake_bin.mkdir()
     write_script(fake_bin / 'python3', 'exit 127\n')
-    env = command_environment(fake_bin)
     with MountedFilesystem('tmpfs', tmp_path / 'tmpfs') as filesystem:
         latest = filesystem.mount_point / 'backups' / 'latest'
-        result = run_backup(filesystem, source, latest, env=env)
+        result = run_backup(filesystem, source, latest, env=command_environment(fake_bin))
         assert result.returncode == 0, result.output
-        assert 'Not using the safe-hardlink snapshot method: it needs python3 on the destination' in result.output
-        assert 'Using the link-dest snapshot method' in result.output
-        result = run_backup(filesystem, source, latest, '--snapshot-method=safe-hardlink', env=env)
-        assert result.returncode != 0
-        assert 'The safe-hardlink snapshot method needs python3 on the destination' in result.output
-        assert 'Traceback' not in result.output
+        assert 'Using the safe-hardlink snapshot method' in result.output
 
 
 def test_source_directory_swapped_for_a_symbolic_link(tmp_path):

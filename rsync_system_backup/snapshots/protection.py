@@ -11,6 +11,8 @@ it on the destination (in this process, or as one command, see
 
 import logging
 
+from executor.contexts import LocalContext
+
 from rsync_system_backup.agent import protect as program
 from rsync_system_backup.agent.shipping import PYTHON_OPTIONS, run_program
 from rsync_system_backup.exceptions import SnapshotMethodError
@@ -28,12 +30,17 @@ logger = logging.getLogger(__name__)
 
 def has_python(context, sudo=False):
     """
-    Check whether the destination can run the protect step.
+    Check whether the destination can run the programs of the safe-hardlink method.
 
     :param context: The destination's execution context.
     :param sudo: :data:`True` to check with superuser privileges.
-    :returns: :data:`True` when ``python3`` runs there.
+    :returns: :data:`True` when ``python3`` runs there. A local destination
+              needs no command to find out: its programs run in this
+              process or with this process's interpreter (see
+              :mod:`.agent.shipping`).
     """
+    if isinstance(context, LocalContext):
+        return True
     return context.execute(*(PYTHON + ('-c', 'pass')), check=False, sudo=sudo, shell=False, tty=False,
                            silent=True).succeeded
 
