@@ -91,6 +91,17 @@ def test_copy_with_several_cp(tmp_path, watched, fake_bin, monkeypatch):
     assert len(logged_calls(tmp_path / 'cp-calls')) > 1
 
 
+def test_one_cp_gets_one_batch(tmp_path, watched, fake_bin, monkeypatch):
+    """Where only one cp may run, it gets every name at once: a small tree costs one process, not eight."""
+    latest = tmp_path / 'latest'
+    make_latest(latest)
+    log_arguments(fake_bin / 'cp', tmp_path / 'cp-calls', real_program('cp'))
+    monkeypatch.setenv('PATH', '%s:%s' % (fake_bin, os.environ['PATH']))
+    assert run_copy(watched.stream, latest, tmp_path / 'copy', most=1) == (0, '')
+    assert take_manifest(tmp_path / 'copy') == take_manifest(latest)
+    assert len(logged_calls(tmp_path / 'cp-calls')) == 1
+
+
 def test_end_of_input_stops_every_cp(tmp_path, watched, fake_bin, monkeypatch):
     """When the standard input ends the copy fails at once, and no cp outlives it; other input goes unheeded."""
     latest = tmp_path / 'latest'

@@ -37,7 +37,11 @@ BATCH_BYTES = 65536
 """The most bytes of names that one cp gets."""
 
 BATCHES_PER_WORKER = 8
-"""How many batches each cp process gets on average, so that the processes finish at about the same time."""
+"""
+How many batches each cp process gets on average, so that the processes
+finish at about the same time; a single cp process gets everything in as few
+batches as :data:`BATCH_BYTES` allows.
+"""
 
 
 def make_batches(items, size):
@@ -159,8 +163,8 @@ def link_copy(source, target, most, spare, watched):
                     items.append(name)
             workers = max(1, min(most, (os.cpu_count() or 1) - spare))
             os.fchdir(top)
-            if not run_batches(target, make_batches(items, max(1, len(items) // (workers * BATCHES_PER_WORKER))),
-                               workers, watched):
+            size = len(items) if workers == 1 else len(items) // (workers * BATCHES_PER_WORKER)
+            if not run_batches(target, make_batches(items, max(1, size)), workers, watched):
                 return False
             for name in levels:
                 copy_level_attributes(top, copy, name)
