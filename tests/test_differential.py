@@ -56,6 +56,8 @@ SEEDS = {
               " its second run is the oracle",
         2372: "a file became a directory where latest had a link that leads to itself: the dry run's blind spot"
               " said 'Too many levels of symbolic links' (exit 2)",
+        3468: "an unchanged file named 'x -> y => x -> y' was also read as 'x -> y' linked to itself: rewritten,"
+              " it left its group",
     },
     'ext4': {
         4: "etc (root's) lost its setgid bit: a planted link s -> x/./etc/shadow",

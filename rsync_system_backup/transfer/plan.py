@@ -209,7 +209,9 @@ class TransferPlan(object):
         every directory above it is a real directory of the source, and the
         source has an entry of the line's kind there: for a symbolic link
         with the target the line shows, for a new hard link one whose leader
-        is the same inode. The counted names go to :attr:`entries`; a new
+        is another name of the same inode (read as a name and itself as its
+        leader, ``x -> y => x -> y`` is the name of a file). The counted
+        names go to :attr:`entries`; a new
         hard link to an entry that the plan leaves alone goes to
         :attr:`links` instead (the protect step makes it, as rsync would: a
         link to ``latest``'s entry). A name below a
@@ -233,6 +235,10 @@ class TransferPlan(object):
                     leader = source.lstat(extra) if is_clean(extra) else None
                     if leader is None or leader is source.UNSEARCHABLE or \
                             (leader.st_dev, leader.st_ino) != (info.st_dev, info.st_ino):
+                        continue
+                    if extra == name:
+                        # rsync never names an entry as its own leader: the
+                        # line is another name's ('x -> y => x -> y' is a file).
                         continue
                     hard_links.append((name, extra))
                 self.entries[name] = entry.kind
