@@ -16,9 +16,10 @@ import threading
 import pytest
 from executor.contexts import LocalContext
 
-from rsync_system_backup.agent import kinds, protect, shipping, standalone
+from rsync_system_backup.agent import bootstrap, kinds, protect, standalone
 from rsync_system_backup.agent.shipping import Finished, StartedProgram, run_program, ship_modules, start_program
 from rsync_system_backup.agent.standalone import Stopped, held_signals
+from rsync_system_backup.agent.tree import Tree
 from rsync_system_backup.backup_set.private_directory import PRIVATE_PREFIX
 from rsync_system_backup.exceptions import RemoteCommandError
 from rsync_system_backup.processes.signals import Interrupted, cleanup
@@ -74,7 +75,7 @@ def test_modules_are_shipped_with_their_packages():
                 assert source == handle.read()
         header = stream.readline().split()
     assert headers == [('rsync_system_backup', 'package'), ('rsync_system_backup.agent', 'package'),
-                       (shipping.ENTRY_MODULE, 'module'), ('rsync_system_backup.agent.tree', 'module'),
+                       (bootstrap.ENTRY_MODULE, 'module'), ('rsync_system_backup.agent.tree', 'module'),
                        ('rsync_system_backup.agent.kinds', 'module')]
     assert stream.read() == b''
 
@@ -222,3 +223,17 @@ def test_finished_without_messages():
     """A program without messages is described by its exit code."""
     assert Finished(3, b'', b'\n  \n').problem == 'exit code 3'
     assert Finished(1, b'', b'first\nlast.\n\n').problem == 'last.'
+
+
+def test_bootstrap_loads_the_shipped_modules(monkeypatch):
+    """The bootstrap's loader makes each shipped module under its name, in its package, and stops at the empty line."""
+    monkeypatch.setattr(sys, 'modules', dict(sys.modules))
+    for name in ('rsync_system_backup', 'rsync_system_backup.agent', 'rsync_system_backup.agent.tree',
+                 bootstrap.ENTRY_MODULE):
+        del sys.modules[name]
+    stream = io.BytesIO(ship_modules(['rsync_system_backup.agent.tree']) + b'the program input')
+    bootstrap.load_modules(stream)
+    assert sys.modules['rsync_system_backup.agent'].__path__ == []
+    assert sys.modules['rsync_system_backup.agent.tree'].Tree is not Tree
+    assert callable(sys.modules[bootstrap.ENTRY_MODULE].run)
+    assert stream.read() == b'the program input'

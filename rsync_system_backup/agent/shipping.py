@@ -20,7 +20,8 @@ leaves the signal handlers alone, since it may run in this process.
   ``main()`` ends it as it ends ``python3``: exit code 1, the traceback on
   its standard error.
 - **As one command** in the destination's execution context, elsewhere:
-  ``python3 -I -S -c`` :data:`BOOTSTRAP` (isolated from the environment,
+  ``python3 -I -S -c`` :data:`BOOTSTRAP` (the source of
+  :mod:`.agent.bootstrap`; isolated from the environment,
   without the site module), whose standard input holds the source of every
   module the program needs, each behind a header line with its name and size
   (see :func:`ship_modules()`), an empty line, and then the program's own
@@ -38,12 +39,14 @@ it can fall back to a shell command where the destination has no
 """
 
 import importlib
+import inspect
 import io
 import sys
 import traceback
 
 from executor.contexts import LocalContext
 
+from rsync_system_backup.agent import bootstrap
 from rsync_system_backup.backup_set.operations import runs_in_process
 from rsync_system_backup.exceptions import RemoteCommandError
 from rsync_system_backup.processes.signals import cleanup
@@ -52,23 +55,8 @@ from rsync_system_backup.processes.waiting import wait_for_exit
 PYTHON_OPTIONS = ('-I', '-S')
 """How the destination's ``python3`` runs: isolated from the environment, without the site module."""
 
-ENTRY_MODULE = 'rsync_system_backup.agent.standalone'
-"""The module that runs a program in a process of its own; shipped first with every program."""
-
-BOOTSTRAP = '''\
-import sys, types
-stream = sys.stdin.buffer
-header = stream.readline().split()
-while header:
-    module = types.ModuleType(header[0].decode())
-    sys.modules[module.__name__] = module
-    if header[2] == b'package':
-        module.__path__ = []
-    exec(compile(stream.read(int(header[1])), module.__name__, 'exec'), module.__dict__)
-    header = stream.readline().split()
-sys.exit(sys.modules[%r].run(sys.argv[1], sys.argv[2:]))
-''' % ENTRY_MODULE
-"""The program that ``python3 -c`` runs: it loads the shipped modules and hands over to :func:`.standalone.run()`."""
+BOOTSTRAP = inspect.getsource(bootstrap)
+"""What ``python3 -c`` runs: the source of :mod:`.agent.bootstrap` (it loads the shipped modules and the program)."""
 
 FALLBACK_SCRIPT = 'if command -v "$0" > /dev/null 2>&1; then exec "$0" %s -c "$@"; fi; shift 2; ' % \
     ' '.join(PYTHON_OPTIONS)
@@ -177,12 +165,12 @@ def ship_modules(names):
     Give the modules a program needs, as the bootstrap reads them.
 
     :param names: The modules' names, each after the modules it imports, the
-                  program last (strings; :data:`ENTRY_MODULE` comes first by itself).
+                  program last (strings; :data:`.bootstrap.ENTRY_MODULE` comes first by itself).
     :returns: Bytes: a header line for each package that holds them (which
               is created empty), a header line and the source of each
               module, then an empty line.
     """
-    names = (ENTRY_MODULE,) + tuple(names)
+    names = (bootstrap.ENTRY_MODULE,) + tuple(names)
     parts, packages = [], []
     for name in names:
         package = name.rpartition('.')[0]

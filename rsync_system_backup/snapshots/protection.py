@@ -41,7 +41,7 @@ def has_python(context, sudo=False):
     """
     if isinstance(context, LocalContext):
         return True
-    return context.execute(*(PYTHON + ('-c', 'pass')), check=False, sudo=sudo, shell=False, tty=False,
+    return context.execute(*(PYTHON + ('--version',)), check=False, sudo=sudo, shell=False, tty=False,
                            silent=True).succeeded
 
 
