@@ -27,13 +27,20 @@ def source(tmp_path):
 
 
 def files_written(backups):
-    """Count the complete files that a first backup wrote so far, wherever the method writes them."""
+    """
+    Count the complete files that a first backup wrote so far, wherever the method writes them.
+
+    Only a file under its own name counts: rsync writes each file as a
+    temporary ``.file-NNN.XXXXXX`` first, which it deletes when interrupted,
+    even once all its bytes are written (a busy machine, where the rename
+    comes late, showed that).
+    """
     count = 0
     for name in ('latest', '.rsync-system-backup.new'):
         directory = backups / name
         if directory.is_dir():
             count += sum(1 for entry in os.scandir(str(directory))
-                         if entry.is_file() and entry.stat().st_size == 1024 * 1024)
+                         if entry.name.startswith('file-') and entry.is_file() and entry.stat().st_size == 1024 * 1024)
     return count
 
 
