@@ -258,27 +258,37 @@ class ListeningPortSampler(object):
         self.ignore = set(ignore)
         self.ports = set()
         self.samples = 0
+        self.before = set()
         self.done = threading.Event()
         self.thread = threading.Thread(target=self.sample, daemon=True)
+
+    def listening_ports(self):
+        """
+        Look once.
+
+        :returns: A set of (port, socket inode) tuples: the listening sockets
+                  that this process's descendants hold, but the ignored ports.
+        """
+        inodes = set()
+        for pid in descendant_pids(os.getpid()):
+            try:
+                for fd in os.listdir('/proc/%d/fd' % pid):
+                    target = os.readlink('/proc/%d/fd/%s' % (pid, fd))
+                    if target.startswith('socket:['):
+                        inodes.add(target[8:-1])
+            except OSError:
+                pass  # The process ended while we were looking.
+        return {(port, inode) for port, inode in listening_sockets() if inode in inodes and port not in self.ignore}
 
     def sample(self):
         """Look every few milliseconds until the block ends."""
         while not self.done.wait(0.005):
-            inodes = set()
-            for pid in descendant_pids(os.getpid()):
-                try:
-                    for fd in os.listdir('/proc/%d/fd' % pid):
-                        target = os.readlink('/proc/%d/fd/%s' % (pid, fd))
-                        if target.startswith('socket:['):
-                            inodes.add(target[8:-1])
-                except OSError:
-                    pass  # The process ended while we were looking.
-            self.ports.update(port for port, inode in listening_sockets()
-                              if inode in inodes and port not in self.ignore)
+            self.ports.update(port for port, inode in self.listening_ports() - self.before)
             self.samples += 1
 
     def __enter__(self):
-        """Start sampling."""
+        """Start sampling; sockets that listen already (servers of other tests in this process) don't count."""
+        self.before = self.listening_ports()
         self.thread.start()
         return self
 
