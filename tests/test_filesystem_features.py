@@ -3,7 +3,7 @@
 import os
 import subprocess
 
-from rsync_system_backup.snapshots import filesystem_features
+from rsync_system_backup.disks import configured_mounts
 from rsync_system_backup.snapshots.filesystem_features import find_link_limit, read_mount_table, supports_reflinks
 from support.loop_filesystems import MountedFilesystem
 from support.trees import write_file
@@ -39,9 +39,9 @@ def test_mount_table_with_escaped_mount_points(tmp_path, monkeypatch):
     table.write_bytes(b'1 0 8:1 / / rw - ext4 /dev/sda1 rw\n'
                       b'2 1 0:40 / ' + base + b'/backup\\040disk rw shared:5 - xfs /dev/sdb1 rw\n'
                       b'3 1 0:41 / ' + base + b'/backup rw - btrfs /dev/sdc1 rw\n')
-    monkeypatch.setattr(filesystem_features, 'MOUNT_TABLE', str(table))
+    monkeypatch.setattr(configured_mounts, 'MOUNTINFO_FILE', str(table))
     assert read_mount_table(str(tmp_path / 'backup disk' / 'new')) == 'xfs'
     assert read_mount_table(str(tmp_path / 'backup')) == 'btrfs'
     assert read_mount_table(str(tmp_path / 'backupdisk')) == 'ext4'
-    monkeypatch.setattr(filesystem_features, 'MOUNT_TABLE', str(tmp_path / 'missing'))
+    monkeypatch.setattr(configured_mounts, 'MOUNTINFO_FILE', str(tmp_path / 'missing'))
     assert read_mount_table('/') is None

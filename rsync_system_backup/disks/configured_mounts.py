@@ -61,6 +61,29 @@ class MountConfiguration(object):
         self.mounted = mounted
 
 
+def parse_mount_table(text):
+    """
+    Read the mounts of a mount table with their filesystem types.
+
+    :param text: The contents of ``/proc/self/mountinfo`` (bytes or a string).
+    :returns: A dict of mount points (strings) and their filesystem types
+              (strings, or :data:`None` for a line without one). Of two mounts
+              on one mount point the later one counts: it covers the other.
+    """
+    if isinstance(text, str):
+        text = text.encode('utf-8', 'surrogateescape')
+    mounts = {}
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) > 4:
+            # Spaces and other special characters are written as octal escapes (\040), as in /etc/fstab.
+            mount_point = decode_escapes(os.fsdecode(fields[4]))
+            # The optional fields end with '-', which the type follows.
+            separator = fields.index(b'-', 6) if b'-' in fields[6:-1] else None
+            mounts[mount_point] = os.fsdecode(fields[separator + 1]) if separator else None
+    return mounts
+
+
 def parse_mountinfo(text):
     """
     Read the mount points of a mount table.
@@ -68,15 +91,7 @@ def parse_mountinfo(text):
     :param text: The contents of ``/proc/self/mountinfo`` (bytes or a string).
     :returns: A set of pathnames (strings).
     """
-    if isinstance(text, str):
-        text = text.encode('utf-8', 'surrogateescape')
-    mount_points = set()
-    for line in text.splitlines():
-        fields = line.split()
-        if len(fields) > 4:
-            # Spaces and other special characters are written as octal escapes (\040), as in /etc/fstab.
-            mount_points.add(decode_escapes(os.fsdecode(fields[4])))
-    return mount_points
+    return set(parse_mount_table(text))
 
 
 def parse_mount_unit(text):

@@ -5,21 +5,15 @@ The snapshot methods (see :mod:`.snapshots.methods`) depend on it: btrfs has
 subvolumes, btrfs and XFS (made with ``-m reflink=1``) let files share data
 blocks (reflinks), and most filesystems limit the number of hard links to one
 file. A local destination's filesystem type comes from this process's mount
-table (:data:`MOUNT_TABLE`); everything else is found out with commands in
+table (see :func:`read_mount_table()`); everything else is found out with commands in
 the destination's execution context (``findmnt`` and a trial ``cp
 --reflink=always``), so it works the same for destinations reached over SSH.
 """
 
 import os
-import re
 
 from rsync_system_backup.backup_set.operations import runs_in_process
-
-MOUNT_TABLE = '/proc/self/mountinfo'
-"""This process's mount table, as the kernel gives it (the mount namespace's own mounts)."""
-
-MOUNT_TABLE_ESCAPE = re.compile(br'\\([0-7]{3})')
-"""An octal escape in :data:`MOUNT_TABLE` (a space, tab, newline or backslash in a mount point)."""
+from rsync_system_backup.disks import configured_mounts
 
 FILESYSTEM_TYPE_SCRIPT = '''
 directory=$1
@@ -95,33 +89,24 @@ def find_filesystem_type(context, directory, sudo=False):
 
 def read_mount_table(directory):
     """
-    Find the type of the filesystem that holds a local directory in :data:`MOUNT_TABLE`, as ``findmnt`` would.
+    Find the type of the filesystem that holds a local directory in this process's mount table, as ``findmnt`` would.
 
     :param directory: The directory (a string); when it doesn't exist yet,
                       its nearest existing ancestor is looked at.
-    :returns: The type of the mount whose mount point is the longest one
-              that holds the directory (with symbolic links resolved; the
-              last of equals, which covers the others), or :data:`None`
+    :returns: The type of the deepest mount at or above the directory
+              (with symbolic links resolved; see
+              :func:`.configured_mounts.parse_mount_table()` and
+              :func:`.configured_mounts.find_mount()`), or :data:`None`
               when the table can't be read.
     """
     while not os.path.isdir(directory):
         directory = os.path.dirname(directory)
-    path = os.fsencode(os.path.realpath(directory)).rstrip(b'/') + b'/'
-    found, longest = None, -1
     try:
-        with open(MOUNT_TABLE, 'rb') as handle:
-            lines = handle.read().splitlines()
+        with open(configured_mounts.MOUNTINFO_FILE, 'rb') as handle:
+            mounts = configured_mounts.parse_mount_table(handle.read())
     except OSError:
         return None
-    for line in lines:
-        fields = line.split(b' ')
-        if b'-' not in fields[6:]:
-            continue
-        mount_point = MOUNT_TABLE_ESCAPE.sub(lambda match: bytes([int(match.group(1), 8)]), fields[4])
-        prefix = mount_point.rstrip(b'/') + b'/'
-        if path.startswith(prefix) and len(prefix) >= longest:
-            found, longest = fields[fields.index(b'-', 6) + 1], len(prefix)
-    return os.fsdecode(found) if found else None
+    return mounts.get(configured_mounts.find_mount(os.path.realpath(directory), mounts))
 
 
 def supports_reflinks(context, directory, filesystem_type, sudo=False, dry_run=False):
