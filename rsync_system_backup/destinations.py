@@ -10,7 +10,9 @@ understands all of them::
     rsync://[user@]host[:port]/module[/directory]   rsync daemon (URL)
 
 As in rsync, an expression whose first colon comes after a slash is a local
-path, so ``./a:b`` names a local directory.
+path, so ``./a:b`` names a local directory. A ``~`` at the start of the
+directory of ``host:directory`` means the SSH user's home directory there,
+as in a shell (see :func:`expand_home()`).
 """
 
 import posixpath
@@ -166,7 +168,9 @@ def parse_expression(value):
     :raises: :exc:`.InvalidDestinationError` when the expression is empty,
              names a remote system without a directory, has a port that is not
              a number from 1 to 65535, names a host or user that starts with
-             ``-``, or fits none of rsync's syntaxes.
+             ``-``, starts its directory on an SSH destination with a ``~``
+             that can't be expanded (see :func:`expand_home()`), or fits
+             none of rsync's syntaxes.
     """
     if not isinstance(value, str) or not value.strip():
         raise InvalidDestinationError("The destination is empty: give a directory or an rsync location.")
@@ -197,11 +201,55 @@ def parse_expression(value):
                     "The destination %r names no directory on %s: add one, for example %s/backups/latest."
                     % (value, parts['hostname'], value)
                 )
+            if pattern is REMOTE_SHELL_PATTERN:
+                parts['directory'] = expand_home(value, parts)
             return refuse_options(value, parts)
     raise InvalidDestinationError(
         "Can't parse the destination %r: expected a local directory, [USER@]HOST:DIRECTORY, "
         "[USER@]HOST::MODULE[/DIRECTORY] or rsync://[USER@]HOST[:PORT]/MODULE[/DIRECTORY]." % value
     )
+
+
+def expand_home(expression, parts):
+    """
+    Resolve a ``~`` at the start of the directory of an SSH destination, as a shell there would.
+
+    Every command on an SSH destination (rsync too) runs in the SSH user's
+    home directory and gets the directory as it is, so no shell expands a
+    ``~`` there: ``~/backups/latest`` would create a directory named ``~``.
+    A relative directory is already relative to that home directory, so
+    ``~/backups/latest`` becomes ``backups/latest``. (``./~/x`` still names a
+    directory called ``~``.)
+
+    :param expression: The whole location (a string, used in the messages).
+    :param parts: The parts of a ``[USER@]HOST:DIRECTORY`` location (a :class:`dict`).
+    :returns: The directory (a string) without the ``~/``, or unchanged when
+              it doesn't start with ``~``.
+    :raises: :exc:`.InvalidDestinationError` for ``~USER`` (another user's
+             home directory, which only a shell on the destination can find)
+             and for the home directory itself (which the backup would
+             overwrite).
+    """
+    directory = parts['directory']
+    if not directory.startswith('~'):
+        return directory
+    user, _, rest = directory[1:].partition('/')
+    host = parts['hostname']
+    if user:
+        login = (parts['username'] + '@' if parts.get('username') else '') + host.strip('[]')
+        raise InvalidDestinationError(
+            "The destination %r starts with ~%s, the home directory of %s on %s, which only a shell there could "
+            "find: give the directory's absolute path instead (ssh %s 'echo ~%s' shows it)."
+            % (expression, user, user, host, login, user)
+        )
+    rest = rest.lstrip('/')
+    if posixpath.normpath(rest or '.') == '.':
+        location = expression[:-len(directory)]
+        raise InvalidDestinationError(
+            "The destination %r is the SSH user's home directory on %s itself, which the backup would overwrite: "
+            "give a directory inside it, for example %s~/backups/latest." % (expression, host, location)
+        )
+    return rest
 
 
 def parse_port_number(expression, text):

@@ -13,6 +13,12 @@ from rsync_system_backup.exceptions import InvalidDestinationError, ParentDirect
     ('server:/backups/latest', dict(hostname='server', directory='/backups/latest')),
     ('alice@server:/backups/latest', dict(username='alice', hostname='server', directory='/backups/latest')),
     ('server:backups/latest', dict(hostname='server', directory='backups/latest')),
+    ('server:~/backups/latest', dict(hostname='server', directory='backups/latest')),
+    ('alice@server:~//backups/latest/', dict(username='alice', hostname='server', directory='backups/latest/')),
+    ('server:./~/latest', dict(hostname='server', directory='./~/latest')),
+    ('server:backups/~', dict(hostname='server', directory='backups/~')),
+    ('server::module/~/latest', dict(hostname='server', module='module', directory='~/latest')),
+    ('~/latest', dict(directory='~/latest')),
     ('[::1]:/backups/latest', dict(hostname='[::1]', directory='/backups/latest')),
     ('server::module', dict(hostname='server', module='module')),
     ('alice@server::module/host/latest', dict(username='alice', hostname='server', module='module',
@@ -98,6 +104,12 @@ def test_parent_directory_unavailable(expression):
     ('-oProxyCommand=true::module', "names the host '-oProxyCommand=true', which starts with '-'"),
     ('rsync://-oProxyCommand=true/module', "names the host '-oProxyCommand=true', which starts with '-'"),
     ('server:-x/latest', "names the directory '-x/latest', which starts with '-'"),
+    ('server:~/-x/latest', "names the directory '-x/latest', which starts with '-'"),
+    ('alice@[::1]:~bob/latest', "starts with ~bob, the home directory of bob on [::1], which only a shell there "
+                                "could find: give the directory's absolute path instead (ssh alice@::1 'echo ~bob' "
+                                "shows it)"),
+    ('server:~', "The destination 'server:~' is the SSH user's home directory on server itself"),
+    ('alice@server:~/./', "give a directory inside it, for example alice@server:~/backups/latest."),
 ])
 def test_invalid(expression, message):
     """Expressions that aren't rsync locations are refused with a message that says why."""

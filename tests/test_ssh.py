@@ -117,6 +117,45 @@ def test_awkward_directory_names(tmp_path, client_home, ssh_server):
     assert os.listdir(server_view(ssh_server, HOME_DIRECTORY)) == []
 
 
+@pytest.mark.parametrize('directory', ['~/dir/latest', 'dir/latest'])
+def test_home_directory(client_home, ssh_server, source, directory):
+    """
+    HOST:~/dir/latest puts the backup where HOST:dir/latest does, in the SSH user's home directory (issue 22).
+
+    No shell runs on the server, so a ``~`` would otherwise become a
+    directory of that name in the home directory.
+    """
+    home = server_view(ssh_server, HOME_DIRECTORY)
+    try:
+        result = client_home.run('--backup', '--snapshot', source, '%s:%s' % (SERVER_ALIAS, directory))
+        assert result.returncode == 0, result
+        assert "Backup to %s:dir/latest done" % SERVER_ALIAS in result.stderr, result
+        assert os.listdir(home) == ['dir']
+        assert read_tree(os.path.join(home, 'dir', 'latest')) == source.contents
+        [snapshot] = snapshot_names(os.path.join(home, 'dir'))
+        assert read_tree(os.path.join(home, 'dir', snapshot)) == source.contents
+    finally:
+        for name in os.listdir(home):
+            shutil.rmtree(os.path.join(home, name))
+
+
+@pytest.mark.parametrize('directory, message', [
+    ('~backup/latest', "Aborting due to error: The destination '{host}:~backup/latest' starts with ~backup, the home "
+                       "directory of backup on {host}, which only a shell there could find: give the directory's "
+                       "absolute path instead (ssh {host} 'echo ~backup' shows it)."),
+    ('~', "Aborting due to error: The destination '{host}:~' is the SSH user's home directory on {host} itself, "
+          "which the backup would overwrite: give a directory inside it, for example {host}:~/backups/latest."),
+    ('~/', "is the SSH user's home directory on {host} itself"),
+])
+def test_home_directory_refused(client_home, ssh_server, source, directory, message):
+    """~USER (which only a shell on the server can find) and the home directory itself are refused; nothing is made."""
+    logins_before = ssh_server.read_log().count('Accepted publickey')
+    result = client_home.run(source, '%s:%s' % (SERVER_ALIAS, directory))
+    assert_failed(result, message.format(host=SERVER_ALIAS))
+    assert ssh_server.read_log().count('Accepted publickey') == logins_before
+    assert os.listdir(server_view(ssh_server, HOME_DIRECTORY)) == []
+
+
 def test_dry_run_changes_nothing(tmp_path, client_home):
     """A dry run over SSH creates nothing on the remote side (and a long $TMPDIR doesn't stop the shared connection)."""
     source = tmp_path / 'source'
