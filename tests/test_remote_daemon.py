@@ -107,12 +107,36 @@ def test_password_from_environment(daemon, module_parents, client, source):
     assert PASSWORD not in result.output
 
 
+def assert_daemon_failure(result, daemon_port, *messages):
+    """
+    Check a failed transfer to the daemon: exit code 1, one line that names the daemon, and no word of ssh.
+
+    :param result: The :class:`support.remote.GuardedResult` of the run.
+    :param daemon_port: The daemon's port (an integer).
+    :param messages: More strings that the error line must contain.
+    """
+    assert_failed(result, "rsync failed with exit code", "the rsync daemon at 127.0.0.1:%i" % daemon_port, *messages)
+    assert 'ssh' not in result.output.lower(), result
+    assert 'remote shell' not in result.output, result
+
+
 def test_wrong_password(daemon, module_parents, client, source):
-    """A wrong password fails with a clear message that doesn't repeat the password."""
+    """A wrong password fails with a message that names the daemon and doesn't repeat the password."""
     result = client.run('--backup', source, daemon.url('private', user='alice'), env={'RSYNC_PASSWORD': 'wrong!'})
-    assert_failed(result, "rsync failed with exit code 5", "@ERROR: auth failed on module private",
-                  "$RSYNC_PASSWORD or the --password-file")
+    assert_daemon_failure(result, daemon.port, "exit code 5 (error starting the client-server protocol): "
+                          "@ERROR: auth failed on module private: the rsync daemon at 127.0.0.1:%i refused the "
+                          "login to the module 'private': check the user name in the destination and the password "
+                          "in $RSYNC_PASSWORD or the --password-file; no snapshot was made" % daemon.port)
     assert 'wrong!' not in result.output
+    assert os.listdir(module_parents['private'] / 'latest') == []
+
+
+def test_missing_password(daemon, module_parents, client, source):
+    """A module that wants a password, and none given: the message says so (rsync's prompt got no answer)."""
+    result = client.run('--backup', source, daemon.url('private', user='alice'))
+    assert_daemon_failure(result, daemon.port, ": @ERROR: auth failed on module private: the rsync daemon at "
+                          "127.0.0.1:%i wants a password for the module 'private' and got none: set $RSYNC_PASSWORD "
+                          "or give --password-file;" % daemon.port)
     assert os.listdir(module_parents['private'] / 'latest') == []
 
 
@@ -146,16 +170,50 @@ def test_password_file_needs_daemon(tmp_path, client, source):
 
 
 def test_unknown_module(daemon, client, source):
-    """A module the daemon doesn't have: a clear message that says how to list the modules."""
+    """A module the daemon doesn't have: a message that names the daemon and says how to list its modules."""
     result = client.run('--backup', source, daemon.url('nonexistent'))
-    assert_failed(result, "@ERROR: Unknown module 'nonexistent'", "lists the daemon's modules")
+    assert_daemon_failure(result, daemon.port, "exit code 5 (error starting the client-server protocol): "
+                          "@ERROR: Unknown module 'nonexistent': the rsync daemon at 127.0.0.1:{0} has no module "
+                          "'nonexistent': check the module name in the destination ('rsync rsync://127.0.0.1:{0}/' "
+                          "lists its modules);".format(daemon.port))
+
+
+def test_module_path_missing(tmp_path, client, source):
+    """
+    A module whose path doesn't exist: the client's message and the post-xfer exec command's both say so (issue 22).
+
+    The daemon answers ``@ERROR: chdir failed``, which isn't a refused
+    login; its ``post-xfer exec`` command runs all the same, with
+    ``$RSYNC_EXIT_STATUS`` 255, which isn't ssh failing.
+    """
+    path = tmp_path / 'unmounted' / 'latest'
+    log_file = tmp_path / 'post-xfer.log'
+    modules = {'backups': {'path': path, 'read only': 'no', 'post-xfer exec': post_xfer_command(log_file)}}
+    with RsyncDaemon(tmp_path / 'rsyncd', modules) as server:
+        result = client.run('--backup', source, server.url('backups'))
+        assert_daemon_failure(result, server.port, "exit code 5 (error starting the client-server protocol): "
+                              "@ERROR: chdir failed: the rsync daemon at 127.0.0.1:%i can't enter the path of its "
+                              "module 'backups': check that the directory that 'path =' names in the [backups] "
+                              "section of its rsyncd.conf exists (is the backup disk mounted?) and that the daemon's "
+                              "user can enter it; no snapshot was made" % server.port)
+        assert 'login' not in result.output and 'password' not in result.output, result
+        wait_until_idle(server)
+    log = log_file.read_text()
+    assert "Aborting due to error: The rsync daemon's module path %s doesn't exist, so its transfer failed with " \
+           "exit code 255 (the daemon turned the transfer away before it began); no snapshot was made and nothing " \
+           "was rotated. Mount the backup disk if the path is on one, or create the directory, or correct " \
+           "'path =' in the module's section of rsyncd.conf." % path in log, log
+    assert 'ssh' not in log.lower() and 'remote shell' not in log, log
+    assert not (tmp_path / 'unmounted').exists()
 
 
 def test_connection_refused(client, source):
-    """A port where no daemon listens: a clear message."""
-    result = client.run('--backup', source, 'rsync://127.0.0.1:%d/backups' % free_port())
-    assert_failed(result, "rsync failed with exit code 10", "Connection refused",
-                  "check that the rsync daemon (or sshd) runs")
+    """A port where no daemon listens: a message that names the daemon's address."""
+    port = free_port()
+    result = client.run('--backup', source, 'rsync://127.0.0.1:%d/backups' % port)
+    assert_daemon_failure(result, port, "exit code 10 (error in socket I/O)", "Connection refused",
+                          ": the rsync daemon at 127.0.0.1:%i refused the connection: check that the daemon runs and "
+                          "listens on that port;" % port)
 
 
 def test_post_xfer_exec_snapshots_and_rotates(tmp_path, daemon, module_parents, client, source):

@@ -239,6 +239,26 @@ def test_remote_disk_full(tmp_path):
     assert os.listdir(small) == []
 
 
+def test_failing_remote_shell(tmp_path, source):
+    """
+    rsync's exit code 255 over SSH is explained as the remote shell's failure, as it is (rsync passes ssh's on).
+
+    The server's rsync stand-in ends the transfer with 255, as ssh does when
+    the connection breaks; its other calls (the check of rsync's version)
+    run the real rsync.
+    """
+    stand_in = 'case " $* " in *" --server "*) exit 255;; esac\nexec %s "$@"\n' % real_program('rsync')
+    with StandInPathSSHServer(tmp_path / 'sshd', {'rsync': stand_in}) as server:
+        home = ClientHome(tmp_path / 'client-home')
+        home.add_host(SERVER_ALIAS, server.port, home.install_key(server.identity_file))
+        result = home.run('--backup', source, '%s:%s' % (SERVER_ALIAS, tmp_path / 'backups' / 'latest'))
+        wait_until_idle(server)
+    assert_failed(result, "rsync failed with exit code 255 (the remote shell (ssh) failed)",
+                  "the SSH connection to %s failed; try 'ssh %s' to see why; no snapshot was made" % (
+                      SERVER_ALIAS, SERVER_ALIAS))
+    assert os.listdir(tmp_path / 'backups' / 'latest') == []
+
+
 def test_remote_errors_become_project_exceptions(monkeypatch, ssh_server):
     """executor's exceptions for a broken connection or a failing remote command are translated."""
     for name, value in ssh_server.environment().items():

@@ -97,10 +97,12 @@ def test_no_daemon_behind_tunnel(tmp_path, rsync_daemon, client_home, source):
 
 
 def test_tunnel_closed_after_failed_transfer(tmp_path, rsync_daemon, client_home, source):
-    """When rsync fails (unknown module), the run fails with rsync's reason and the tunnel is closed."""
+    """When rsync fails (unknown module), the run fails with rsync's reason and names the daemon; the tunnel closes."""
     result = client_home.run('-v', '-b', '-t', SERVER_ALIAS, '--daemon-port', rsync_daemon.port, source,
                              'localhost::nonexistent')
-    assert_failed(result, "@ERROR: Unknown module 'nonexistent'")
+    assert_failed(result, "@ERROR: Unknown module 'nonexistent': the rsync daemon at port %d behind the SSH tunnel "
+                  "to %s has no module 'nonexistent': check the module name in the destination (the sections of the "
+                  "daemon's rsyncd.conf are its modules)" % (rsync_daemon.port, SERVER_ALIAS))
     assert "Closed the SSH tunnel" in result.stderr
 
 

@@ -21,7 +21,7 @@ from rsync_system_backup.exceptions import (
 )
 from rsync_system_backup.rotation.schemes import check_rotation_scheme
 from rsync_system_backup.transfer.command import WARNING_EXIT_CODES
-from rsync_system_backup.transfer.errors import describe_exit_code
+from rsync_system_backup.transfer.errors import DAEMON_STATUS_MEANINGS, describe_exit_code
 
 logger = logging.getLogger(__name__)
 
@@ -188,20 +188,29 @@ def check_daemon_transfer(backup):
     transfer's outcome from :attr:`.RsyncSystemBackup.daemon_exit_status`.
     Exit status 0 lets the run go on, 23 and 24 (some files weren't
     transferred) go on with a warning, and anything else stops the run: the
-    module then holds a half-transferred tree that must not become a snapshot.
+    module then holds a half-transferred tree that must not become a snapshot,
+    or its path doesn't exist (the daemon then gives up before the transfer,
+    and the message says so).
     """
     status = backup.daemon_exit_status
     if status is None or status == 0:
         return
-    expression = backup.destination.expression
+    destination = backup.destination
+    expression = destination.expression
+    outcome = describe_exit_code(status, DAEMON_STATUS_MEANINGS)
     if status in WARNING_EXIT_CODES:
-        logger.warning("The rsync daemon's transfer into %s ended with %s; going on with it.",
-                       expression, describe_exit_code(status))
+        logger.warning("The rsync daemon's transfer into %s ended with %s; going on with it.", expression, outcome)
         return
+    if destination.is_local and not os.path.isdir(destination.directory):
+        raise TransferFailedError(
+            "The rsync daemon's module path %s doesn't exist, so its transfer failed with %s; no snapshot was "
+            "made and nothing was rotated. Mount the backup disk if the path is on one, or create the directory, "
+            "or correct 'path =' in the module's section of rsyncd.conf." % (expression, outcome)
+        )
     raise TransferFailedError(
         "The rsync daemon's transfer into %s failed with %s, so no snapshot was made and nothing was rotated; "
         "the earlier snapshots are intact. Look for the cause in the daemon's log and on the sending side."
-        % (expression, describe_exit_code(status))
+        % (expression, outcome)
     )
 
 

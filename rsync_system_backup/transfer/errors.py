@@ -5,9 +5,11 @@ rsync says what went wrong on its standard error and sums it up in its exit
 code. :class:`ErrorOutputRecorder` passes rsync's standard error through to
 ours as it comes and remembers the last lines, and :func:`explain_rsync_failure()`
 turns those lines and the exit code into one line that names the problem
-and, for the common ones (authentication, unknown module, refused connection,
-full disk), the fix. :func:`describe_exit_code()` also explains the exit
-status that an rsync daemon hands to its ``post-xfer exec`` command.
+and, for the common ones (authentication, unknown module, a module's path
+that the daemon can't enter, refused connection, full disk), the fix, in
+terms of the destination's server: the rsync daemon or the SSH server.
+:func:`describe_exit_code()` also explains the exit status that an rsync
+daemon hands to its ``post-xfer exec`` command.
 """
 
 import collections
@@ -17,6 +19,7 @@ import threading
 
 from executor import ExternalCommandFailed
 
+from rsync_system_backup.connections.tunnel import RSYNCD_PORT
 from rsync_system_backup.exceptions import TransferFailedError
 
 EXIT_CODE_MEANINGS = {
@@ -40,40 +43,83 @@ EXIT_CODE_MEANINGS = {
     25: "--max-delete stopped deletions",
     30: "timeout while sending or receiving data",
     35: "timeout waiting for the daemon connection",
-    255: "the remote shell (ssh) failed",
 }
-"""What rsync's exit codes mean (from the rsync manual)."""
+"""What rsync's exit codes mean (from the rsync manual), for every kind of destination."""
 
-KNOWN_PROBLEMS = (
-    ('@ERROR: auth failed',
-     "check the user name in the destination and the password in $RSYNC_PASSWORD or the --password-file"),
-    ('@ERROR: Unknown module',
-     "check the module name in the destination (rsync rsync://HOST[:PORT]/ lists the daemon's modules)"),
+SSH_EXIT_CODE_MEANINGS = {**EXIT_CODE_MEANINGS, 255: "the remote shell (ssh) failed"}
+"""What rsync's exit codes mean for an SSH destination, where rsync passes on ssh's own exit code 255."""
+
+DAEMON_STATUS_MEANINGS = {**EXIT_CODE_MEANINGS, 255: "the daemon turned the transfer away before it began"}
+"""
+What an rsync daemon's ``$RSYNC_EXIT_STATUS`` means in its ``post-xfer exec`` command.
+
+Its process for a transfer ends with -1, which the command sees as 255,
+when it refuses the transfer after choosing the module (an ``@ERROR`` line
+to the client, such as ``@ERROR: chdir failed`` for a module's path that
+doesn't exist).
+"""
+
+COMMON_PROBLEMS = (
     ('password file must not be other-accessible', "make the password file private with chmod 600"),
     ('could not open password file', "check the --password-file pathname"),
     ('No space left on device', "the destination's filesystem is full: free some space there "
                                 "(rotating old snapshots with -r helps) and run the backup again"),
     ('Disk quota exceeded', "the destination user's disk quota is used up: free some space there"),
-    ('Connection refused', "nothing listens on that port: check that the rsync daemon (or sshd) runs "
-                           "and that the port in the destination is right"),
     ('Name or service not known', "the host name doesn't resolve: check it"),
     ('Network is unreachable', "check the network connection and the host name"),
     ('No route to host', "check the network connection and the host name"),
     ('Connection timed out', "check the network connection and the host name"),
 )
-"""Substrings of rsync's error messages and the advice for each, tried in order."""
+"""Substrings of rsync's error messages and the advice for each, for every kind of destination."""
+
+DAEMON_PROBLEMS = (
+    ('Password: @ERROR: auth failed',
+     "{daemon} wants a password for the module '{module}' and got none: set $RSYNC_PASSWORD or give "
+     "--password-file"),
+    ('@ERROR: auth failed',
+     "{daemon} refused the login to the module '{module}': check the user name in the destination and the "
+     "password in $RSYNC_PASSWORD or the --password-file"),
+    ('@ERROR: Unknown module',
+     "{daemon} has no module '{module}': check the module name in the destination ({modules})"),
+    ('@ERROR: chdir failed',
+     "{daemon} can't enter the path of its module '{module}': check that the directory that 'path =' names in "
+     "the [{module}] section of its rsyncd.conf exists (is the backup disk mounted?) and that the daemon's user "
+     "can enter it"),
+    ('Connection refused', "{daemon} refused the connection: check that the daemon runs and listens on that port"),
+)
+"""
+Substrings of rsync's error messages and the advice for each, for an rsync daemon destination.
+
+The advice is a template: ``{daemon}`` names the daemon (see
+:func:`describe_daemon()`), ``{module}`` the module and ``{modules}`` says
+how to see the daemon's modules.
+"""
+
+SSH_PROBLEMS = (
+    ('Connection refused', "the SSH server {host} refused the connection: check that sshd runs there and "
+                           "listens on the port that ~/.ssh/config gives for {host}"),
+)
+"""Substrings of rsync's error messages and the advice for each, for an SSH destination (``{host}``: its host)."""
 
 EXIT_CODE_ADVICE = {
-    5: "the daemon refused the module or the login; check the module name, the user name and the password",
-    10: "check that the rsync daemon runs and that the host name and port in the destination are right",
     11: "is the destination's filesystem full or read-only? Free some space there (rotating old snapshots "
         "with -r helps) and run the backup again",
     12: "the connection broke or the remote rsync stopped (a full filesystem on the destination does this too)",
     30: "the destination stopped responding; check the network and the destination's load",
-    35: "the rsync daemon didn't answer in time; check that it runs and isn't overloaded",
-    255: "the SSH connection failed; try 'ssh HOST' to see why",
 }
-"""Advice for exit codes, for when rsync's own messages name no known problem."""
+"""Advice for exit codes, for when rsync's own messages name no known problem, for every kind of destination."""
+
+DAEMON_EXIT_CODE_ADVICE = {
+    5: "{daemon} turned the transfer into the module '{module}' away (its @ERROR line above says why)",
+    10: "check that {daemon} runs and can be reached",
+    35: "{daemon} didn't answer in time; check that it runs and isn't overloaded",
+}
+"""Advice for exit codes of transfers to an rsync daemon (templates, as in :data:`DAEMON_PROBLEMS`)."""
+
+SSH_EXIT_CODE_ADVICE = {
+    255: "the SSH connection to {host} failed; try 'ssh {host}' to see why",
+}
+"""Advice for exit codes of transfers to an SSH destination (templates, as in :data:`SSH_PROBLEMS`)."""
 
 RECORDED_LINES = 50
 """How many of the last lines of rsync's standard error are remembered."""
@@ -254,43 +300,100 @@ def find_busy_module(returncode, lines):
     return None
 
 
-def describe_exit_code(returncode):
+def describe_exit_code(returncode, meanings=EXIT_CODE_MEANINGS):
     """
     Say what an rsync exit code means.
 
     :param returncode: The exit code (an integer; negative when rsync was
                        killed by a signal, and -1 from a daemon whose
                        transfer ended abnormally).
+    :param meanings: The meanings of the exit codes (:data:`EXIT_CODE_MEANINGS`,
+                     :data:`SSH_EXIT_CODE_MEANINGS` or :data:`DAEMON_STATUS_MEANINGS`).
     :returns: For example ``exit code 23 (partial transfer due to errors)``.
     """
-    meaning = EXIT_CODE_MEANINGS.get(returncode, "ended abnormally" if returncode < 0 else "unknown problem")
+    meaning = meanings.get(returncode, "ended abnormally" if returncode < 0 else "unknown problem")
     return "exit code %i (%s)" % (returncode, meaning)
 
 
-def explain_rsync_failure(returncode, lines):
+def daemon_address(destination):
+    """
+    Give the host and port of an rsync daemon destination.
+
+    :param destination: The :class:`.Destination` of an rsync daemon.
+    :returns: For example ``server:873`` (a string; rsync's default port
+              when the destination names none).
+    """
+    return "%s:%i" % (destination.hostname, destination.port_number or RSYNCD_PORT)
+
+
+def describe_daemon(destination, tunnel=None):
+    """
+    Name the rsync daemon of a destination, for messages.
+
+    :param destination: The :class:`.Destination` of an rsync daemon.
+    :param tunnel: The :class:`.OpenTunnel` that reaches it, or :data:`None`.
+    :returns: For example ``the rsync daemon at server:873``.
+    """
+    if tunnel is not None:
+        return "the rsync daemon at port %i behind the SSH tunnel to %s" % (tunnel.remote_port, tunnel.ssh_alias)
+    return "the rsync daemon at %s" % daemon_address(destination)
+
+
+def failure_vocabulary(destination, tunnel=None):
+    """
+    Choose the meanings, known problems and advice that fit the kind of destination.
+
+    :param destination: The :class:`.Destination` of the transfer.
+    :param tunnel: The :class:`.OpenTunnel` to its rsync daemon, or :data:`None`.
+    :returns: A tuple of four values: the exit codes' meanings (a dict), the
+              known problems (a tuple of pairs), the advice for exit codes (a
+              dict) and the names that the advice's templates take (a dict).
+    """
+    if destination.is_daemon:
+        if tunnel is not None:
+            modules = "the sections of the daemon's rsyncd.conf are its modules"
+        else:
+            modules = "'rsync rsync://%s/' lists its modules" % daemon_address(destination)
+        names = dict(daemon=describe_daemon(destination, tunnel), module=destination.module, modules=modules)
+        return (EXIT_CODE_MEANINGS, DAEMON_PROBLEMS + COMMON_PROBLEMS, {**EXIT_CODE_ADVICE, **DAEMON_EXIT_CODE_ADVICE},
+                names)
+    if destination.is_remote_shell:
+        return (SSH_EXIT_CODE_MEANINGS, SSH_PROBLEMS + COMMON_PROBLEMS, {**EXIT_CODE_ADVICE, **SSH_EXIT_CODE_ADVICE},
+                dict(host=destination.ssh_alias))
+    return EXIT_CODE_MEANINGS, COMMON_PROBLEMS, EXIT_CODE_ADVICE, {}
+
+
+def explain_rsync_failure(returncode, lines, destination, tunnel=None):
     """
     Explain in one line why rsync failed.
 
     rsync doesn't always get to print why it failed (when the receiving side
     dies, its last message can be lost), so the exit code alone also leads to
-    advice (see :data:`EXIT_CODE_ADVICE`).
+    advice. Both name the server that is involved: an rsync daemon's
+    messages and exit codes are explained in terms of the daemon, an SSH
+    destination's in terms of ssh (see :func:`failure_vocabulary()`).
 
     :param returncode: rsync's exit code (an integer).
     :param lines: The last lines rsync wrote to its standard error (strings).
+    :param destination: The :class:`.Destination` of the transfer.
+    :param tunnel: The :class:`.OpenTunnel` to its rsync daemon, or :data:`None`.
     :returns: For example ``exit code 5 (...): @ERROR: auth failed on module
-              backups: check the user name ...``.
+              backups: the rsync daemon at server:873 refused the login ...``.
     """
+    meanings, problems, exit_code_advice, names = failure_vocabulary(destination, tunnel)
     lines = [line.strip() for line in lines if line.strip()]
-    parts = [describe_exit_code(returncode)]
-    for substring, advice in KNOWN_PROBLEMS:
+    parts = [describe_exit_code(returncode, meanings)]
+    for substring, advice in problems:
         matching = [line for line in lines if substring.lower() in line.lower()]
         if matching:
-            return ': '.join(parts + [matching[0].rstrip('.'), advice])
+            # rsync's unanswered password prompt starts the daemon's line: quote from the @ERROR on.
+            quoted = matching[0][matching[0].find('@ERROR'):] if '@ERROR' in matching[0] else matching[0]
+            return ': '.join(parts + [quoted.rstrip('.'), advice.format(**names)])
     for prefix in ('@ERROR', 'rsync: ', 'rsync error: '):
         matching = [line for line in lines if line.startswith(prefix)]
         if matching:
             parts.append(matching[-1].rstrip('.'))
             break
-    if returncode in EXIT_CODE_ADVICE:
-        parts.append(EXIT_CODE_ADVICE[returncode])
+    if returncode in exit_code_advice:
+        parts.append(exit_code_advice[returncode].format(**names))
     return ': '.join(parts)

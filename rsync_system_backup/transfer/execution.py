@@ -137,8 +137,9 @@ def transfer_changes(backup, tunnel=None, target=None):
                                         "on that module; let it finish, or try again later." % (destination.expression,
                                                                                                 busy))
         full = describe_full_destination(backup.measure_disk_space()) if errors.disk_full else ''
+        explanation = explain_rsync_failure(returncode, errors.lines, destination, tunnel)
         raise RsyncFailedError(rsync, "%srsync failed with %s; no snapshot was made and the earlier snapshots "
-                                      "are intact." % (full, explain_rsync_failure(returncode, errors.lines)))
+                                      "are intact." % (full, explanation))
     statistics = monitor.statistics
     statistics.exit_code = returncode
     statistics.failed_files = errors.failed_files
