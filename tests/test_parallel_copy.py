@@ -2,14 +2,25 @@
 
 import os
 import resource
+import signal
 import stat
 import subprocess
+import time
 
+import pytest
 from executor.contexts import LocalContext
 
 from rsync_system_backup.snapshots.parallel_copy import link_copy
-from support.stand_ins import log_arguments, logged_calls, real_program
+from support.processes import wait_for
+from support.stand_ins import log_arguments, logged_calls, real_program, write_script
 from support.trees import take_manifest, write_file
+
+
+WAYS = {'thread': None, 'command': 'idle'}
+"""
+The I/O scheduling class that runs the copy's program each way: none runs it
+in a thread of this process, a class makes it a command of its own.
+"""
 
 
 def make_awkward_tree(latest):
@@ -39,8 +50,13 @@ def make_awkward_tree(latest):
         os.utime(str(latest / directory), ns=(1300000000123456789, 1300000000987654321))
 
 
-def test_copy_is_what_cp_archive_link_makes(tmp_path, fake_bin, monkeypatch):
-    """The copy has every name, attribute and time of ``latest``, each file a link to its inode, made by several cp."""
+@pytest.mark.parametrize('way', sorted(WAYS))
+def test_copy_is_what_cp_archive_link_makes(tmp_path, fake_bin, monkeypatch, way):
+    """
+    The copy has every name, attribute and time of ``latest``, each file a
+    link to its inode, made by several cp, in a thread of this process (whose
+    working directory stays) or in a command of its own.
+    """
     latest = tmp_path / 'latest'
     make_awkward_tree(latest)
     for index in range(40):
@@ -51,8 +67,10 @@ def test_copy_is_what_cp_archive_link_makes(tmp_path, fake_bin, monkeypatch):
     subprocess.check_call(['cp', '--archive', '--link', str(latest), str(reference)])
     log_arguments(fake_bin / 'cp', tmp_path / 'cp-calls', real_program('cp'))
     monkeypatch.setenv('PATH', '%s:%s' % (fake_bin, os.environ['PATH']))
-    copy = link_copy(LocalContext(), str(latest), str(tmp_path / 'copy'))
+    working_directory = os.getcwd()
+    copy = link_copy(LocalContext(), str(latest), str(tmp_path / 'copy'), ionice=WAYS[way])
     assert copy.returncode == 0, copy.stderr
+    assert os.getcwd() == working_directory
     assert take_manifest(tmp_path / 'copy') == take_manifest(reference) == take_manifest(latest)
     for directory, subdirectories, files in os.walk(str(latest)):
         for name in files:
@@ -64,29 +82,32 @@ def test_copy_is_what_cp_archive_link_makes(tmp_path, fake_bin, monkeypatch):
 
 
 def test_without_python_one_cp_copies(tmp_path, fake_bin, monkeypatch):
-    """A destination without python3 gets the same copy from one cp."""
+    """A destination without python3 gets the same copy from one cp (a local one runs the program in a thread)."""
     latest = tmp_path / 'latest'
     make_awkward_tree(latest)
-    for program in ('sh', 'cp'):
+    for program in ('sh', 'cp', 'ionice'):
         os.symlink(real_program(program), str(fake_bin / program))
     monkeypatch.setenv('PATH', str(fake_bin))
-    copy = link_copy(LocalContext(), str(latest), str(tmp_path / 'copy'))
+    copy = link_copy(LocalContext(), str(latest), str(tmp_path / 'copy'), ionice=WAYS['command'])
     assert copy.returncode == 0, copy.stderr
     assert take_manifest(tmp_path / 'copy') == take_manifest(latest)
 
 
-def test_failed_cp_fails_the_copy(tmp_path, fake_bin, monkeypatch):
-    """When a cp fails, the copy fails with cp's message and no more cp processes start."""
+@pytest.mark.parametrize('way', sorted(WAYS))
+def test_failed_cp_fails_the_copy(tmp_path, fake_bin, monkeypatch, capfd, way):
+    """When a cp fails, the copy fails with cp's message (in English) and no more cp processes start."""
     latest = tmp_path / 'latest'
     for index in range(200):
         write_file(latest / ('dir-%03i' % index) / 'file', b'data')
-    (fake_bin / 'cp').write_text('#!/bin/sh\necho "cp: cannot create hard link: Too many links" >&2\n'
+    (fake_bin / 'cp').write_text('#!/bin/sh\necho "cp ($LC_ALL): cannot create hard link: Too many links" >&2\n'
                                  'echo call >> %s\nexit 1\n' % (tmp_path / 'calls'))
     (fake_bin / 'cp').chmod(0o755)
     monkeypatch.setenv('PATH', '%s:%s' % (fake_bin, os.environ['PATH']))
-    copy = link_copy(LocalContext(), str(latest), str(tmp_path / 'copy'))
+    monkeypatch.setenv('LC_ALL', 'de_DE.UTF-8')
+    copy = link_copy(LocalContext(), str(latest), str(tmp_path / 'copy'), ionice=WAYS[way])
     assert copy.returncode != 0
-    assert b'Too many links' in copy.stderr
+    assert b'cp (C): cannot create hard link: Too many links' in copy.stderr
+    assert 'Too many links' not in capfd.readouterr().err
     assert len((tmp_path / 'calls').read_text().splitlines()) <= os.cpu_count()
 
 
@@ -182,3 +203,35 @@ def test_batches_have_a_size_limit(tmp_path, fake_bin, monkeypatch):
                if argument.startswith('long/')) == 5000
     assert max(sizes) <= 65536
     assert len(os.listdir(str(tmp_path / 'copy' / 'long'))) == 5000
+
+
+class Interruption(Exception):
+
+    """What the test's signal handler raises, as the run's own handler raises :exc:`.Interrupted`."""
+
+
+def test_interrupted_wait_stops_the_thread(tmp_path, fake_bin, monkeypatch):
+    """A signal that cuts short the wait for a copy in a thread stops the copy first: no cp outlives the wait."""
+    latest = tmp_path / 'latest'
+    make_awkward_tree(latest)
+    write_script(fake_bin / 'cp', 'echo $$ >> %s\nexec sleep 60\n' % (tmp_path / 'pids'))
+    monkeypatch.setenv('PATH', '%s:%s' % (fake_bin, os.environ['PATH']))
+
+    def interrupt(signal_number, frame):
+        raise Interruption()
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    try:
+        started = link_copy(LocalContext(), str(latest), str(tmp_path / 'copy'), asynchronous=True)
+        wait_for(lambda: (tmp_path / 'pids').exists(), message="a cp to start")
+        signal.setitimer(signal.ITIMER_REAL, 0.2)
+        began = time.monotonic()
+        with pytest.raises(Interruption):
+            started.wait()
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    assert time.monotonic() - began < 30
+    assert not started.is_running
+    for pid in (tmp_path / 'pids').read_text().split():
+        with pytest.raises(ProcessLookupError):
+            os.kill(int(pid), 0)

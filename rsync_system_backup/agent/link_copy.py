@@ -7,7 +7,8 @@ directory and a directory in it for every directory at the top of
 ``latest`` (closed to others, mode 0700), lists the entries one level down
 (and the files at the top), and hands them out in small batches (see
 :func:`make_batches()`) to ``cp --archive --link --parents`` processes that
-work from inside ``latest``, as many at a time as it is told and as the
+work from inside ``latest`` (entered by its open file descriptor, so
+nothing can swap it for another directory), as many at a time as it is told and as the
 destination has processors to spare. When every batch is copied, the
 directories it made get the owner, xattrs (ACLs among them), mode and times
 of their originals. The result is the one ``cp --archive --link`` gives:
@@ -17,14 +18,17 @@ groups, whichever process linked them).
 It opens ``latest`` and its first level without following symbolic links: a
 symbolic link there is linked as it is, like any file. When a cp fails, no
 more batches start and the copy fails (cp's messages, such as "Too many
-links", are on standard error).
+links", in English whatever the locale, go where the program's messages go).
 
-The program runs in a process of its own (see :func:`.start_program()`),
-beside the work of the process that started it, and never outlives it: it
-stops its cp processes and fails as soon as its standard input ends, which
-happens when that process closes it, or dies, or its SSH connection does.
+The program runs beside the work of the process that started it (see
+:func:`.start_program()`), in a process of its own or in a thread of that
+process, and never outlives it: it stops its cp processes and fails as soon
+as its standard input ends, which happens when that process closes it, or
+dies, or its SSH connection does. It changes neither the working directory
+nor the environment of the process it runs in.
 """
 
+import io
 import os
 import select
 import stat
@@ -63,17 +67,20 @@ def make_batches(items, size):
     return batches + [batch] if batch else batches
 
 
-def start_cp(target, batch, alarm):
+def start_cp(target, batch, alarm, top, messages):
     """
     Start a cp process for a batch, and a thread that says when it ends.
 
     :param target: The copy's absolute pathname (a string).
-    :param batch: Names relative to the working directory (bytes).
+    :param batch: Names relative to ``latest`` (bytes).
     :param alarm: The writing end of a pipe: the thread writes a byte there when cp ends.
+    :param top: The open directory ``latest``, cp's working directory.
+    :param messages: The file descriptor for cp's messages, or :data:`None` for this process's standard error.
     :returns: A tuple of the :class:`subprocess.Popen` object and the thread.
     """
     process = subprocess.Popen(['cp', '--archive', '--link', '--parents', '--target-directory=' + target, '--'] +
-                               batch)
+                               batch, cwd='/proc/self/fd/%i' % top, stderr=messages,
+                               env=dict(os.environ, LC_ALL='C'))
     watcher = threading.Thread(target=report_exit, args=(process, alarm), daemon=True)
     watcher.start()
     return process, watcher
@@ -90,7 +97,7 @@ def report_exit(process, alarm):
     os.write(alarm, b'.')
 
 
-def run_batches(target, batches, workers, watched):
+def run_batches(target, batches, workers, watched, top, messages):
     """
     Run cp for each batch, `workers` at a time.
 
@@ -98,6 +105,8 @@ def run_batches(target, batches, workers, watched):
     :param batches: What :func:`make_batches()` gave.
     :param workers: How many cp processes run at most.
     :param watched: A file descriptor (standard input) whose end stops every cp.
+    :param top: See :func:`start_cp()`.
+    :param messages: See :func:`start_cp()`.
     :returns: :data:`True` when every cp succeeded, :data:`False` after a
               failed one (no more start) or when `watched` ended.
 
@@ -108,7 +117,7 @@ def run_batches(target, batches, workers, watched):
     try:
         while running or (batches and not failed):
             while batches and not failed and len(running) < workers:
-                process, watcher = start_cp(target, batches.pop(0), alarm)
+                process, watcher = start_cp(target, batches.pop(0), alarm, top, messages)
                 running.append(process)
                 watchers.append(watcher)
             ready = select.select([wakeup, watched], [], [])[0]
@@ -129,7 +138,7 @@ def run_batches(target, batches, workers, watched):
         os.close(alarm)
 
 
-def link_copy(source, target, most, spare, watched):
+def link_copy(source, target, most, spare, watched, messages=None):
     """
     Copy a directory with hard links, with up to `most` cp processes at once (see the module documentation).
 
@@ -138,11 +147,9 @@ def link_copy(source, target, most, spare, watched):
     :param most: The most cp processes at once.
     :param spare: How many of the processors to leave to other work (one cp runs in any case).
     :param watched: See :func:`run_batches()`.
+    :param messages: See :func:`start_cp()`.
     :returns: :data:`True` when the copy is complete.
     :raises: :exc:`OSError` when ``latest`` can't be read or the copy can't be created.
-
-    It works from inside ``latest``: the working directory changes, as the
-    program's own process may.
     """
     top = os.open(source, DIRECTORY_FLAGS)
     try:
@@ -162,9 +169,8 @@ def link_copy(source, target, most, spare, watched):
                 else:
                     items.append(name)
             workers = max(1, min(most, (os.cpu_count() or 1) - spare))
-            os.fchdir(top)
             size = len(items) if workers == 1 else len(items) // (workers * BATCHES_PER_WORKER)
-            if not run_batches(target, make_batches(items, max(1, size)), workers, watched):
+            if not run_batches(target, make_batches(items, max(1, size)), workers, watched, top, messages):
                 return False
             for name in levels:
                 copy_level_attributes(top, copy, name)
@@ -202,14 +208,21 @@ def main(arguments, stdin, stdout, stderr, shield):
     :param arguments: The command line's arguments (strings).
     :param stdin: Watched: its end stops the copy (a binary stream with a file descriptor).
     :param stdout: Unused (the program answers with its exit code).
-    :param stderr: For a message (a text stream; cp writes its own messages to the process's standard error).
+    :param stderr: For a message (a text stream; cp writes its own
+                   messages to its file descriptor, or to the process's
+                   standard error when it has none).
     :param shield: Unused: a copy that is stopped halfway is removed by the caller.
     :returns: The exit code: 0 when the copy is complete, 1 otherwise.
     """
     source, target = arguments[0], arguments[1]
     try:
+        messages = stderr.fileno()
+    except (AttributeError, io.UnsupportedOperation):
+        messages = None
+    stderr.flush()
+    try:
         copied = link_copy(os.path.abspath(source), os.path.abspath(target), int(arguments[2]), int(arguments[3]),
-                           stdin.fileno())
+                           stdin.fileno(), messages)
     except OSError as error:
         stderr.write("Failed to copy %s to %s: %s\n" % (source, target, error))
         return 1

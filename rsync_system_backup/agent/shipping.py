@@ -32,16 +32,23 @@ leaves the signal handlers alone, since it may run in this process.
   shell.
 
 :func:`start_program()` starts a program that runs alongside this process's
-work (the snapshot's copy while rsync plans the transfer), always as a
-command of its own: it can be stopped by closing its standard input, and
-it can fall back to a shell command where the destination has no
-``python3``.
+work (the snapshot's copy while rsync plans the transfer), which is stopped
+by closing its standard input: in a thread of this process where
+:func:`run_program()` would run it here (:class:`ProgramThread`; no
+``python3`` starts, and its messages and those of the commands it starts go
+to a temporary file), otherwise as a command of its own, which falls back
+to a shell command where the destination has no ``python3``
+(:class:`StartedProgram`).
 """
 
+import contextlib
 import importlib
 import inspect
 import io
+import os
 import sys
+import tempfile
+import threading
 import traceback
 
 from executor.contexts import LocalContext
@@ -160,6 +167,107 @@ class StartedProgram(object):
         return self.finished
 
 
+class ProgramThread(object):
+
+    """
+    A program that :func:`start_program()` runs in a thread of this process (the interface of :class:`StartedProgram`).
+
+    Its standard input is a pipe that stays open until it is stopped or
+    waited for; its standard error is a temporary file, whose file
+    descriptor the commands it starts may write their messages to (see
+    :mod:`.agent.link_copy`). Its shield does nothing: signals reach this
+    process's main thread, never a block of this thread.
+    """
+
+    def __init__(self, name, arguments):
+        """
+        Start the program.
+
+        :param name: The program's module (a string).
+        :param arguments: Its arguments (strings).
+        """
+        reading, self.writing = os.pipe()
+        self.stdin = os.fdopen(reading, 'rb')
+        self.messages = tempfile.TemporaryFile()
+        self.returncode = None
+        self.finished = None
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self.run, args=(name, list(arguments)), daemon=True)
+        self.thread.start()
+
+    def run(self, name, arguments):
+        """
+        Run the program's ``main()`` (in the thread).
+
+        :param name: See :meth:`__init__()`.
+        :param arguments: See :meth:`__init__()`.
+
+        An exception that escapes ``main()`` ends it as it ends ``python3``:
+        exit code 1, the traceback among its messages.
+        """
+        stderr = io.TextIOWrapper(io.BufferedWriter(io.FileIO(os.dup(self.messages.fileno()), 'wb')),
+                                  encoding='utf-8', errors=STDERR_ERRORS)
+        try:
+            self.returncode = importlib.import_module(name).main(arguments, self.stdin, io.BytesIO(), stderr,
+                                                                 contextlib.nullcontext)
+        except Exception:
+            traceback.print_exc(file=stderr)
+            self.returncode = 1
+        finally:
+            stderr.close()
+            self.done.set()
+
+    @property
+    def is_running(self):
+        """:data:`True` while the program runs."""
+        return not self.done.is_set()
+
+    def feed(self, data):
+        """
+        Take the program's modules, which this process has already.
+
+        :param data: What :func:`ship_modules()` gives (unused).
+        """
+
+    def stop(self):
+        """Close the program's standard input: a program that watches it stops (see :mod:`.agent.link_copy`)."""
+        if self.writing is not None:
+            os.close(self.writing)
+            self.writing = None
+
+    def wait(self):
+        """
+        Wait until the program ends (at once when it ended before).
+
+        :returns: A :class:`Finished` object (nothing on standard output).
+
+        When the wait is cut short (a signal raises :exc:`.Interrupted` in
+        this thread), the program is stopped and waited for before the
+        exception goes on, so that none of its commands outlives the wait.
+        (It waits for an event: an interrupted :meth:`threading.Thread.join()`
+        takes the thread for ended.)
+        """
+        if self.finished is None:
+            try:
+                self.done.wait()
+            except BaseException:
+                self.stop()
+                self.done.wait()
+                self.collect()
+                raise
+            self.collect()
+        return self.finished
+
+    def collect(self):
+        """Once the program has ended, close its input and read its messages into :attr:`finished`."""
+        self.thread.join()
+        self.stop()
+        self.stdin.close()
+        self.messages.seek(0)
+        self.finished = Finished(self.returncode, b'', self.messages.read())
+        self.messages.close()
+
+
 def ship_modules(names):
     """
     Give the modules a program needs, as the bootstrap reads them.
@@ -260,9 +368,9 @@ def run_here(name, arguments, data, capture_stderr):
             stderr.close()
 
 
-def start_program(context, names, arguments, fallback, sudo=False, ionice=None, environment=None):
+def start_program(context, names, arguments, fallback, sudo=False, ionice=None):
     """
-    Start a program on the destination that runs alongside this process's work, as a command of its own.
+    Start a program on the destination's side that runs alongside this process's work.
 
     :param context: The destination's execution context.
     :param names: The modules it needs, the program's own last (see :func:`ship_modules()`).
@@ -272,14 +380,17 @@ def start_program(context, names, arguments, fallback, sudo=False, ionice=None, 
                      positional parameters (``"$1"`` ...).
     :param sudo: :data:`True` to run it with superuser privileges.
     :param ionice: The I/O scheduling class to run it with, or :data:`None`.
-    :param environment: Environment variables for it (a dict), or :data:`None`.
-    :returns: A :class:`StartedProgram`. Its standard input stays open
-              after the modules until it is stopped or waited for.
+    :returns: A :class:`ProgramThread` where :func:`run_program()` would
+              run the program in this process, otherwise a
+              :class:`StartedProgram`. Its standard input stays open
+              (after the modules) until it is stopped or waited for.
     """
+    if runs_in_process(context, sudo) and not ionice:
+        return ProgramThread(names[-1], arguments)
     command = python_command(context, names, arguments)
     command = ('sh', '-c', FALLBACK_SCRIPT + fallback, command[0]) + command[len(PYTHON_OPTIONS) + 2:]
     started = StartedProgram(context.execute(*command, input=True, asynchronous=True, capture=True,
                                              capture_stderr=True, check=False, sudo=sudo, ionice=ionice,
-                                             environment=dict(environment or {}), shell=False, tty=False))
+                                             shell=False, tty=False))
     started.feed(ship_modules(names))
     return started

@@ -10,10 +10,12 @@ the one ``cp --archive --link`` gives: every file of the copy is a hard link
 to the file in ``latest``, and every directory has the mode, owner, xattrs,
 ACLs and times of its original.
 
-It is one command in the destination's execution context, started through
-:func:`.start_program()`: the program :mod:`.agent.link_copy`, which
-starts the cp processes, or on a destination without ``python3`` one ``cp
---archive --link`` (see :data:`WITHOUT_PYTHON`). The copy is made under the
+It is started through :func:`.start_program()`: the program
+:mod:`.agent.link_copy`, which starts the cp processes, in a thread of this
+process for a local destination that needs no ``sudo`` or ``ionice``,
+otherwise as one command in the destination's execution context, or on a
+destination without ``python3`` one ``cp --archive --link`` (see
+:data:`WITHOUT_PYTHON`). The copy is made under the
 name it is given (the snapshot's temporary name beside ``latest``, which
 only the run's user can enter).
 """
@@ -26,8 +28,12 @@ MAX_WORKERS = 4
 PROGRAM_MODULES = ('rsync_system_backup.agent.tree', 'rsync_system_backup.agent.link_copy')
 """The modules of the copy's program, the program last."""
 
-WITHOUT_PYTHON = 'exec cp --archive --link --no-target-directory -- "$1" "$2"'
-"""Shell code that makes the copy without ``python3``: one ``cp --archive --link`` of ``"$1"`` to ``"$2"``."""
+WITHOUT_PYTHON = 'LC_ALL=C exec cp --archive --link --no-target-directory -- "$1" "$2"'
+"""
+Shell code that makes the copy without ``python3``: one ``cp --archive
+--link`` of ``"$1"`` to ``"$2"``, whose messages are in English (the caller
+looks for "Too many links").
+"""
 
 
 def link_copy(context, directory, target, sudo=False, ionice=None, spare=0, asynchronous=False):
@@ -48,5 +54,5 @@ def link_copy(context, directory, target, sudo=False, ionice=None, spare=0, asyn
               stopped, and gives that once it is waited for.
     """
     started = start_program(context, PROGRAM_MODULES, [directory, target, str(MAX_WORKERS), str(spare)],
-                            WITHOUT_PYTHON, sudo=sudo, ionice=ionice, environment=dict(LC_ALL='C'))
+                            WITHOUT_PYTHON, sudo=sudo, ionice=ionice)
     return started if asynchronous else started.wait()
