@@ -2,7 +2,7 @@
 Sphinx configuration of the rsync-system-backup documentation.
 
 Build it with ``sphinx-build -W -b html docs docs/_build`` (no network is
-needed). Two small directives keep the documentation in step with the code:
+needed). Three small directives keep the documentation in step with the code:
 
 ``.. usage-text::``
     The usage text of ``rsync-system-backup --help``, taken from
@@ -11,6 +11,12 @@ needed). Two small directives keep the documentation in step with the code:
 ``.. package-modules:: PACKAGE``
     An ``automodule`` section for every module and subpackage of the package, found at
     build time, so a new module can't be left out of the API reference.
+
+``.. option-keywords::``
+    The table of the command line's options and the keyword arguments of
+    ``RsyncSystemBackup`` they set, from
+    :data:`rsync_system_backup.option_keywords.OPTION_KEYWORDS` (the class's
+    docstring ends with the same table).
 """
 
 import importlib
@@ -31,6 +37,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ['PROPERTY_MANAGER_USAGE_NOTES'] = 'false'
 
 from rsync_system_backup import __version__  # noqa: E402
+from rsync_system_backup.option_keywords import format_option_table  # noqa: E402
 from rsync_system_backup.usage import USAGE_TEXT  # noqa: E402
 
 project = 'rsync-system-backup'
@@ -43,6 +50,9 @@ root_doc = 'index'
 exclude_patterns = ['_build']
 autodoc_member_order = 'bysource'
 html_theme = 'alabaster'
+# Typographic quotes and ellipses, but no dashes: '--backup' in the table of
+# .. option-keywords:: (and in help()) must not become an en dash.
+smartquotes_action = 'qe'
 
 
 class UsageText(SphinxDirective):
@@ -77,7 +87,21 @@ class PackageModules(SphinxDirective):
         return container.children
 
 
+class OptionKeywords(SphinxDirective):
+
+    """Show the table of the command line's options and their keyword arguments."""
+
+    def run(self):
+        """Parse the table in place."""
+        container = nodes.section()
+        container.document = self.state.document
+        nested_parse_with_titles(self.state, StringList(format_option_table().splitlines(), source='option-keywords'),
+                                 container)
+        return container.children
+
+
 def setup(app):
     """Register the directives."""
     app.add_directive('usage-text', UsageText)
     app.add_directive('package-modules', PackageModules)
+    app.add_directive('option-keywords', OptionKeywords)

@@ -20,6 +20,7 @@ from rsync_system_backup.connections.ssh import create_remote_context
 from rsync_system_backup.connections.tunnel import parse_tunnel_spec
 from rsync_system_backup.destinations import Destination
 from rsync_system_backup.exceptions import DestinationContextUnavailable, InvalidDestinationError, InvalidOptionError
+from rsync_system_backup.option_keywords import document_option_keywords
 from rsync_system_backup.processes.command_failures import explain_failures
 from rsync_system_backup.processes.sessions import create_local_context
 from rsync_system_backup.processes.signals import CleanupStack
@@ -32,6 +33,7 @@ from rsync_system_backup.transfer.command import DEFAULT_EXCLUDED_ROOTS
 logger = logging.getLogger(__name__)
 
 
+@document_option_keywords
 class RsyncSystemBackup(CheckedProperties, BackupSteps, PropertyManager):
 
     """
@@ -42,6 +44,9 @@ class RsyncSystemBackup(CheckedProperties, BackupSteps, PropertyManager):
 
         from rsync_system_backup import RsyncSystemBackup
         RsyncSystemBackup(destination='/mnt/backups/latest').execute()
+
+    The options of the command line and the keyword arguments they set
+    (see :mod:`.option_keywords`):
     """
 
     @mutable_property

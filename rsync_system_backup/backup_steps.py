@@ -245,6 +245,15 @@ class BackupSteps:
         """
         return transfer_changes(self, tunnel, target)
 
+    def excluded_paths(self):
+        """
+        Everything the transfer leaves out by absolute path (what ``--show-excludes`` shows before the ``-x`` patterns).
+
+        :returns: rsync filter patterns of absolute paths (a list of strings):
+                  :attr:`~.RsyncSystemBackup.excluded_roots`, then those of :meth:`backup_inside_source()`.
+        """
+        return self.excluded_roots + self.backup_inside_source()
+
     def backup_inside_source(self):
         """
         Keep the backup out of its own source.

@@ -102,6 +102,9 @@ def main(arguments=None):
         from rsync_system_backup import __version__
         sys.stdout.write("rsync-system-backup %s\n" % __version__)
         return
+    if parsed.show_excludes:
+        show_excludes(parsed.program_options)
+        return
     try:
         configure_logging(parsed.verbosity, parsed.log_file, dry_run=parsed.program_options.get('dry_run', False))
     except OSError as e:
@@ -112,6 +115,26 @@ def main(arguments=None):
         sys.exit(exit_code_of(lambda: run_action(parsed.action, parsed.action_value, parsed.program_options,
                                                  show_progress=stderr_is_terminal() and parsed.verbosity >= 0)))
     sys.exit(run(parsed.program_options))
+
+
+def show_excludes(program_options):
+    """
+    Print what a backup with these options leaves out, one pattern per line, and change nothing (``--show-excludes``).
+
+    First the absolute paths (see :meth:`.excluded_paths()`; the backup
+    itself only counts when DESTINATION was given), then the ``-x`` patterns.
+
+    :param program_options: Keyword arguments for :class:`.RsyncSystemBackup`.
+    """
+    from rsync_system_backup import RsyncSystemBackup
+    from rsync_system_backup.exceptions import RsyncSystemBackupError
+    try:
+        program = RsyncSystemBackup(**program_options)
+        paths = program.excluded_paths() if 'destination' in program_options else program.excluded_roots
+    except RsyncSystemBackupError as e:
+        sys.stderr.write("Error: %s\n" % e)
+        sys.exit(1)
+    sys.stdout.write(''.join(pattern + '\n' for pattern in paths + program.exclude_list))
 
 
 def run(program_options):

@@ -3,9 +3,9 @@ The command line's options: getopt, the checks of their values, and the settings
 
 :func:`parse_command_line()` turns the arguments into a :class:`CommandLine`:
 the keyword arguments for :class:`.RsyncSystemBackup`, or a read-only action,
-and what the command itself does with ``--help``, ``--version``, ``-v`` and
-``-q``. It imports nothing heavy, so ``--help`` and usage errors answer at
-once.
+and what the command itself does with ``--help``, ``--version``,
+``--show-excludes``, ``-v`` and ``-q``. It imports nothing heavy, so
+``--help`` and usage errors answer at once.
 """
 
 import getopt
@@ -25,7 +25,7 @@ LONG_OPTIONS = [
     'dry-run', 'multi-fs', 'exclude=', 'force', 'disable-notifications', 'verbose', 'quiet', 'help',
     'daemon-port=', 'password-file=', 'log-file=', 'accept-existing', 'create-set', 'wait',
     'minutely=', 'hourly=', 'daily=', 'weekly=', 'monthly=', 'yearly=', 'prefer-recent', 'relaxed',
-    'snapshot-method=', 'version',
+    'snapshot-method=', 'version', 'show-excludes',
     'list', 'json', 'verify', 'verify-all', 'diff=', 'max-age=', 'manifest',
 ]
 """The long options, in :func:`getopt.gnu_getopt()` syntax."""
@@ -67,6 +67,7 @@ class CommandLine(object):
         self.verbosity = 0
         self.show_help = False
         self.show_version = False
+        self.show_excludes = False
         self.seen_options = set()
         self.log_file = None
         self.rotation_overrides = {}
@@ -109,9 +110,12 @@ def parse_command_line(arguments, environment=os.environ):
         parsed.program_options['destination'] = expand_home(check_not_empty('DESTINATION', positional[0]))
     elif not arguments:
         parsed.show_help = True
-    elif not environment.get('RSYNC_MODULE_PATH'):
+    elif not parsed.show_excludes and not environment.get('RSYNC_MODULE_PATH'):
         raise UsageError("No DESTINATION given (and $RSYNC_MODULE_PATH is not set): give the directory that "
                          "receives the backup, for example /mnt/backups/latest (see --help).")
+    if parsed.show_excludes:
+        # Like --help, it answers whatever else is asked.
+        return parsed
     try:
         check_action(parsed)
     except InvalidOptionError as e:
@@ -180,6 +184,8 @@ def apply_option(parsed, option, value):
             settings['ionice'] = check_ionice_class(value)
         elif name == '--snapshot-method':
             settings['snapshot_method'] = check_snapshot_method(value)
+        elif name == '--show-excludes':
+            parsed.show_excludes = True
         elif name in READ_ONLY_ACTIONS or name == '--json':
             try:
                 record_action(parsed, name, value)

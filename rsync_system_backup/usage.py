@@ -1,4 +1,12 @@
-"""The usage text of the ``rsync-system-backup`` command (kept apart so ``--help`` imports nothing else)."""
+"""The usage text of the ``rsync-system-backup`` command (kept apart so ``--help`` imports next to nothing)."""
+
+import textwrap
+
+from rsync_system_backup.transfer.command import DEFAULT_EXCLUDED_ROOTS
+
+DEFAULT_EXCLUDES_BLOCK = textwrap.fill(' '.join(DEFAULT_EXCLUDED_ROOTS), width=78, initial_indent=' ' * 8,
+                                       subsequent_indent=' ' * 8, break_long_words=False, break_on_hyphens=False)
+"""The list of :data:`.DEFAULT_EXCLUDED_ROOTS` in the usage text (indented lines)."""
 
 USAGE_TEXT = """\
 Usage: rsync-system-backup [OPTIONS] [SOURCE] DESTINATION
@@ -143,7 +151,18 @@ Options:
 
   -x, --exclude=PATTERN
       Leave out files matching PATTERN (rsync's exclude syntax). Can be
-      repeated.
+      repeated. These absolute paths of this system are always left out
+      where SOURCE holds them (pseudo filesystems, mount points of removable
+      media, caches and temporary files; a directory of the same name
+      deeper in the tree is kept):
+
+{default_excludes}
+
+  --show-excludes
+      Show what a backup with these options leaves out, one pattern per
+      line, and exit: the paths above, the backup itself when DESTINATION
+      lies inside SOURCE, then the patterns of -x. Changes nothing; SOURCE
+      and DESTINATION may be left out.
 
   --accept-existing
       Let the first backup into DESTINATION replace the files it already
@@ -258,5 +277,5 @@ Exit codes:
   75   another run is working on the same destination (see --wait)
   129  stopped by SIGHUP, 130 by SIGINT (Control-C), 143 by SIGTERM; every
        cleanup has run, no partial snapshot is left and older ones are intact
-"""
+""".format(default_excludes=DEFAULT_EXCLUDES_BLOCK)
 """The text shown by ``rsync-system-backup --help``."""

@@ -8,8 +8,10 @@ import sys
 import pytest
 
 from rsync_system_backup.command_line import LONG_OPTIONS
+from rsync_system_backup.transfer.command import DEFAULT_EXCLUDED_ROOTS
 from rsync_system_backup.usage import USAGE_TEXT
-from support.trees import list_names
+from support.stand_ins import log_arguments, real_program
+from support.trees import list_names, read_tree
 
 
 @pytest.mark.parametrize('arguments', [['-h'], ['--help'], [], ['-v', '--help', '/src', '/dst']])
@@ -25,6 +27,76 @@ def test_usage_text_lists_every_option():
     """Every option that getopt accepts is explained in the usage text."""
     for option in LONG_OPTIONS:
         assert '--' + option.rstrip('=') in USAGE_TEXT
+
+
+def test_help_lists_the_default_excludes(run_cli):
+    """--help names every path that a backup always leaves out, in the description of -x."""
+    help_text = run_cli('--help').stdout
+    exclude_section = help_text[help_text.index('  -x, --exclude=PATTERN'):help_text.index('  --show-excludes')]
+    listed = exclude_section.split('\n\n')[1].split()
+    assert listed == list(DEFAULT_EXCLUDED_ROOTS)
+    assert {'/tmp/', '/var/cache/', '/home/*/.cache/'} <= set(listed)
+
+
+def test_show_excludes_changes_nothing(run_cli, tmp_path, fake_bin):
+    """
+    --show-excludes prints the default excludes, the backup inside SOURCE and the -x patterns, one a line.
+
+    It exits 0 without running rsync or creating anything, and the patterns are what a backup then leaves out.
+    """
+    rsync_calls = tmp_path / 'rsync-calls'
+    log_arguments(fake_bin / 'rsync', rsync_calls, real_program('rsync'))
+    source = tmp_path / 'source'
+    (source / 'images').mkdir(parents=True)
+    (source / 'notes.txt').write_text('kept')
+    (source / 'images' / 'disk.iso').write_text('left out')
+    destination = source / 'backups' / 'latest'
+    arguments = ['-x', '*.iso', '--exclude=/scratch/', source, destination]
+    result = run_cli('--show-excludes', *arguments)
+    assert result.returncode == 0, result
+    assert result.stderr == ''
+    expected = list(DEFAULT_EXCLUDED_ROOTS) + ['%s/' % (source / 'backups'), '*.iso', '/scratch/']
+    assert result.stdout.splitlines() == expected
+    assert list(rsync_calls.iterdir()) == []
+    assert read_tree(source) == {'notes.txt': 'kept', 'images/disk.iso': 'left out'}
+    assert list_names(source) == ['images', 'notes.txt']
+    (source / 'scratch').mkdir()
+    (source / 'scratch' / 'temporary').write_text('left out')
+    backup = run_cli('--disable-notifications', *arguments)
+    assert backup.returncode == 0, backup
+    assert read_tree(destination) == {'notes.txt': 'kept'}
+    assert list_names(destination) == ['images', 'notes.txt']
+
+
+@pytest.mark.parametrize('arguments, extra', [
+    ([], []),
+    (['-x', 'cache/'], ['cache/']),
+    (['--list', '-x', 'a', '-x', 'b', '/nonexistent/latest'], ['/nonexistent/', 'a', 'b']),
+    (['rsync://server/module'], []),
+])
+def test_show_excludes_needs_no_destination(run_cli, tmp_path, arguments, extra):
+    """
+    Without DESTINATION the defaults and the -x patterns are shown; an action given along isn't run.
+
+    A local DESTINATION lies inside the default SOURCE, /, so it is left out; a remote one isn't.
+    """
+    result = run_cli('--show-excludes', *arguments, env={'HOME': str(tmp_path)})
+    assert result.returncode == 0, result
+    assert result.stderr == ''
+    assert result.stdout == ''.join(pattern + '\n' for pattern in list(DEFAULT_EXCLUDED_ROOTS) + extra)
+    assert list_names(tmp_path) == ['fake-bin']
+
+
+def test_show_excludes_refuses_bad_input(run_cli):
+    """--show-excludes checks what it is given, with one line and exit code 1."""
+    for arguments, message in [
+        (['-x', 'a\nb'], "Error: The exclude pattern 'a\\nb' contains a line break"),
+        (['--', '/src', '-bad:/x'], "Error: The destination '-bad:/x' names the host '-bad', which starts with '-'"),
+    ]:
+        result = run_cli('--show-excludes', *arguments)
+        assert result.returncode == 1, result
+        assert result.stdout == ''
+        assert result.stderr.startswith(message) and len(result.stderr.splitlines()) == 1, result
 
 
 def test_readme_shows_usage_text():

@@ -169,15 +169,46 @@ def test_dry_run_changes_nothing(tmp_path, client_home):
     assert os.listdir(long_directory) == []
 
 
+def known_hosts_line(ssh_server, public_key_file):
+    """The line of a known_hosts file that records `public_key_file` for `ssh_server` (as ssh names it)."""
+    key_type, key = Path(public_key_file).read_text().split()[:2]
+    return '[127.0.0.1]:%d %s %s\n' % (ssh_server.port, key_type, key)
+
+
 def test_unknown_host_key(tmp_path, client_home, ssh_server):
-    """StrictHostKeyChecking from ~/.ssh/config applies (executor alone would accept the unknown key)."""
+    """
+    StrictHostKeyChecking from ~/.ssh/config applies (executor alone would accept the unknown key).
+
+    The message tells how to record the key (with ssh -o StrictHostKeyChecking=ask, since 'ssh HOST' refuses
+    it under 'yes'); once it is recorded, the backup runs.
+    """
     client_home.add_host('strict-server', ssh_server.port, client_home.key, StrictHostKeyChecking='yes')
     source = tmp_path / 'source'
     make_source(source)
     result = client_home.run(source, 'strict-server:%s' % (tmp_path / 'backups' / 'latest'))
-    assert_failed(result, "The host key of the SSH server strict-server is unknown or has changed",
-                  "Run 'ssh strict-server' once")
+    assert_failed(result, "The host key of the SSH server strict-server is unknown (No ED25519 host key is known",
+                  "record it once: 'ssh -o StrictHostKeyChecking=ask strict-server true' shows its fingerprint")
     assert not (tmp_path / 'backups').exists()
+    assert not client_home.known_hosts_file.exists()
+    client_home.known_hosts_file.write_text(known_hosts_line(ssh_server, ssh_server.host_key_file + '.pub'))
+    result = client_home.run(source, 'strict-server:%s' % (tmp_path / 'backups' / 'latest'))
+    assert result.returncode == 0, result
+
+
+@pytest.mark.parametrize('checking', ['yes', 'accept-new'])
+def test_changed_host_key(tmp_path, client_home, ssh_server, checking):
+    """A host key other than the recorded one is refused, with a message that says it changed, not unknown."""
+    client_home.add_host('moved-server', ssh_server.port, client_home.key, StrictHostKeyChecking=checking)
+    recorded = known_hosts_line(ssh_server, ssh_server.identity_file + '.pub')
+    client_home.known_hosts_file.write_text(recorded)
+    source = tmp_path / 'source'
+    make_source(source)
+    result = client_home.run(source, 'moved-server:%s' % (tmp_path / 'backups' / 'latest'))
+    assert_failed(result, "The host key of the SSH server moved-server has changed (Host key for [127.0.0.1]:%d "
+                  "has changed and you have requested strict checking): someone may be intercepting" % ssh_server.port,
+                  "remove the old key with the ssh-keygen -R command that 'ssh moved-server' prints")
+    assert not (tmp_path / 'backups').exists()
+    assert client_home.known_hosts_file.read_text() == recorded
 
 
 def test_connection_refused(tmp_path, client_home):
@@ -277,7 +308,11 @@ def test_remote_errors_become_project_exceptions(monkeypatch, ssh_server):
     ('ssh: connect to host 127.0.0.1 port 2: Connection refused\n', "The SSH server srv refused the connection"),
     ('ssh: connect to host 10.1.1.1 port 22: Connection timed out\n', "Can't reach the SSH server srv"),
     ('No ED25519 host key is known for srv and you have requested strict checking.\n'
-     'Host key verification failed.\n', "The host key of the SSH server srv is unknown or has changed"),
+     'Host key verification failed.\n', "The host key of the SSH server srv is unknown (No ED25519 host key"),
+    ('@    WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED!     @\n'
+     'Host key for [srv]:2222 has changed and you have requested strict checking.\n'
+     'Host key verification failed.\n',
+     "The host key of the SSH server srv has changed (Host key for [srv]:2222 has changed and you"),
     ('root@127.0.0.1: Permission denied (publickey).\n', "The SSH server srv refused to log in"),
     ('kex_exchange_identification: Connection closed by remote host\n',
      "The SSH connection to srv failed (kex_exchange_identification: Connection closed by remote host)"),

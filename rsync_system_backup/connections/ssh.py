@@ -54,9 +54,14 @@ SSH_FAILURES = (
      "Check that sshd runs there and that the port (Port in ~/.ssh/config, or :PORT after -t HOST) is right."),
     (('Network is unreachable', 'No route to host', 'timed out', 'Connection reset'),
      "Can't reach the SSH server {host} ({detail}). Check the network connection and the host name."),
-    (('Host key verification failed', 'REMOTE HOST IDENTIFICATION HAS CHANGED', 'host key is known'),
-     "The host key of the SSH server {host} is unknown or has changed ({detail}). "
-     "Run 'ssh {host}' once to check the key and record it in ~/.ssh/known_hosts."),
+    (('has changed and you have requested strict checking',),
+     "The host key of the SSH server {host} has changed ({detail}): someone may be intercepting the connection, "
+     "or the server was reinstalled. Check the new key's fingerprint on the server, then remove the old key "
+     "with the ssh-keygen -R command that 'ssh {host}' prints and record the new one."),
+    (('Host key verification failed', 'host key is known'),
+     "The host key of the SSH server {host} is unknown ({detail}). As the user who runs the backup, record it "
+     "once: 'ssh -o StrictHostKeyChecking=ask {host} true' shows its fingerprint to compare with the "
+     "server's and asks before recording it."),
     (('Permission denied', 'Too many authentication failures'),
      "The SSH server {host} refused to log in ({detail}). Check the user name (USER@ or User in "
      "~/.ssh/config), the key (IdentityFile in ~/.ssh/config) and the server's authorized_keys; "

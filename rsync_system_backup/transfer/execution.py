@@ -189,7 +189,7 @@ class RsyncRunner(object):
             destination=rsync_location(backup.destination, self.target),
             dry_run=backup.dry_run,
             multi_fs=backup.multi_fs,
-            excluded_roots=backup.excluded_roots + backup.backup_inside_source(),
+            excluded_roots=backup.excluded_paths(),
             exclude_list=backup.exclude_list,
             extra_options=destination_options(backup) + (self.target.rsync_options if self.target else []) + options,
             delete=delete,
