@@ -193,6 +193,16 @@ class RsyncSystemBackup(CheckedProperties, BackupSteps, PropertyManager):
         return False
 
     @mutable_property
+    def list_changes(self):
+        """
+        :data:`True` to print rsync's list of what a dry run would change (one line each, on standard output).
+
+        :data:`False` leaves only the counts, in :attr:`summary`; the command
+        line lists the changes with ``-v``. A run that isn't a dry run lists nothing either way.
+        """
+        return True
+
+    @mutable_property
     def multi_fs(self):
         """:data:`True` to let rsync cross filesystem boundaries (no ``--one-file-system``)."""
         return False

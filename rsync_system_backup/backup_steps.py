@@ -31,7 +31,7 @@ from rsync_system_backup.rotation.plan import rotate_snapshots
 from rsync_system_backup.rotation.schemes import check_rotation_scheme
 from rsync_system_backup.snapshots.method_names import AUTOMATIC
 from rsync_system_backup.snapshots.naming import create_snapshot
-from rsync_system_backup.backup_set.access import prepare_backup_root
+from rsync_system_backup.backup_set.access import prepare_backup_root, report_open_backup_root
 from rsync_system_backup.backup_set.free_space import measure_disk_space
 from rsync_system_backup.backup_set.lock import DestinationLock
 from rsync_system_backup.backup_set.marker import describe_source, ensure_backup_target, mark_daemon_set
@@ -143,17 +143,22 @@ class BackupSteps:
         Lock the destination's backup directory against other runs, for the duration of a ``with`` block.
 
         The directory is created first (closed to other users), or a warning
-        says how to close it when it lets them in (see :func:`.prepare_backup_root()`).
+        says how to close it when it lets them in (see
+        :func:`.prepare_backup_root()`; a dry run creates nothing and only
+        warns, see :func:`.report_open_backup_root()`).
 
         :returns: A :class:`.DestinationLock`, or a context manager that does
                   nothing for dry runs (which change nothing) and for rsync
                   daemons (where the daemon's ``post-xfer exec`` run locks).
         """
-        if self.dry_run or self.destination.is_daemon:
+        if self.destination.is_daemon:
             return contextlib.nullcontext()
         directory = self.destination.parent_directory
-        prepare_backup_root(self.destination_context, directory, sudo=self.sudo_enabled,
-                            hostname=self.destination.ssh_alias or None)
+        hostname = self.destination.ssh_alias or None
+        if self.dry_run:
+            report_open_backup_root(self.destination_context, directory, sudo=self.sudo_enabled, hostname=hostname)
+            return contextlib.nullcontext()
+        prepare_backup_root(self.destination_context, directory, sudo=self.sudo_enabled, hostname=hostname)
         return DestinationLock(self.destination_context, directory, sudo=self.sudo_enabled, wait=self.wait_for_lock)
 
     def unlock_device(self):

@@ -150,11 +150,14 @@ def run(program_options):
         from rsync_system_backup import RsyncSystemBackup
         from rsync_system_backup.processes.signals import stop_on_signals
         from rsync_system_backup.reporting.summary import report_summary
+        from rsync_system_backup.reporting.unattended import VERBOSE
         on_terminal = stderr_is_terminal()
-        # -q hides the progress along with the informational messages.
-        show_progress = on_terminal and logging.getLogger(LOGGER_NAME).isEnabledFor(logging.INFO)
+        logger = logging.getLogger(LOGGER_NAME)
+        # -q hides the progress along with the informational messages; -v lists a dry run's changes.
+        show_progress = on_terminal and logger.isEnabledFor(logging.INFO)
         with stop_on_signals():
-            program = RsyncSystemBackup(show_progress=show_progress, **program_options)
+            program = RsyncSystemBackup(show_progress=show_progress, list_changes=logger.isEnabledFor(VERBOSE),
+                                        **program_options)
             program.execute()
         report_summary(program.summary, on_terminal)
         return EXIT_INCOMPLETE if program.summary.incomplete else 0

@@ -141,9 +141,11 @@ Options:
       rm with sudo, so that every file can be read and every owner kept.
 
   -n, --dry-run
-      Change nothing: rsync reports what it would transfer, the snapshot
-      step names the snapshot it would make, and the rotation step lists the
-      snapshots it would keep and remove.
+      Change nothing: the summary counts the files rsync would transfer (and
+      their size), the entries it would create and delete (with -v rsync
+      lists each on standard output), the snapshot step names the snapshot
+      it would make, and the rotation step lists the snapshots it would keep
+      and remove.
 
   --multi-fs
       Let rsync cross filesystem boundaries (rsync is run with
@@ -200,8 +202,8 @@ Options:
       the snapshot method.
 
   -v, --verbose
-      Say more: -v adds what each step does in detail, -vv debug messages
-      (every command run), -vvv everything.
+      Say more: -v adds what each step does in detail (and a dry run's list
+      of changes), -vv debug messages (every command run), -vvv everything.
 
   -q, --quiet
       Say less: -q shows only warnings and errors. Can be repeated.

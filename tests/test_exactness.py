@@ -284,7 +284,7 @@ def test_excluded_tree_goes_in_one_run(tmp_path, tmpfs):
     assert_succeeded(dry_run)
     assert 'deleting cache/a/b/c/x' in dry_run.output
     assert 'deleting cache/\n' in dry_run.output
-    assert 'would transfer 0 of 1 file and delete 5' in dry_run.output, dry_run.output
+    assert 'would transfer 0 of 1 file (0 bytes), create 0 entries and delete 5' in dry_run.output, dry_run.output
     result = run_backup(tmpfs, source, latest, '--exclude=/cache/')
     assert_succeeded(result)
     # (A method that builds a new tree deletes nothing, and says no number.)

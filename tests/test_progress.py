@@ -2,13 +2,20 @@
 
 import io
 import os
+import re
 import threading
 import tracemalloc
 
 import pytest
 from executor.contexts import LocalContext
 
-from rsync_system_backup.transfer.progress import ProgressLine, TransferMonitor, describe_progress, read_lines
+from rsync_system_backup.transfer.progress import (
+    DEFAULT_WIDTH,
+    ProgressLine,
+    TransferMonitor,
+    describe_progress,
+    read_lines,
+)
 from rsync_system_backup.transfer.output import parse_progress_line
 
 
@@ -201,3 +208,36 @@ def test_rsync_messages_on_a_real_terminal(tmp_path, fake_bin):
     assert 'Transferring: ' in output
     before = output[:output.index('rsync: a message of rsync')]
     assert before.endswith('\r\x1b[K') or before.endswith('\n'), repr(output)
+
+
+def test_terminal_without_width(monkeypatch):
+    """A terminal that reports 0 columns (or whose size can't be asked) gets the default width, not one letter."""
+    terminal = FakeTerminal()
+    line = ProgressLine(terminal, interval=0)
+    # FakeTerminal has no file descriptor: the size can't be asked.
+    assert line.width == DEFAULT_WIDTH
+    monkeypatch.setattr(terminal, 'fileno', lambda: 2, raising=False)
+    sizes = {2: os.terminal_size((0, 24))}
+    monkeypatch.setattr(os, 'get_terminal_size', lambda fd: sizes[fd])
+    assert line.width == DEFAULT_WIDTH
+    line.show('Transferring: ' + 'x' * 200)
+    assert terminal.getvalue() == '\r\x1b[KTransferring: ' + 'x' * (DEFAULT_WIDTH - 1 - len('Transferring: '))
+    sizes[2] = os.terminal_size((40, 24))
+    assert line.width == 40
+
+
+def test_progress_on_a_terminal_of_no_width(tmp_path, fake_bin):
+    """On a pseudo-terminal that reports 0 columns, the progress line is the default width's, not one letter."""
+    from support.cli import command_environment, run_in_terminal
+    from support.stand_ins import real_program, write_script
+    (tmp_path / 'source').mkdir()
+    (tmp_path / 'source' / 'file').write_bytes(os.urandom(4 * 1024 * 1024))
+    # A transfer slow enough for the progress line to show (rsync's --bwlimit is in KiB/s).
+    write_script(fake_bin / 'rsync', 'exec %s --bwlimit=8192 "$@"\n' % real_program('rsync'))
+    returncode, output = run_in_terminal(['--disable-notifications', tmp_path / 'source', tmp_path / 'b' / 'latest'],
+                                         command_environment(fake_bin, HOME=str(tmp_path)), columns=0)
+    assert returncode == 0, output
+    # Each drawing of the line starts with a carriage return and an erase; one letter was all it showed.
+    drawn = [text for text in re.findall('\r\x1b\\[K([^\r\n\x1b]*)', output) if text]
+    assert drawn and all(text.startswith('Transferring: ') for text in drawn), repr(output)
+    assert all(len(text) <= DEFAULT_WIDTH - 1 for text in drawn), repr(output)

@@ -15,7 +15,7 @@ import pytest
 
 from support.cli import command_environment, run_in_terminal
 from support.stand_ins import real_program, write_script
-from support.trees import make_bulky_source, snapshot_names
+from support.trees import make_bulky_source, snapshot_names, take_manifest
 
 ANSI_ESCAPE = re.compile(r'\x1b\[[0-9;]*[A-Za-z]')
 OLD_SNAPSHOTS = ['2020-01-01_00-00-00', '2020-01-01_00-30-00']
@@ -141,15 +141,72 @@ def test_without_terminal_quiet(run_cli, source, backups, tmp_path):
 
 
 def test_dry_run_output(run_cli, source, backups, tmp_path):
-    """A dry run passes rsync's file list through to standard output and says what it would do."""
+    """A first dry run lists no file (only -v does) and counts what it would transfer and create."""
     result = run_cli('--dry-run', '--disable-notifications', source, backups / 'latest', env={'HOME': str(tmp_path)})
     assert result.returncode == 0, result
-    assert sorted(line for line in result.stdout.splitlines() if line.startswith('file-')) == \
-        ['file-%03i' % i for i in range(20)]
-    assert 'Number of files' not in result.stdout
-    assert re.search(r'Dry run of the backup to \S+ done in [^:]+: would transfer 20 of 20 files and delete 0; '
-                     r'snapshot \S+ \(would be made\); would keep 2 snapshots and remove 1; ', result.stderr), result
+    assert result.stdout == '', result
+    # rsync also creates the top directory, latest.
+    assert re.search(r'Dry run of the backup to \S+ done in [^:]+: would transfer 20 of 20 files \(5\.24 MB\), '
+                     r'create 21 entries and delete 0; snapshot \S+ \(would be made\); would keep 2 snapshots and '
+                     r'remove 1; ', result.stderr), result
     assert snapshot_names(backups) == OLD_SNAPSHOTS
+    assert not (backups / 'latest').exists()
+
+
+def change_source(source):
+    """
+    Change a backed-up source: 2 files deleted, 1 changed, a directory and 3 files added.
+
+    :returns: The names that rsync's list of a dry run holds for them (strings).
+    """
+    (source / 'file-000').unlink()
+    (source / 'file-001').unlink()
+    (source / 'file-002').write_bytes(b'x' * 1000)
+    (source / 'new-a').write_bytes(b'a' * 300)
+    (source / 'new-b').write_bytes(b'b' * 700)
+    (source / 'new-dir').mkdir()
+    (source / 'new-dir' / 'x').write_bytes(b'c' * 100)
+    return ['deleting file-000', 'deleting file-001', 'file-002', 'new-a', 'new-b', 'new-dir/', 'new-dir/x']
+
+
+def test_dry_run_counts_changes(run_cli, source, backups, tmp_path):
+    """
+    A dry run of a changed source says how many files it would transfer (and their size), create and delete.
+
+    Without -v it lists none of them; with -v rsync's list names each. Neither changes a thing in the backup.
+    """
+    environment = {'HOME': str(tmp_path)}
+    arguments = ['--disable-notifications', source, backups / 'latest']
+    assert run_cli(*arguments, env=environment).returncode == 0
+    listed = change_source(source)
+    before = take_manifest(backups)
+    # 4 files of 2,100 bytes (file-002, new-a, new-b, new-dir/x) of 21, 4 entries new, 2 gone.
+    counts = "would transfer 4 of 21 files (2.1 KB), create 4 entries and delete 2; "
+    result = run_cli('--dry-run', *arguments, env=environment)
+    assert result.returncode == 0, result
+    assert counts in result.stderr, result
+    assert result.stdout == '', result
+    assert not any(name in result.output for name in ('file-00', 'new-', 'deleting')), result
+    assert take_manifest(backups) == before
+    result = run_cli('--dry-run', '-v', *arguments, env=environment)
+    assert result.returncode == 0, result
+    assert counts in result.stderr, result
+    assert set(listed) <= set(result.stdout.splitlines()), result
+    assert take_manifest(backups) == before
+
+
+@pytest.mark.parametrize('list_changes', [True, False])
+def test_dry_run_from_python(source, backups, capsys, list_changes):
+    """From Python a dry run prints rsync's list by default (as 1.1 did); list_changes=False leaves the counts."""
+    from rsync_system_backup import RsyncSystemBackup
+    options = dict(list_changes=list_changes) if not list_changes else {}
+    program = RsyncSystemBackup(source=str(source), destination=str(backups / 'latest'), dry_run=True,
+                                notifications_enabled=False, **options)
+    program.execute()
+    listed = [line for line in capsys.readouterr().out.splitlines() if line.startswith('file-')]
+    assert sorted(listed) == (['file-%03i' % i for i in range(20)] if list_changes else [])
+    assert program.summary.describe_transfer() == "would transfer 20 of 20 files (5.24 MB), create 21 entries and " \
+                                                  "delete 0"
     assert not (backups / 'latest').exists()
 
 
@@ -159,5 +216,6 @@ def test_dry_run_summary_on_terminal(source, backups, fake_bin, tmp_path):
     returncode, output = run_in_terminal(['-n', '--disable-notifications', source, backups / 'latest'], environment)
     assert returncode == 0, output
     assert 'Summary of the dry run (nothing was changed):' in output
-    assert re.search(r'  Transfer:    would transfer 20 of 20 files and delete 0, in ', output)
+    assert re.search(r'  Transfer:    would transfer 20 of 20 files \(5\.24 MB\), create 21 entries and delete 0, in ',
+                     output), output
     assert re.search(r'  Rotation:    would keep 2 snapshots and remove 1 \(2020-01-01_00-30-00\), in ', output)

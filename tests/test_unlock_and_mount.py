@@ -516,9 +516,11 @@ def test_full_chain(rig, tmp_path, notifications_log):
     assert len(new) == 1, snapshots_on(rig)
     # Rotation kept the oldest snapshot of January 2001 and removed the other one.
     assert snapshots_on(rig) == [OLD_SNAPSHOTS[0], new[0]]
+    # The test made /backups with mode 0755: the run warned, and recorded the mode it warned about.
+    assert 'lets other users in (mode 0755)' in result.stderr, result
     assert sorted(list_image(rig.image, '/backups')) == sorted(
-        ['.rsync-system-backup', '.rsync-system-backup.lock', '.rsync-system-backup.manifests', OLD_SNAPSHOTS[0],
-         new[0], 'latest'])
+        ['.rsync-system-backup', '.rsync-system-backup.access', '.rsync-system-backup.lock',
+         '.rsync-system-backup.manifests', OLD_SNAPSHOTS[0], new[0], 'latest'])
     for directory in ('latest', new[0]):
         assert rig.read('/backups/%s/etc/hostname' % directory) == 'disk-test\n'
         assert rig.read('/backups/%s/home/alice/notes.txt' % directory) == 'notes\n'

@@ -91,13 +91,30 @@ class BackupSummary(object):
         files = '%s of %s' % (format_number(statistics.transferred_files), format_count(regular_files, 'file'))
         deleted = statistics.deleted_files
         if self.dry_run:
-            text = "would transfer %s" % files
-            return text + (" and delete %s" % format_number(deleted) if deleted is not None else "")
+            return self.describe_planned_changes(files)
         parts = ["%s transferred" % files]
         if deleted is not None:
             parts.append("%s deleted" % format_number(deleted))
         parts.append("%s sent" % format_size(statistics.bytes_sent))
         return ', '.join(parts)
+
+    def describe_planned_changes(self, files):
+        """
+        Describe what a dry run's rsync would change, from its statistics.
+
+        :param files: How many files it would transfer, of how many (a string, ``2 of 6 files``).
+        :returns: For example ``would transfer 2 of 6 files (19 bytes), create
+                  1 entry and delete 1`` (a string; what rsync didn't count is left out).
+        """
+        statistics = self.transfer_statistics
+        changes = ["transfer %s" % files]
+        if statistics.transferred_size is not None:
+            changes[0] += " (%s)" % format_size(statistics.transferred_size)
+        if statistics.created_files is not None:
+            changes.append("create %s" % format_count(statistics.created_files, 'entry', 'entries'))
+        if statistics.deleted_files is not None:
+            changes.append("delete %s" % format_number(statistics.deleted_files))
+        return "would " + concatenate(changes)
 
     @property
     def incomplete(self):

@@ -55,7 +55,8 @@ WARNING_EXIT_CODES = {
 
 
 def build_rsync_command(source, destination, dry_run=False, multi_fs=False,
-                        excluded_roots=DEFAULT_EXCLUDED_ROOTS, exclude_list=(), extra_options=(), delete=True):
+                        excluded_roots=DEFAULT_EXCLUDED_ROOTS, exclude_list=(), extra_options=(), delete=True,
+                        list_changes=True):
     """
     Build the rsync command that mirrors `source` into `destination`.
 
@@ -69,11 +70,17 @@ def build_rsync_command(source, destination, dry_run=False, multi_fs=False,
     :param extra_options: More rsync options to add before the locations.
     :param delete: :data:`False` to leave out :data:`DELETE_OPTIONS` (for a
                    transfer of listed files, see :mod:`.transfer.plan`).
+    :param list_changes: With `dry_run`: :data:`True` to let rsync name each
+                         change it would make (``--verbose``), :data:`False`
+                         for only its ``--stats`` (when asked for in
+                         `extra_options`).
     :returns: The command line (a list of strings).
     """
     command = ['rsync']
     if dry_run:
-        command.extend(('--dry-run', '--verbose'))
+        command.append('--dry-run')
+        if list_changes:
+            command.append('--verbose')
     if delete:
         command.extend(DELETE_OPTIONS)
     command.extend(ARCHIVE_OPTIONS)

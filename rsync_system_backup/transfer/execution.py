@@ -119,6 +119,8 @@ def transfer_changes(backup, tunnel=None, target=None):
                        sudo=backup.sudo_enabled)
     monitor = TransferMonitor(show_progress=backup.show_progress)
     logger.info("Transferring %s to %s ..", backup.source, destination.expression)
+    if backup.dry_run and not backup.list_changes:
+        logger.info("Counting the changes for the summary without listing them (-v lists them).")
     timer = Timer()
     with ErrorOutputRecorder(write=monitor.progress_line.write_above if monitor.progress_line else None) as errors:
         runner = RsyncRunner(backup, errors, target, tunnel)
@@ -188,6 +190,7 @@ class RsyncRunner(object):
             source=backup.source,
             destination=rsync_location(backup.destination, self.target),
             dry_run=backup.dry_run,
+            list_changes=backup.list_changes,
             multi_fs=backup.multi_fs,
             excluded_roots=backup.excluded_paths(),
             exclude_list=backup.exclude_list,

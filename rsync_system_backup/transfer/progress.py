@@ -36,7 +36,7 @@ REDRAW_INTERVAL = 0.2
 """The minimum number of seconds between two redraws of the progress line."""
 
 DEFAULT_WIDTH = 80
-"""The width assumed for a terminal whose size can't be found out."""
+"""The width assumed for a terminal whose size can't be found out, or that reports 0 columns."""
 
 
 class ProgressLine(object):
@@ -83,11 +83,18 @@ class ProgressLine(object):
 
     @property
     def width(self):
-        """The terminal's current width in columns (it can change while rsync runs)."""
+        """
+        The terminal's current width in columns (it can change while rsync runs).
+
+        A terminal that reports no width (0 columns: ``stty cols 0``, some
+        serial consoles and container terminals) or can't be asked gets
+        :data:`DEFAULT_WIDTH`, so the line isn't cut to a single letter.
+        """
         try:
-            return os.get_terminal_size(self.stream.fileno()).columns
+            columns = os.get_terminal_size(self.stream.fileno()).columns
         except (AttributeError, OSError, ValueError):
             return DEFAULT_WIDTH
+        return columns or DEFAULT_WIDTH
 
     def write_above(self, text):
         """

@@ -16,8 +16,8 @@ import subprocess
 SNAPSHOT_NAME = re.compile(r'^\d{4}-\d{2}-\d{2}_\d{2}-\d{2}-\d{2}$')
 """The name of a complete snapshot."""
 
-BOOKKEEPING_FILES = ('.rsync-system-backup', '.rsync-system-backup.lock')
-"""The marker and lock files that the program keeps next to ``latest``."""
+BOOKKEEPING_FILES = ('.rsync-system-backup', '.rsync-system-backup.lock', '.rsync-system-backup.access')
+"""The marker and lock files, and the record of the warning about an open directory, kept next to ``latest``."""
 
 MANIFEST_DIRECTORY = '.rsync-system-backup.manifests'
 """The directory beside the snapshots that holds their manifests (``SNAPSHOT.manifest.gz``)."""
