@@ -50,6 +50,9 @@ OPTION_KEYWORDS = (
     ('--disable-notifications', 'notifications_enabled', "False."),
     ('--manifest', 'manifests_enabled', "True."),
     ('-v, --verbose, -q, --quiet', None, "No keyword: set the level of the ``rsync_system_backup`` logger."),
+    ('(-v with -n)', 'list_changes',
+     "True (the default) to let a dry run list every change, as version 1.1 did; the command line does so with "
+     "-v and otherwise has a dry run sum the changes up."),
     ('(a terminal)', 'show_progress',
      "True to show rsync's progress on standard error (the command line does so on a terminal, unless -q)."),
     ('($RSYNC_EXIT_STATUS)', 'daemon_exit_status',
