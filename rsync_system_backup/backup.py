@@ -94,6 +94,17 @@ class RsyncSystemBackup(CheckedProperties, BackupSteps, PropertyManager):
         return None
 
     @mutable_property
+    def keep_as(self):
+        """
+        A name to keep the snapshot of this run under, so that rotation never removes it (a string or :data:`None`).
+
+        The command line's ``--keep=NAME`` (see :mod:`.backup_set.kept`): the
+        name is letters, digits, ``.``, ``_``, ``+`` and ``-``, and no other
+        snapshot of the set may be kept under it. It needs the snapshot step.
+        """
+        return None
+
+    @mutable_property
     def manifests_enabled(self):
         """
         :data:`True` to record every entry of each new snapshot in its manifest (see :mod:`.manifests.format`).
@@ -402,6 +413,8 @@ class RsyncSystemBackup(CheckedProperties, BackupSteps, PropertyManager):
                 elif self.daemon_exit_status is not None and self.snapshot_enabled and not self.destination.is_daemon:
                     self.mark_daemon_set()
                 stack.enter_context(self.lock_destination())
+                if self.keep_as:
+                    self.check_keep_name()
                 self.prepare_snapshot_method()
                 if self.backup_enabled:
                     tunnel = stack.enter_context(self.open_tunnel())
@@ -413,6 +426,9 @@ class RsyncSystemBackup(CheckedProperties, BackupSteps, PropertyManager):
                 if self.snapshot_enabled:
                     with summary.timed('snapshot'):
                         summary.snapshot_pathname = self.create_snapshot()
+                        if self.keep_as:
+                            self.keep_new_snapshot(summary.snapshot_pathname)
+                            summary.kept_as = self.keep_as
                 if self.rotate_enabled:
                     with summary.timed('rotation'):
                         summary.rotation_plan = self.rotate_snapshots()

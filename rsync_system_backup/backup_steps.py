@@ -10,6 +10,7 @@ method hands the real work to the module of its job.
 import contextlib
 import logging
 import os
+import posixpath
 
 from rsync_system_backup.checks.configuration import (
     check_configuration,
@@ -33,6 +34,7 @@ from rsync_system_backup.snapshots.method_names import AUTOMATIC
 from rsync_system_backup.snapshots.naming import create_snapshot
 from rsync_system_backup.backup_set.access import prepare_backup_root, report_open_backup_root
 from rsync_system_backup.backup_set.free_space import measure_disk_space
+from rsync_system_backup.backup_set.kept import find_free_marks, keep_snapshot
 from rsync_system_backup.backup_set.lock import DestinationLock
 from rsync_system_backup.backup_set.marker import describe_source, ensure_backup_target, mark_daemon_set
 from rsync_system_backup.transfer.execution import transfer_changes
@@ -289,6 +291,28 @@ class BackupSteps:
             remove=method.remove_trees,
         )
 
+    def check_keep_name(self):
+        """
+        Refuse a :attr:`~.RsyncSystemBackup.keep_as` that keeps another snapshot already, before anything is written.
+
+        :raises: :exc:`.KeptSnapshotError` (see :func:`.find_free_marks()`).
+        """
+        find_free_marks(self.destination_context, self.destination.parent_directory, self.keep_as,
+                        sudo=self.sudo_enabled)
+
+    def keep_new_snapshot(self, pathname):
+        """
+        Keep the snapshot that this run made under :attr:`~.RsyncSystemBackup.keep_as` (before rotation runs).
+
+        :param pathname: The snapshot's pathname (a string; in a dry run, the snapshot it would have made).
+        :raises: :exc:`.KeptSnapshotError` (see :func:`.keep_snapshot()`).
+        """
+        if self.dry_run:
+            logger.info("Would keep the snapshot %s as %s.", pathname, self.keep_as)
+            return
+        keep_snapshot(self.destination_context, self.destination.parent_directory, self.keep_as,
+                      posixpath.basename(pathname), sudo=self.sudo_enabled)
+
     def snapshot_copier(self):
         """
         Choose the function that copies ``latest`` into a snapshot.
@@ -324,6 +348,7 @@ class BackupSteps:
             sudo=self.sudo_enabled,
             remove=self.snapshot_method_in_use.remove_trees,
             planned_snapshot=self.summary.snapshot_pathname if self.dry_run and self.summary else None,
+            planned_keep=self.keep_as if self.dry_run else None,
         )
 
     def measure_disk_space(self):

@@ -12,7 +12,14 @@ import getopt
 import os
 
 from rsync_system_backup import DEFAULT_ROTATION_SCHEME
-from rsync_system_backup.actions.options import READ_ONLY_ACTIONS, STEP_PROPERTIES, check_action, record_action
+from rsync_system_backup.actions.options import (
+    MARKING_ACTIONS,
+    READ_ONLY_ACTIONS,
+    STEP_PROPERTIES,
+    check_action,
+    place_diff_operands,
+    record_action,
+)
 from rsync_system_backup.checks.values import IONICE_CLASSES, is_port_number
 from rsync_system_backup.exceptions import InvalidOptionError
 from rsync_system_backup.rotation.schemes import FREQUENCIES, override_rotation_scheme, parse_retention
@@ -26,7 +33,7 @@ LONG_OPTIONS = [
     'daemon-port=', 'password-file=', 'log-file=', 'accept-existing', 'create-set', 'wait',
     'minutely=', 'hourly=', 'daily=', 'weekly=', 'monthly=', 'yearly=', 'prefer-recent', 'relaxed',
     'snapshot-method=', 'version', 'show-excludes',
-    'list', 'json', 'verify', 'verify-all', 'diff=', 'max-age=', 'manifest',
+    'list', 'json', 'verify', 'verify-all', 'diff=', 'max-age=', 'manifest', 'keep=', 'release=',
 ]
 """The long options, in :func:`getopt.gnu_getopt()` syntax."""
 
@@ -101,6 +108,7 @@ def parse_command_line(arguments, environment=os.environ):
         except InvalidOptionError as e:
             raise UsageError(str(e))
         parsed.program_options['rotation_scheme'] = scheme
+    positional = place_diff_operands(parsed, positional, environment.get('RSYNC_MODULE_PATH'))
     if len(positional) > 2:
         raise UsageError("Expected [SOURCE] DESTINATION, got %i arguments: %s (quote names with spaces)."
                          % (len(positional), ' '.join(map(repr, positional))))
@@ -186,7 +194,7 @@ def apply_option(parsed, option, value):
             settings['snapshot_method'] = check_snapshot_method(value)
         elif name == '--show-excludes':
             parsed.show_excludes = True
-        elif name in READ_ONLY_ACTIONS or name == '--json':
+        elif name in READ_ONLY_ACTIONS or name in MARKING_ACTIONS or name == '--json':
             try:
                 record_action(parsed, name, value)
             except InvalidOptionError as e:

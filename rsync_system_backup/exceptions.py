@@ -71,6 +71,10 @@ class NewBackupSetRefused(InvalidDestinationDirectory):
     """
 
 
+class NoBackupSetError(RsyncSystemBackupError):
+    """Raised when an action's DESTINATION is neither a backup set's ``latest`` nor a set's directory."""
+
+
 class InvalidSourceError(RsyncSystemBackupError):
     """Raised when the source of the backup doesn't exist or isn't a directory."""
 
@@ -129,3 +133,7 @@ class DestinationAccessError(RsyncSystemBackupError):
 
 class SourceMismatchError(RsyncSystemBackupError):
     """Raised when a backup set holds backups of another source than the one given (see :mod:`.backup_set.marker`)."""
+
+
+class KeptSnapshotError(RsyncSystemBackupError):
+    """Raised for a kept snapshot's name that is taken or unknown, or a record of them that can't be read."""

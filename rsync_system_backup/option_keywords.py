@@ -58,6 +58,10 @@ OPTION_KEYWORDS = (
     ('($RSYNC_EXIT_STATUS)', 'daemon_exit_status',
      "The exit status of an rsync daemon's transfer (an integer; $RSYNC_EXIT_STATUS by default)."),
     ('(no option)', 'source_context', "The execution context that rsync runs in (this system by default)."),
+    ('--keep=NAME[:SNAPSHOT]', 'keep_as',
+     "The name (a string) under which rotation keeps the run's snapshot for good; --keep=NAME:SNAPSHOT (an "
+     "existing snapshot) is an action, see the row of --list."),
+    ('--release=NAME', None, "No keyword: an action (see the row of --list), which lets a kept snapshot go again."),
     ('--list, --json, --verify, --verify-all, --diff=OLD[:NEW], --max-age=DURATION', None,
      "No keyword: ``rsync_system_backup.actions.dispatch.run_action(OPTION, VALUE, KEYWORDS)`` runs them "
      "(KEYWORDS is a dict of these keyword arguments; see its description for VALUE)."),

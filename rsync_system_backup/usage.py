@@ -46,7 +46,8 @@ A run has three steps, all enabled by default:
                a later backup never changes an earlier snapshot).
   3. rotate:   old snapshots are removed according to the rotation scheme
                (24 hourly, 7 daily, 4 weekly and all monthly snapshots are
-               kept; the newest snapshot is always kept).
+               kept; the newest snapshot is always kept, and so are the
+               snapshots kept with --keep).
 
 Try --dry-run first: swapping SOURCE and DESTINATION by mistake makes rsync
 delete the files you meant to back up. A DESTINATION that is a backup set
@@ -91,6 +92,16 @@ Options:
   --prefer-recent
       Keep the newest snapshot of each minute, hour, day, ... instead of the
       oldest.
+
+  --keep=NAME
+      Keep the snapshot that this run makes under NAME, for good: rotation
+      never removes it, and doesn't count it either (the other snapshots are
+      kept and removed as if it weren't there), until --release=NAME lets it
+      go. For example 'rsync-system-backup --keep=before-upgrade / DEST'
+      before an upgrade. NAME is letters, digits, '.', '_', '+' and '-',
+      starting with a letter or a digit (at most 64 characters), and keeps
+      one snapshot per backup set. Needs the snapshot step;
+      --keep=NAME:SNAPSHOT keeps an existing snapshot (see below).
 
   --relaxed
       Relaxed rotation: --daily=7 keeps the newest 7 days that have a
@@ -215,15 +226,17 @@ Options:
       Show this text and exit (also when no arguments are given).
 
 Looking at backups (these change nothing; DESTINATION is given as for a
-backup, and -i, -u, -m and -c apply):
+backup, or as the backup set's directory that holds latest and the
+snapshots, and -i, -u, -m and -c apply):
 
   --list
       List the snapshots beside DESTINATION, oldest first: name, age, state
       (complete, or incomplete/removing when an interrupted run left it),
       exclusive size (what removing it alone would free: files it shares
       by hard links with DESTINATION or other snapshots don't count) and
-      the snapshot method; then DESTINATION, the free space and the newest
-      snapshot's age. --json prints the same as JSON.
+      the snapshot method, and the names that keep it (see --keep); then
+      DESTINATION, the free space and the newest snapshot's age. --json
+      prints the same as JSON.
 
   --verify
       Read the newest snapshot back and compare it with its manifest (see
@@ -234,21 +247,34 @@ backup, and -i, -u, -m and -c apply):
   --verify-all
       The same for every snapshot that has a manifest.
 
-  --diff=OLD[:NEW]
+  --diff=OLD[:NEW], --diff OLD [NEW] DESTINATION, --diff DESTINATION
       Show what was added, removed and changed between the snapshots OLD and
       NEW (by default the newest): from their manifests when both have
-      entries, otherwise by comparing the metadata of the two trees.
+      entries, otherwise by comparing the metadata of the two trees. With
+      DESTINATION alone, the newest snapshot against the one before it.
 
   --max-age=DURATION
       Check that the newest complete snapshot is younger than DURATION
-      (such as 90s, 26h or 2d): exit code 0 when it is, 2 when it is older
-      or missing, with one line saying how old it is. Also 2 when there is
-      no backup set (no marker file) or it lies below a mount point of
-      /etc/fstab that isn't mounted. For monitoring systems and systemd
-      timers (see docs/inspecting.rst).
+      (such as 90s, 26h, 2d or 1d12h: numbers with the units s, m, h, d or
+      w, which combine; a number without a unit is refused): exit code 0
+      when it is, 2 when it is older or missing, with one line saying how
+      old it is. Also 2 when there is no backup set (no marker file) or it
+      lies below a mount point of /etc/fstab that isn't mounted. For
+      monitoring systems and systemd timers (see docs/inspecting.rst).
 
   Over SSH these run python3 on the destination's system (nothing else
   needs to be installed there); for an rsync daemon, run them on the server.
+
+Keeping snapshots that exist (DESTINATION alone, as above; these change
+only which snapshots are kept, under the backup set's lock):
+
+  --keep=NAME:SNAPSHOT
+      Keep the snapshot SNAPSHOT (a name that --list shows) under NAME, as
+      --keep=NAME does for the snapshot of a backup.
+
+  --release=NAME
+      Let the snapshot kept under NAME go: from then on rotation treats it
+      like any other snapshot, so the next rotation may remove it.
 
 Output:
 

@@ -92,12 +92,13 @@ def run_cli(fake_bin):
     Run ``python -m rsync_system_backup`` as a real process.
 
     Returns a function that takes the command line arguments (and optional
-    ``env`` overrides, a ``timeout`` and ``stdin``) and returns a
-    :class:`support.cli.CommandResult`. Standard input is ``/dev/null``
-    unless given, so the command sees no terminal.
+    ``env`` overrides, a ``timeout``, ``stdin`` and a working directory
+    ``cwd``) and returns a :class:`support.cli.CommandResult`. Standard
+    input is ``/dev/null`` unless given, so the command sees no terminal.
     """
-    def run(*arguments, env=None, timeout=120, stdin=subprocess.DEVNULL):
-        return run_command(arguments, command_environment(fake_bin, **(env or {})), timeout=timeout, stdin=stdin)
+    def run(*arguments, env=None, timeout=120, stdin=subprocess.DEVNULL, cwd=None):
+        return run_command(arguments, command_environment(fake_bin, **(env or {})), timeout=timeout, stdin=stdin,
+                           cwd=cwd)
     return run
 
 

@@ -51,3 +51,41 @@ def test_parse_errors_are_usage_errors():
     """Parsing raises UsageError, which main() turns into a one-line message."""
     with pytest.raises(UsageError):
         parse_command_line(['--bogus'], environment={})
+
+
+@pytest.mark.parametrize('arguments, environment, value, destination', [
+    (['--diff=A', '/b/latest'], {}, ('A', None), '/b/latest'),
+    (['--diff', 'A', '/b/latest'], {}, ('A', None), '/b/latest'),
+    (['/b/latest', '--diff', 'A'], {}, ('A', None), '/b/latest'),
+    (['--diff=A:2024-05-01 13:45:00', '/b/latest'], {}, ('A', '2024-05-01 13:45:00'), '/b/latest'),
+    (['--diff', 'A', 'B', '/b/latest'], {}, ('A', 'B'), '/b/latest'),
+    (['--diff', '/b/latest'], {}, (None, None), '/b/latest'),
+    (['--diff=/b'], {}, (None, None), '/b'),
+    (['--diff=A'], dict(RSYNC_MODULE_PATH='/m/latest'), ('A', None), None),
+])
+def test_diff_forms(arguments, environment, value, destination):
+    """--diff reads OLD[:NEW], OLD NEW and DESTINATION alone, whether its value follows '=' or a space (issue 22)."""
+    parsed = parse_command_line(arguments, environment=environment)
+    assert (parsed.action, parsed.action_value, parsed.program_options.get('destination')) == (
+        '--diff', value, destination)
+
+
+def test_diff_with_source_is_refused():
+    """OLD:NEW leaves no room for NEW as a positional argument: SOURCE DESTINATION is refused as before."""
+    with pytest.raises(UsageError, match='--diff takes DESTINATION alone'):
+        parse_command_line(['--diff=A:2024-05-01_00-00-00', '/src', '/b/latest'], environment={})
+
+
+def test_keep_forms():
+    """--keep=NAME is a backup's keep_as; --keep=NAME:SNAPSHOT and --release=NAME are actions (issue 22)."""
+    from rsync_system_backup import RsyncSystemBackup
+    from rsync_system_backup.exceptions import InvalidOptionError
+    parsed = parse_command_line(['--keep=before-upgrade', '/src', '/b/latest'], environment={})
+    assert parsed.action is None and parsed.program_options['keep_as'] == 'before-upgrade'
+    assert RsyncSystemBackup(**parsed.program_options).keep_as == 'before-upgrade'
+    parsed = parse_command_line(['--keep=old:2024-05-01 13:45:00', '/b/latest'], environment={})
+    assert (parsed.action, parsed.action_value) == ('--keep', ('old', '2024-05-01 13:45:00'))
+    parsed = parse_command_line(['--release', 'old', '/b/latest'], environment={})
+    assert (parsed.action, parsed.action_value) == ('--release', 'old')
+    with pytest.raises(InvalidOptionError, match="keep_as must be None or a name of letters"):
+        RsyncSystemBackup(destination='/b/latest', keep_as='../x')

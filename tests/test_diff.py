@@ -6,6 +6,7 @@ import os
 
 import pytest
 
+from support.cli import assert_failed
 from support.remote import SERVER_ALIAS
 from support.trees import snapshot_names, write_file
 
@@ -91,6 +92,41 @@ def test_diff_by_walking(run_cli, source, backups):
     assert result.returncode == 0, result
     assert [line.split(' (')[0] for line in result.stdout.splitlines()] == expected_lines(new), result
     assert 'by walking both snapshots' in result.stderr
+
+
+def test_forms_with_spaces(run_cli, source, backups):
+    """
+    --diff OLD DEST, --diff OLD NEW DEST and --diff DEST (the newest against the one before) read as meant (issue 22).
+
+    getopt takes the word after --diff for its value, so --diff DEST used to
+    take DESTINATION for OLD; --diff=OLD[:NEW] DEST and DEST --diff OLD keep working.
+    """
+    old, new = two_backups(run_cli, source, backups, '--disable-notifications')
+    expected = run_cli('--diff=%s:%s' % (old, new), backups / 'latest')
+    assert expected.returncode == 0 and expected.stdout, expected
+    for arguments in (['--diff', old, backups / 'latest'], ['--diff', old, new, backups / 'latest'],
+                      [backups / 'latest', '--diff', old], ['--diff=%s' % old, backups / 'latest'],
+                      ['--diff', backups / 'latest'], ['--diff=%s' % (backups / 'latest')], ['--diff', backups]):
+        result = run_cli(*arguments)
+        assert result.returncode == 0, (arguments, result)
+        assert result.stdout == expected.stdout, (arguments, result)
+    result = run_cli('--diff', new, old, backups / 'latest')
+    assert result.returncode == 0, result
+    assert '%s: removed home/bob/new file' % old in result.stdout.splitlines()
+
+
+def test_forms_without_what_they_need(run_cli, tmp_path, source, backups):
+    """--diff SNAPSHOT without DESTINATION, and --diff DEST with one snapshot, say what to give (issue 22)."""
+    assert run_cli('--disable-notifications', source, backups / 'latest').returncode == 0
+    (name,) = snapshot_names(backups)
+    result = run_cli('--diff', backups / 'latest')
+    assert_failed(result, "--diff without OLD compares the newest snapshot with the one before it, but %s holds only "
+                          "%s: make another backup first, or give OLD and NEW." % (backups, name))
+    result = run_cli('--diff', name, cwd=str(backups))
+    assert_failed(result, "--diff %s gives a snapshot but no DESTINATION: give the latest of its backup set after it, "
+                          "as in --diff %s ./latest." % (name, name))
+    result = run_cli('--diff', name, cwd=str(tmp_path))
+    assert_failed(result, "as in --diff %s /mnt/backups/latest." % name)
 
 
 def test_unknown_snapshot(run_cli, source, backups):

@@ -37,7 +37,7 @@ def test_text_and_json(run_cli, source, backups):
     result = run_cli('--list', backups / 'latest')
     assert result.returncode == 0, result
     lines = result.stdout.splitlines()
-    assert lines[0].split() == ['SNAPSHOT', 'AGE', 'STATE', 'EXCLUSIVE', 'SIZE', 'METHOD']
+    assert lines[0].split() == ['SNAPSHOT', 'AGE', 'STATE', 'EXCLUSIVE', 'SIZE', 'METHOD', 'KEPT', 'AS']
     assert lines[1].startswith('2020-01-01_00-00-00.incomplete') and ' incomplete ' in lines[1]
     assert lines[1].endswith(' unknown')
     assert lines[2].startswith(name) and ' complete ' in lines[2]
@@ -48,12 +48,62 @@ def test_text_and_json(run_cli, source, backups):
     result = run_cli('--list', '--json', backups / 'latest')
     assert result.returncode == 0, result
     listing = json.loads(result.stdout)
-    assert [(s['name'], s['state']) for s in listing['snapshots']] == [
-        ('2020-01-01_00-00-00.incomplete', 'incomplete'), (name, 'complete')]
+    assert [(s['name'], s['state'], s['kept']) for s in listing['snapshots']] == [
+        ('2020-01-01_00-00-00.incomplete', 'incomplete', []), (name, 'complete', [])]
     assert listing['snapshots'][1]['method'] == lines[2].split()[-1]
     assert listing['latest']['exists'] and listing['latest']['name'] == 'latest'
     assert listing['newest']['name'] == name and 0 <= listing['newest']['age_seconds'] < 600
     assert listing['free_bytes'] > 0 and listing['total_bytes'] >= listing['free_bytes']
+
+
+def listed(result):
+    """The snapshots, latest and newest of a ``--list --json`` run, without what changes as time passes."""
+    assert result.returncode == 0, result
+    listing = json.loads(result.stdout)
+    for snapshot in listing['snapshots']:
+        del snapshot['age_seconds']
+    return listing['directory'], listing['snapshots'], listing['latest'], listing['newest']['name']
+
+
+def test_set_directory_stands_for_its_set(run_cli, source, backups):
+    """--list given the set's directory (the one with the marker) lists that set, as its latest does (issue 22)."""
+    assert run_cli('--disable-notifications', source, backups / 'latest').returncode == 0
+    expected = listed(run_cli('--list', '--json', backups / 'latest'))
+    assert expected[1] and expected[2]['exists']
+    assert listed(run_cli('--list', '--json', backups)) == expected
+    assert listed(run_cli('--list', '--json', str(backups) + '/')) == expected
+    result = run_cli('--list', backups)
+    assert result.returncode == 0, result
+    assert result.stdout.splitlines()[-1].startswith('Newest snapshot: %s, ' % expected[3]), result
+
+
+def test_nested_sets(run_cli, tmp_path, source):
+    """
+    A set in another set's directory is listed as itself; the latest of a set is never taken for a set (issue 22).
+
+    /x holds a set (its latest is a backup of a set's directory, so it holds a marker and snapshots), and so
+    does /x/laptop: --list /x/laptop lists laptop's snapshots, --list /x/latest lists /x's.
+    """
+    outer, inner = tmp_path / 'x', tmp_path / 'x' / 'laptop'
+    assert run_cli('--disable-notifications', source, inner / 'latest').returncode == 0
+    assert run_cli('--disable-notifications', inner, outer / 'latest').returncode == 0
+    (inner_snapshot,), (outer_snapshot,) = snapshot_names(inner), snapshot_names(outer)
+    assert (outer / 'latest' / '.rsync-system-backup').is_file() and (outer / 'latest' / inner_snapshot).is_dir()
+    directory, snapshots, latest, _ = listed(run_cli('--list', '--json', inner))
+    assert (directory, [s['name'] for s in snapshots], latest['name']) == (str(inner), [inner_snapshot], 'latest')
+    directory, snapshots, latest, _ = listed(run_cli('--list', '--json', outer / 'latest'))
+    assert (directory, [s['name'] for s in snapshots], latest['name']) == (str(outer), [outer_snapshot], 'latest')
+
+
+def test_no_set_is_refused_without_walking(run_cli, tmp_path):
+    """A directory that is neither a set's latest nor a set's directory is refused before any walk (issue 22)."""
+    tree = tmp_path / 'data' / 'tree'
+    write_file(tree / 'file', b'data')
+    for destination in (tree, tmp_path / 'data', tmp_path / 'missing' / 'latest'):
+        result = run_cli('--list', destination)
+        assert_failed(result, "%s is neither the latest of a backup set nor a set's directory (no "
+                              ".rsync-system-backup file or snapshot in %s or in it): give the latest directory of "
+                              "a backup set, such as /mnt/backups/latest." % (destination, destination.parent))
 
 
 def test_json_needs_list(run_cli, backups):
@@ -69,6 +119,7 @@ def test_list_over_ssh(tmp_path, source, client_home):
     assert client_home.run(source, destination).returncode == 0
     result = client_home.run('--list', '--json', destination)
     assert result.returncode == 0, result
+    assert listed(client_home.run('--list', '--json', '%s:%s' % (SERVER_ALIAS, backups))) == listed(result)
     listing = json.loads(result.stdout)
     assert [s['name'] for s in listing['snapshots']] == snapshot_names(backups)
     # Every file is shared with the snapshot: only latest's directories are its own.

@@ -1,7 +1,9 @@
 """
-The read-only actions: ``--list``, ``--verify``, ``--verify-all``, ``--diff`` and ``--max-age``.
+The actions: ``--list``, ``--verify``, ``--verify-all``, ``--diff`` and ``--max-age``, and keeping snapshots.
 
-Each looks at a backup set (``latest`` and the snapshots beside it) and
-changes nothing; :mod:`.actions.set_view` opens the set for them and
-:mod:`.actions.dispatch` runs the one the command line asks for.
+The read-only actions look at a backup set (``latest`` and the snapshots
+beside it) and change nothing; ``--keep=NAME:SNAPSHOT`` and ``--release=NAME``
+change only which snapshots are kept (see :mod:`.backup_set.kept`).
+:mod:`.actions.set_view` opens the set for them and :mod:`.actions.dispatch`
+runs the one the command line asks for.
 """

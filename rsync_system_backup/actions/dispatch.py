@@ -1,5 +1,5 @@
 """
-Running the read-only action that the command line asks for.
+Running the action that the command line asks for: a read-only one, or keeping and releasing snapshots.
 
 :func:`run_action()` gives the action's exit code or raises; :func:`.cli.exit_code_of()`
 reports an error and turns it into an exit code, as it does for a backup.
@@ -11,9 +11,12 @@ def perform(backup_set, action, value, show_progress=False):
     Run one action on an open backup set.
 
     :param backup_set: A :class:`.BackupSet`.
-    :param action: ``--list``, ``--verify``, ``--verify-all``, ``--diff`` or ``--max-age``.
+    :param action: ``--list``, ``--verify``, ``--verify-all``, ``--diff``,
+                   ``--max-age``, ``--keep`` or ``--release``.
     :param value: The action's value: ``json`` (a boolean) for ``--list``,
-                  the spec for ``--diff``, seconds for ``--max-age``.
+                  the old and the new snapshot for ``--diff``, seconds for
+                  ``--max-age``, the name and the snapshot for ``--keep``,
+                  the name for ``--release``.
     :param show_progress: :data:`True` to show progress on standard error (``--verify``).
     :returns: The exit code (an integer).
     """
@@ -26,6 +29,9 @@ def perform(backup_set, action, value, show_progress=False):
     if action == '--diff':
         from rsync_system_backup.actions.diff import diff_snapshots
         return diff_snapshots(backup_set, value)
+    if action in ('--keep', '--release'):
+        from rsync_system_backup.actions.keeping import change_kept
+        return change_kept(backup_set, action, value)
     from rsync_system_backup.actions.max_age import check_max_age
     return check_max_age(backup_set, value)
 

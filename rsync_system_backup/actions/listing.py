@@ -1,5 +1,5 @@
 """
-``--list``: the snapshots of a backup set with their age, state, exclusive size and method.
+``--list``: the snapshots of a backup set with their age, state, exclusive size, method and the names that keep them.
 
 The sizes come from one walk over the whole set on the destination's side
 (see :mod:`.backup_set.exclusive_sizes`; over SSH that walk runs there with
@@ -27,19 +27,24 @@ def describe_backup_set(backup_set):
     :param backup_set: A :class:`.BackupSet`.
     :returns: A JSON-friendly dict: ``directory``, ``snapshots`` (a list of
               dicts with ``name``, ``state``, ``age_seconds``,
-              ``exclusive_bytes`` and ``method``, oldest first), ``latest``
+              ``exclusive_bytes``, ``method`` and ``kept``, the names that
+              keep it from rotation, oldest first), ``latest``
               (its ``name``, whether it ``exists`` and its
               ``exclusive_bytes``), ``free_bytes`` and ``total_bytes`` of the
               filesystem, and the ``newest`` complete snapshot's ``name`` and
               ``age_seconds`` (:data:`None` without snapshots).
+    :raises: :exc:`.NoBackupSetError` where there is no set (its ``latest`` would be any directory, however large).
     """
+    backup_set.check_holds_set()
     program = backup_set.program
     names = sorted(backup_set.snapshots + backup_set.leftovers)
     trees = names + ([backup_set.latest] if backup_set.has_latest else [])
     measured = run_agent(backup_set.context, 'usage', backup_set.directory, *trees, sudo=program.sudo_enabled,
                          ionice=program.ionice) if trees else dict(sizes={}, methods={})
+    kept = backup_set.kept
     snapshots = [dict(name=name, state=snapshot_state(name), age_seconds=snapshot_age(name),
-                      exclusive_bytes=measured['sizes'][name], method=measured['methods'].get(name) or None)
+                      exclusive_bytes=measured['sizes'][name], method=measured['methods'].get(name) or None,
+                      kept=kept.get(name, []))
                  for name in names]
     space = measure_disk_space(backup_set.context, backup_set.directory)
     newest = backup_set.newest
@@ -75,13 +80,14 @@ def render_listing(description):
     :param description: Its dict.
     :returns: Lines of text (a string ending in a line feed).
     """
-    rows = [('SNAPSHOT', 'AGE', 'STATE', 'EXCLUSIVE SIZE', 'METHOD')]
+    rows = [('SNAPSHOT', 'AGE', 'STATE', 'EXCLUSIVE SIZE', 'METHOD', 'KEPT AS')]
     for snapshot in description['snapshots']:
         rows.append((snapshot['name'], format_age(snapshot['age_seconds']), snapshot['state'],
-                     format_size(snapshot['exclusive_bytes']), snapshot['method'] or UNKNOWN_METHOD))
+                     format_size(snapshot['exclusive_bytes']), snapshot['method'] or UNKNOWN_METHOD,
+                     ', '.join(snapshot['kept'])))
     latest = description['latest']
     if latest['exists']:
-        rows.append((latest['name'], '', 'latest', format_size(latest['exclusive_bytes']), ''))
+        rows.append((latest['name'], '', 'latest', format_size(latest['exclusive_bytes']), '', ''))
     widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
     lines = ['  '.join(value.ljust(width) for value, width in zip(row, widths)).rstrip() for row in rows]
     if not latest['exists']:

@@ -10,9 +10,11 @@ the server instead.
 
 import contextlib
 import datetime
+import logging
 import posixpath
 
-from rsync_system_backup.exceptions import DestinationContextUnavailable
+from rsync_system_backup.checks.backup_sets import LATEST_NAME, holds_backup_set
+from rsync_system_backup.exceptions import DestinationContextUnavailable, NoBackupSetError
 from rsync_system_backup.manifests.format import MANIFEST_DIRECTORY, MANIFEST_SUFFIX, manifest_owner
 from rsync_system_backup.processes.signals import CleanupStack
 from rsync_system_backup.snapshots.naming import (
@@ -21,16 +23,29 @@ from rsync_system_backup.snapshots.naming import (
     is_leftover_name,
     is_snapshot_name,
 )
+from rsync_system_backup.backup_set.kept import group_by_snapshot, read_kept
 from rsync_system_backup.backup_set.marker import MARKER_FILE_NAME, has_legacy_snapshots
 from rsync_system_backup.backup_set.operations import list_directory
 
 COMPLETE = 'complete'
 """The state of a snapshot that was made completely."""
 
+logger = logging.getLogger(__name__)
+
 
 class BackupSet(object):
 
-    """The snapshots beside a destination directory, as listed once."""
+    """
+    The snapshots beside a destination directory, as listed once.
+
+    DESTINATION is a set's ``latest``, and the set is the directory that
+    holds it. A DESTINATION that is a set's directory itself (``/x/backups``
+    for ``/x/backups/latest``: it holds the marker, or snapshots while the
+    directory above it holds none) stands for that set: its ``latest`` is
+    the one inside it. The ``latest`` of a set (named ``latest``) is never
+    taken for a set of its own, whatever it holds, because it is a copy of a
+    source that may be a set's directory.
+    """
 
     def __init__(self, program):
         """
@@ -44,6 +59,19 @@ class BackupSet(object):
         self.latest = posixpath.basename(program.destination.directory.rstrip('/'))
         self.names = list_directory(self.context, self.directory, sudo=program.sudo_enabled)
         self.cached_manifests = None
+        self.cached_kept = None
+        parent_is_set = holds_backup_set(self.names)
+        if self.latest in self.names and not (parent_is_set and self.latest == LATEST_NAME):
+            try:
+                inner = list_directory(self.context, program.destination.directory, sudo=program.sudo_enabled)
+            except NotADirectoryError:
+                inner = []
+            if MARKER_FILE_NAME in inner or (not parent_is_set and holds_backup_set(inner)):
+                logger.info("%s is the directory of a backup set, not its latest: looking at that set.",
+                            program.destination.directory)
+                self.directory = program.destination.directory.rstrip('/')
+                self.latest = LATEST_NAME
+                self.names = inner
 
     @property
     def snapshots(self):
@@ -76,6 +104,14 @@ class BackupSet(object):
         return self.cached_manifests
 
     @property
+    def kept(self):
+        """The names that keep each kept snapshot (a :class:`dict` of lists of strings, see :func:`.read_kept()`)."""
+        if self.cached_kept is None:
+            self.cached_kept = group_by_snapshot(read_kept(self.context, self.directory, self.names,
+                                                           sudo=self.program.sudo_enabled))
+        return self.cached_kept
+
+    @property
     def is_marked(self):
         """
         :data:`True` when the directory is known as a backup set.
@@ -84,6 +120,25 @@ class BackupSet(object):
         snapshots of version 1.1, which made no marker.
         """
         return MARKER_FILE_NAME in self.names or has_legacy_snapshots(self.names)
+
+    @property
+    def holds_set(self):
+        """:data:`True` when the directory holds a set's marker or snapshots (see :func:`.holds_backup_set()`)."""
+        return holds_backup_set(self.names)
+
+    def check_holds_set(self):
+        """
+        Refuse to go on where there is no backup set, which would take any directory for a set's ``latest``.
+
+        :raises: :exc:`.NoBackupSetError`, saying what to give instead.
+        """
+        if self.holds_set:
+            return
+        destination = self.program.destination.directory
+        raise NoBackupSetError(
+            "%s is neither the latest of a backup set nor a set's directory (no %s file or snapshot in %s or in it): "
+            "give the latest directory of a backup set, such as /mnt/backups/latest."
+            % (destination, MARKER_FILE_NAME, self.directory))
 
     @property
     def has_latest(self):

@@ -77,6 +77,28 @@ def check_configuration(backup):
     check_disk_names(backup)
     if backup.mount_point and not destination.module:
         ensure_inside_mount_point(backup)
+    if backup.keep_as:
+        check_keep_option(backup)
+
+
+def check_keep_option(backup):
+    """
+    Refuse :attr:`.RsyncSystemBackup.keep_as` (``--keep=NAME``) where the run makes no snapshot to keep.
+
+    :param backup: The :class:`.RsyncSystemBackup` to check.
+    :raises: :exc:`.InvalidOptionError` without the snapshot step, and for
+             an rsync daemon (its ``post-xfer exec`` run makes the snapshots).
+    """
+    name = backup.keep_as
+    if backup.destination.is_daemon:
+        raise InvalidOptionError(
+            "--keep=%s keeps the snapshot that this run makes, but the rsync daemon's post-xfer exec run makes the "
+            "snapshots of %s: keep one there with 'rsync-system-backup --keep=%s:SNAPSHOT /path/of/the/module'."
+            % (name, backup.destination.expression, name))
+    if not backup.snapshot_enabled:
+        raise InvalidOptionError(
+            "--keep=%s keeps the snapshot that this run makes, but -b or -r without -s makes none: add -s, or keep "
+            "an existing snapshot with --keep=%s:SNAPSHOT." % (name, name))
 
 
 def check_destination_access(backup):

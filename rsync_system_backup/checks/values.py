@@ -13,11 +13,24 @@ string or :class:`.Destination` for the destination, ...).
 """
 
 import os
+import re
 
 from rsync_system_backup.exceptions import InvalidOptionError
 
 IONICE_CLASSES = ('idle', 'best-effort', 'realtime', '1', '2', '3')
 """The I/O scheduling classes that ionice takes (names and numbers)."""
+
+KEEP_NAME_PATTERN = re.compile(r'[A-Za-z0-9][A-Za-z0-9._+-]{0,63}')
+"""
+The names that keep a snapshot (``--keep=NAME``): letters, digits, ``.``,
+``_``, ``+`` and ``-``, starting with a letter or a digit, at most 64
+characters. So a name is never an option, a path, nor split by the
+``NAME:SNAPSHOT`` form or the blanks of the file that records them.
+"""
+
+KEEP_NAME_RULE = ("letters, digits, '.', '_', '+' and '-', starting with a letter or a digit, at most 64 characters "
+                  "(such as before-upgrade)")
+"""What :data:`KEEP_NAME_PATTERN` allows, for messages."""
 
 
 def refuse(name, expected, value):
@@ -127,6 +140,30 @@ def is_port_number(value):
         # Anything longer than five digits is out of range (and int() refuses thousands of digits).
         value = int(digits or '0') if value.isdecimal() and len(digits) <= 5 else None
     return isinstance(value, int) and not isinstance(value, bool) and 0 < value < 65536
+
+
+def is_keep_name(text):
+    """
+    Check whether a string can keep a snapshot.
+
+    :param text: The name (a string).
+    :returns: :data:`True` when it fits :data:`KEEP_NAME_PATTERN`.
+    """
+    return isinstance(text, str) and KEEP_NAME_PATTERN.fullmatch(text) is not None
+
+
+def check_keep_name(name, value):
+    """
+    Accept :data:`None` or a name that can keep a snapshot (see :data:`KEEP_NAME_PATTERN`).
+
+    :param name: The property's name (a string).
+    :param value: The value.
+    :returns: The value.
+    :raises: :exc:`.InvalidOptionError` for anything else.
+    """
+    if value is not None and not is_keep_name(value):
+        refuse(name, "None or a name of " + KEEP_NAME_RULE, value)
+    return value
 
 
 def check_port_number(name, value):
@@ -243,6 +280,7 @@ PROPERTY_CHECKS = dict(
     daemon_port=check_port_number,
     daemon_exit_status=check_optional_number,
     tunnel=check_tunnel,
+    keep_as=check_keep_name,
 )
 """The check of each property, by name: a function that takes the name and the value and returns the value to set."""
 

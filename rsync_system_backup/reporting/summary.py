@@ -46,6 +46,7 @@ class BackupSummary(object):
 
     - :attr:`transfer_statistics`: a :class:`.TransferStatistics` object;
     - :attr:`snapshot_pathname`: the new snapshot's pathname (a string);
+    - :attr:`kept_as`: the name that keeps the new snapshot from rotation (a string, see ``--keep``);
     - :attr:`rotation_plan`: the :class:`.RotationPlan` that was carried out;
     - :attr:`disk_space`: a :class:`.DiskSpace` of the destination afterwards;
     - :attr:`total_time`: the seconds the whole run took (a number);
@@ -65,6 +66,7 @@ class BackupSummary(object):
         self.durations = {}
         self.transfer_statistics = None
         self.snapshot_pathname = None
+        self.kept_as = None
         self.rotation_plan = None
         self.disk_space = None
         self.total_time = None
@@ -151,7 +153,10 @@ class BackupSummary(object):
         if 'snapshot' not in self.durations:
             return None
         name = posixpath.basename(self.snapshot_pathname)
-        return "%s (would be made)" % name if self.dry_run else name
+        kept = " and kept as %s" % self.kept_as if self.kept_as else ""
+        if self.dry_run:
+            return "%s (would be made%s)" % (name, kept)
+        return "%s (kept as %s)" % (name, self.kept_as) if self.kept_as else name
 
     def describe_rotation(self, name_removals=True):
         """

@@ -2,13 +2,16 @@
 Rotation of old snapshots, planned by rotate-backups.
 
 rotate-backups decides which snapshots each frequency of the rotation scheme
-keeps; this module adds two rules of its own and removes the rest in one pass:
+keeps; this module adds rules of its own and removes the rest in one pass:
 
 - only entries whose names are exactly snapshot names of this program are
   considered (see :data:`.SNAPSHOT_NAME_PATTERN`), so ``latest``, snapshots
   still being copied and anything a user put beside them are never touched;
 - the newest snapshot is always kept, also when rotate-backups would let a
-  newer snapshot in the same time slot go.
+  newer snapshot in the same time slot go;
+- kept snapshots (``--keep``, see :mod:`.backup_set.kept`) stay outside the
+  plan: never removed, and not counted, so that the others are kept and
+  removed as if they weren't there (and "the newest" is the newest of the others).
 """
 
 import logging
@@ -16,6 +19,7 @@ import posixpath
 
 from rsync_system_backup.manifests.recording import remove_orphaned_manifests
 from rsync_system_backup.snapshots.naming import REMOVING_SUFFIX, SNAPSHOT_NAME_PATTERN, remove_leftovers
+from rsync_system_backup.backup_set.kept import group_by_snapshot, read_kept
 from rsync_system_backup.backup_set.operations import list_directory, remove_trees
 
 logger = logging.getLogger(__name__)
@@ -36,7 +40,7 @@ class RotationPlan(object):
         self.removed = removed
 
 
-def plan_rotation(context, directory, names, rotation_scheme, prefer_recent=False, strict=True):
+def plan_rotation(context, directory, names, rotation_scheme, prefer_recent=False, strict=True, kept=None):
     """
     Decide which snapshots in a directory to keep and which to remove.
 
@@ -50,6 +54,8 @@ def plan_rotation(context, directory, names, rotation_scheme, prefer_recent=Fals
     :param prefer_recent: :data:`True` to keep the newest snapshot of each
                           time slot instead of the oldest.
     :param strict: rotate-backups' strict mode (see its documentation).
+    :param kept: A :class:`dict` from the names of kept snapshots to the
+                 names that keep them (see :func:`.group_by_snapshot()`), or :data:`None`.
     :returns: A :class:`RotationPlan`.
     :raises: :exc:`~exceptions.ValueError` when the rotation scheme is empty.
     """
@@ -61,17 +67,22 @@ def plan_rotation(context, directory, names, rotation_scheme, prefer_recent=Fals
     planner.timestamp_pattern = SNAPSHOT_NAME_PATTERN
     snapshots = planner.collect_backups(Location(context=ListedDirectory(names), directory=directory))
     warn_about_impossible_dates(directory, names, snapshots)
-    if not snapshots:
-        return RotationPlan(kept=[], removed=[])
     snapshots.sort(key=lambda backup: (backup.timestamp, backup.pathname))
-    newest = snapshots[-1]
-    grouped = planner.group_backups(snapshots)
-    planner.apply_rotation_scheme(grouped, newest.timestamp)
-    reasons = planner.find_preservation_criteria(grouped)
-    reasons.setdefault(newest, []).append('newest')
-    kept = [(backup.pathname, reasons[backup]) for backup in snapshots if backup in reasons]
-    removed = [backup.pathname for backup in snapshots if backup not in reasons]
-    return RotationPlan(kept=kept, removed=removed)
+    kept = kept or {}
+    rotated = [backup for backup in snapshots if posixpath.basename(backup.pathname) not in kept]
+    reasons = {}
+    if rotated:
+        newest = rotated[-1]
+        grouped = planner.group_backups(rotated)
+        planner.apply_rotation_scheme(grouped, newest.timestamp)
+        reasons = planner.find_preservation_criteria(grouped)
+        reasons.setdefault(newest, []).append('newest')
+    for backup in snapshots:
+        keeping = kept.get(posixpath.basename(backup.pathname))
+        if keeping:
+            reasons[backup] = ['kept as %s' % name for name in keeping]
+    return RotationPlan(kept=[(backup.pathname, reasons[backup]) for backup in snapshots if backup in reasons],
+                        removed=[backup.pathname for backup in snapshots if backup not in reasons])
 
 
 class ListedDirectory(object):
@@ -121,7 +132,7 @@ def warn_about_impossible_dates(directory, names, snapshots):
 
 
 def rotate_snapshots(context, directory, rotation_scheme, dry_run=False, ionice=None, sudo=False, remove=remove_trees,
-                     planned_snapshot=None, **options):
+                     planned_snapshot=None, planned_keep=None, **options):
     """
     Remove the snapshots that the rotation scheme doesn't keep.
 
@@ -137,8 +148,12 @@ def rotate_snapshots(context, directory, rotation_scheme, dry_run=False, ionice=
     :param planned_snapshot: The pathname of the snapshot that a dry run
                              would have made (a string or :data:`None`): the
                              plan counts it in, as the real run would.
+    :param planned_keep: The name that a dry run would have kept
+                         `planned_snapshot` under (a string or :data:`None`).
     :param options: Passed on to :func:`plan_rotation()`.
     :returns: The :class:`RotationPlan` that was carried out.
+    :raises: :exc:`.KeptSnapshotError` when the record of the kept snapshots
+             can't be read (see :func:`.parse_kept()`); nothing is removed then.
 
     Snapshots are renamed (to names ending in :data:`.REMOVING_SUFFIX`)
     before they are removed, so an interrupted rotation leaves no partial
@@ -147,9 +162,12 @@ def rotate_snapshots(context, directory, rotation_scheme, dry_run=False, ionice=
     names = list_directory(context, directory, sudo=sudo)
     if dry_run and planned_snapshot and posixpath.basename(planned_snapshot) not in names:
         names.append(posixpath.basename(planned_snapshot))
+    kept = group_by_snapshot(read_kept(context, directory, names, sudo=sudo))
+    if dry_run and planned_snapshot and planned_keep:
+        kept.setdefault(posixpath.basename(planned_snapshot), []).append(planned_keep)
     if not dry_run:
         remove_leftovers(context, directory, names, sudo=sudo, ionice=ionice, remove=remove)
-    plan = plan_rotation(context, directory, names, rotation_scheme, **options)
+    plan = plan_rotation(context, directory, names, rotation_scheme, kept=kept, **options)
     for pathname, reasons in plan.kept:
         # A dry run is asked for to see the plan, so it shows what stays too.
         logger.log(logging.INFO if dry_run else logging.DEBUG, "%s %s (%s).",

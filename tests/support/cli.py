@@ -83,7 +83,7 @@ def command_environment(fake_bin=None, **overrides):
     return environment
 
 
-def run_command(arguments, environment, timeout=120, stdin=subprocess.DEVNULL):
+def run_command(arguments, environment, timeout=120, stdin=subprocess.DEVNULL, cwd=None):
     """
     Run the command and wait for it.
 
@@ -91,10 +91,11 @@ def run_command(arguments, environment, timeout=120, stdin=subprocess.DEVNULL):
     :param environment: The environment (see :func:`command_environment()`).
     :param timeout: Seconds before the test fails.
     :param stdin: The standard input (``/dev/null`` by default, so the command sees no terminal).
+    :param cwd: The working directory (a string), or :data:`None` for this process's.
     :returns: A :class:`CommandResult`.
     """
     process = subprocess.run(command_line(*arguments), stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             env=environment, timeout=timeout)
+                             env=environment, timeout=timeout, cwd=cwd)
     return CommandResult(process.returncode, process.stdout.decode('utf-8', 'replace'),
                          process.stderr.decode('utf-8', 'replace'))
 
