@@ -99,6 +99,14 @@ class CommandFailedError(RsyncSystemBackupError):
     """Raised when a command on this system fails (see :mod:`.processes.command_failures`)."""
 
 
+class ProgramNotFoundError(RsyncSystemBackupError):
+    """Raised when a program that a command names isn't installed (see :mod:`.processes.search_path`)."""
+
+
+class SudoUnavailableError(RsyncSystemBackupError):
+    """Raised when a run must become root with sudo on this system and sudo would ask for a password."""
+
+
 class RemoteCommandError(RsyncSystemBackupError):
     """Raised when a command on a destination reached over SSH fails or isn't installed."""
 

@@ -149,7 +149,8 @@ Options:
 
   -u, --no-sudo
       Don't use sudo. By default a user other than root runs rsync, cp and
-      rm with sudo, so that every file can be read and every owner kept.
+      rm with sudo, so that every file can be read and every owner kept;
+      the run checks first that sudo works without a password.
 
   -n, --dry-run
       Change nothing: the summary counts the files rsync would transfer (and

@@ -1,5 +1,10 @@
 """Tests of :mod:`rsync_system_backup.processes.command_failures`: a failing command of this system gets one line."""
 
+import pytest
+
+from rsync_system_backup.exceptions import CommandFailedError, ProgramNotFoundError
+from rsync_system_backup.processes.command_failures import explain_failures
+from rsync_system_backup.processes.sessions import create_local_context
 from support.cli import assert_failed
 from support.stand_ins import write_script
 from support.trees import list_names, make_snapshots
@@ -18,3 +23,23 @@ def test_failing_local_command_is_one_line(tmp_path, run_cli, fake_bin):
     assert 'please report' not in result.stderr
     assert 'rm: cannot remove' in result.stderr
     assert list_names(backups) == ['2024-05-01_10-00-00.removing', '2024-05-02_10-00-00', 'latest']
+
+
+def test_shell_code_is_not_shown():
+    """A failing command that runs shell code is named by its name and arguments: the code itself is left out."""
+    with pytest.raises(CommandFailedError) as raised:
+        with explain_failures():
+            create_local_context().execute('sh', '-c', 'echo internal-code >&2; exit 3', 'probe', 'an argument',
+                                           shell=False, tty=False)
+    assert str(raised.value) == ("'sh -c … probe 'an argument'' failed with exit code 3 (see its message above); "
+                                 "the earlier snapshots are intact.")
+
+
+def test_missing_program_is_named(monkeypatch):
+    """A program that isn't installed is named with where it was looked for, before anything runs."""
+    monkeypatch.setenv('PATH', '/usr/bin:/bin')
+    with pytest.raises(ProgramNotFoundError) as raised:
+        with explain_failures():
+            create_local_context().execute('rsb-no-such-program', shell=False, tty=False)
+    assert str(raised.value) == ("rsb-no-such-program not found (looked in /usr/bin:/bin:/usr/local/sbin:/usr/sbin:"
+                                 "/sbin): install it, or add its directory to PATH.")

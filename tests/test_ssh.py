@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from rsync_system_backup.exceptions import RemoteCommandError, SSHConnectionError
+from rsync_system_backup.exceptions import ProgramNotFoundError, RemoteCommandError, SSHConnectionError
 from rsync_system_backup.connections.ssh import (
     ConfiguredRemoteContext,
     create_remote_context,
@@ -300,6 +300,17 @@ def test_remote_errors_become_project_exceptions(monkeypatch, ssh_server):
     with pytest.raises(RemoteCommandError, match="'false' failed on %s with exit code 1" % ssh_server.alias):
         with translate_remote_errors():
             create_remote_context(ssh_server.alias).execute('false', shell=False)
+    with pytest.raises(RemoteCommandError) as raised:
+        with translate_remote_errors():
+            create_remote_context(ssh_server.alias).execute('sh', '-c', 'echo internal-code >&2; exit 3', 'probe',
+                                                            'an argument', shell=False)
+    assert str(raised.value) == "'sh -c … probe 'an argument'' failed on %s with exit code 3 (see its message above)." \
+        % ssh_server.alias
+    with pytest.raises(ProgramNotFoundError) as raised:
+        with translate_remote_errors():
+            create_remote_context(ssh_server.alias).execute('rsb-no-such-program', shell=False)
+    assert str(raised.value) == ("rsb-no-such-program not found on %s (looked in the PATH of the login and "
+                                 "/usr/local/sbin:/usr/sbin:/sbin there): install it there." % ssh_server.alias)
 
 
 @pytest.mark.parametrize('stderr, expected', [

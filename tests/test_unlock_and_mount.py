@@ -49,6 +49,12 @@ TARGET = 'backups'
 MAPPER_DEVICE = '/dev/mapper/' + TARGET
 """Where the unlocked disk appears."""
 
+CRON_PATH = '/usr/bin:/bin'
+"""The ``PATH`` that cron gives a command: none of the directories of system programs."""
+
+SYSTEM_PROGRAMS = '/usr/local/sbin'
+"""A directory of system programs; a test namespace binds the stand-ins of cryptdisks over what it holds."""
+
 OLD_SNAPSHOTS = ('2001-01-01_00-00-00', '2001-01-15_00-00-00')
 """Snapshots on the image before the full chain runs: rotation keeps the first (monthly) and removes the second."""
 
@@ -124,20 +130,31 @@ class Rig(object):
         except FileNotFoundError:
             return []
 
-    def command(self, *arguments, before=None):
-        """The command line of the program (after shell code to prepare the namespace, if given)."""
+    def command(self, *arguments, before=None, environment=None):
+        """
+        The command line of the program (after shell code to prepare the namespace, if given).
+
+        :param environment: The program's whole environment (a dict, see
+                            :func:`cron_environment()`), or :data:`None`
+                            for the one of :meth:`environment()`.
+        """
         command = [sys.executable, '-m', 'rsync_system_backup'] + [str(a) for a in arguments]
+        if environment is not None:
+            command = ['env', '-i'] + ['%s=%s' % item for item in sorted(environment.items())] + command
         if before:
             command = ['sh', '-c', before + ' && exec "$@"', 'sh'] + command
         return command
 
-    def namespace_argv(self, arguments, fstab=None, crypttab=None, before=None, survive_signals=False):
+    def namespace_argv(self, arguments, fstab=None, crypttab=None, before=None, survive_signals=False,
+                       environment=None):
         """
         The command line that runs the program in a test namespace, then probes the state of the disk.
 
         :param survive_signals: See :func:`support.namespaces.namespace_commands()`.
+        :param environment: See :meth:`command()`.
         """
-        return namespace_commands([self.command(*arguments, before=before), mount_probe(self.mount_point),
+        return namespace_commands([self.command(*arguments, before=before, environment=environment),
+                                   mount_probe(self.mount_point),
                                    mapper_probe(TARGET)], fstab=fstab, crypttab=crypttab,
                                   path=[self.fake_bin, self.crypt_bin], survive_signals=survive_signals)
 
@@ -158,7 +175,7 @@ class Rig(object):
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=self.environment(), text=True,
                                 start_new_session=True)
 
-    def run(self, *arguments, fstab=None, crypttab=None, before=None, terminal=False):
+    def run(self, *arguments, fstab=None, crypttab=None, before=None, terminal=False, environment=None):
         """
         Run the program (see :meth:`namespace_argv()`) without a terminal, or with one.
 
@@ -166,9 +183,10 @@ class Rig(object):
         :param terminal: :data:`True` to run it under ``script``, which gives
                          it a pseudo-terminal on all three standard streams
                          (and merges them).
+        :param environment: See :meth:`command()`.
         :returns: A :class:`RunResult`.
         """
-        argv = self.namespace_argv(arguments, fstab, crypttab, before)
+        argv = self.namespace_argv(arguments, fstab, crypttab, before, environment=environment)
         if terminal:
             argv = ['script', '-qec', shlex.join(argv), '/dev/null']
         process = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True,
@@ -531,23 +549,90 @@ def test_full_chain(rig, tmp_path, notifications_log):
     assert 'Finished the backup to %s' % rig.destination in notifications[1]
 
 
+class TestCronPath:
+
+    """
+    Under cron's ``PATH=/usr/bin:/bin`` the programs in the system directories are found, or said to be missing.
+
+    The program runs with ``env -i`` and cron's ``PATH`` (see
+    :func:`cron_environment()`), so the stand-ins of ``mount``, ``umount`` and
+    ``rsync`` in ``fake_bin`` are out of its reach: the real ones run.
+    """
+
+    @pytest.mark.skipif(not os.path.isdir(SYSTEM_PROGRAMS), reason='needs %s' % SYSTEM_PROGRAMS)
+    def test_cryptdisks_in_a_system_directory(self, rig):
+        """The cron line of docs/encrypted-disk.rst, with cryptdisks_start and _stop only in /usr/local/sbin."""
+        result = rig.run('--ionice=idle', '-q', '--crypto=%s' % TARGET, '--mount=%s' % rig.mount_point, rig.source,
+                         rig.destination, fstab=rig.crypto_fstab, crypttab='%s %s none luks\n' % (TARGET, rig.image),
+                         before='%s --bind %s %s' % (shutil.which('mount'), shlex.quote(str(rig.crypt_bin)),
+                                                     SYSTEM_PROGRAMS),
+                         environment=cron_environment())
+        assert result.returncode == 0, result
+        assert rig.events == ['start backups', 'stop backups']
+        assert not result.mounted and not result.unlocked
+        assert rig.read('/backups/latest/etc/hostname') == 'disk-test\n'
+        assert len(snapshots_on(rig)) == 1
+
+    @pytest.mark.skipif(any(os.path.exists(os.path.join(directory, 'cryptdisks_start'))
+                            for directory in ('/usr/local/sbin', '/usr/sbin', '/sbin', '/usr/bin', '/bin')),
+                        reason='cryptdisks_start is installed')
+    def test_cryptdisks_missing_everywhere(self, rig):
+        """Without cryptdisks_start anywhere, one line says so and where it was looked for; nothing else happens."""
+        result = rig.run('--crypto=%s' % TARGET, '--mount=%s' % rig.mount_point, rig.source, rig.destination,
+                         fstab=rig.crypto_fstab, crypttab='%s %s none luks\n' % (TARGET, rig.image),
+                         environment=cron_environment())
+        assert_failed(result, "cryptdisks_start not found (looked in /usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin): "
+                              "install it, or add its directory to PATH.")
+        assert 'exit code 127' not in result.stderr, result
+        assert rig.events == []
+        assert not result.mounted and not result.unlocked
+        assert list_image(rig.image) == ['lost+found']
+
+
+def cron_environment():
+    """
+    The whole environment of the program as cron starts it: ``PATH=/usr/bin:/bin`` (see :data:`CRON_PATH`).
+
+    Only what makes the program this package's code (``$PYTHONPATH`` and
+    coverage's variables, when they are set) and keeps it off the system
+    log is added.
+    """
+    environment = {name: value for name, value in os.environ.items()
+                   if name == 'PYTHONPATH' or name.startswith('COVERAGE_')}
+    environment.update(PATH=CRON_PATH, COLOREDLOGS_SYSLOG='false')
+    return environment
+
+
 class NamespacedSSHServer(SSHServer):
 
-    """An :class:`support.servers.SSHServer` in a test namespace, whose sessions find the rig's stand-ins first."""
+    """
+    An :class:`support.servers.SSHServer` in a test namespace, whose sessions find the rig's stand-ins first.
 
-    def __init__(self, directory, rig, **options):
+    With ``cron_path`` the sessions' ``PATH`` is the rig's ``fake_bin`` and
+    :data:`CRON_PATH` alone, and the stand-ins of cryptdisks are in
+    :data:`SYSTEM_PROGRAMS` (bound there in the namespace).
+    """
+
+    def __init__(self, directory, rig, cron_path=False, **options):
         """Remember the rig that provides fstab, crypttab and the stand-ins."""
         super(NamespacedSSHServer, self).__init__(directory, **options)
         self.rig = rig
+        self.cron_path = cron_path
 
     def prepare(self):
         """Run sshd in a test namespace with the rig's fstab and crypttab."""
         command = super(NamespacedSSHServer, self).prepare()
-        path = [str(self.rig.fake_bin), str(self.rig.crypt_bin), '/usr/local/sbin', '/usr/local/bin', '/usr/sbin',
-                '/usr/bin', '/sbin', '/bin']
+        command = command[command.index('sh'):]
+        if self.cron_path:
+            path = [str(self.rig.fake_bin), CRON_PATH]
+            command = ['sh', '-c', 'mount --bind "$1" "$2" && shift 2 && exec "$@"', 'bind', str(self.rig.crypt_bin),
+                       SYSTEM_PROGRAMS] + command
+        else:
+            path = [str(self.rig.fake_bin), str(self.rig.crypt_bin), '/usr/local/sbin', '/usr/local/bin',
+                    '/usr/sbin', '/usr/bin', '/sbin', '/bin']
         with open(self.server_config_file, 'a') as handle:
             handle.write('SetEnv PATH=%s\n' % ':'.join(path))
-        return namespace_command(command[command.index('sh'):], fstab=self.rig.crypto_fstab,
+        return namespace_command(command, fstab=self.rig.crypto_fstab,
                                  crypttab='%s %s none luks\n' % (TARGET, self.rig.image))
 
 
@@ -564,6 +649,32 @@ def test_unlock_and_mount_over_ssh(rig, tmp_path):
                               'umount -- MP', 'stop backups']
         wait_until_idle(server)
     assert rig.read('/backups/latest/etc/hostname') == 'disk-test\n'
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.path.isdir(SYSTEM_PROGRAMS), reason='needs %s' % SYSTEM_PROGRAMS)
+def test_system_directories_over_ssh(rig, tmp_path):
+    """
+    The SSH login's PATH is cron's (with fake_bin): cryptdisks_start and _stop are found in /usr/local/sbin there.
+
+    Once they are gone from there too, one line says that cryptdisks_start isn't installed there.
+    """
+    with NamespacedSSHServer(tmp_path / 'sshd', rig, cron_path=True) as server:
+        home = ClientHome(tmp_path / 'client-home')
+        home.add_host('disk-server', server.port, home.install_key(server.identity_file))
+        arguments = ('-b', '-c', TARGET, '-m', rig.mount_point, rig.source, 'disk-server:%s' % rig.destination)
+        result = home.run(*arguments)
+        assert result.returncode == 0, result
+        assert rig.events == ['start backups', 'mount -- MP', 'rsync mounted unlocked destination-locked',
+                              'umount -- MP', 'stop backups']
+        assert rig.read('/backups/latest/etc/hostname') == 'disk-test\n'
+        for program in rig.crypt_bin.iterdir():
+            program.unlink()
+        result = home.run(*arguments)
+        assert_failed(result, "cryptdisks_start not found on disk-server (looked in the PATH of the login and "
+                              "/usr/local/sbin:/usr/sbin:/sbin there): install it there.")
+        assert rig.events[5:] == []
+        wait_until_idle(server)
 
 
 class TestCleanupFailures:

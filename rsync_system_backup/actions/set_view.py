@@ -14,6 +14,7 @@ import logging
 import posixpath
 
 from rsync_system_backup.checks.backup_sets import LATEST_NAME, holds_backup_set
+from rsync_system_backup.checks.configuration import check_local_sudo
 from rsync_system_backup.exceptions import DestinationContextUnavailable, NoBackupSetError
 from rsync_system_backup.manifests.format import MANIFEST_DIRECTORY, MANIFEST_SUFFIX, manifest_owner
 from rsync_system_backup.processes.signals import CleanupStack
@@ -205,7 +206,9 @@ def open_backup_set(program, action):
     :param program: A :class:`.RsyncSystemBackup` with the destination and the options.
     :param action: The option that asked for it (``--list`` and so on), for messages.
     :returns: A context manager that gives a :class:`BackupSet`.
-    :raises: :exc:`.DestinationContextUnavailable` for an rsync daemon.
+    :raises: :exc:`.DestinationContextUnavailable` for an rsync daemon, and
+             :exc:`.SudoUnavailableError` for a local destination that needs
+             sudo, when sudo would ask for a password (see :func:`.check_local_sudo()`).
     """
     destination = program.destination
     if destination.is_daemon:
@@ -213,6 +216,7 @@ def open_backup_set(program, action):
             "%s can't look at the rsync daemon %s's snapshots from here, because a daemon runs no commands for "
             "its clients: run 'rsync-system-backup %s /path/of/the/module' on %s itself (or give an SSH "
             "destination, HOST:/path/of/the/module)." % (action, destination.hostname, action, destination.hostname))
+    check_local_sudo(program, transfer=False)
     # Unmounting and locking the disk again are cleanups that a signal can't cut short.
     with CleanupStack() as stack:
         stack.enter_context(program.share_connection())

@@ -19,6 +19,7 @@ from rsync_system_backup.exceptions import (
     TransferFailedError,
     UnsupportedPlatformError,
 )
+from rsync_system_backup.processes.sudo import check_sudo_here
 from rsync_system_backup.rotation.schemes import check_rotation_scheme
 from rsync_system_backup.transfer.command import WARNING_EXIT_CODES
 from rsync_system_backup.transfer.errors import DAEMON_STATUS_MEANINGS, describe_exit_code
@@ -36,7 +37,8 @@ def ensure_supported_platform(context, force):
 
     The answer comes from ``uname`` run in the context, as in version 1.1,
     so the first ``uname`` on ``$PATH`` decides; a ``uname`` that fails
-    or is missing counts as another system.
+    counts as another system (a missing one is a :exc:`.ProgramNotFoundError`,
+    see :mod:`.processes.search_path`).
     """
     system = context.capture('uname', check=False, shell=False, silent=True).strip()
     if system != 'Linux':
@@ -55,8 +57,9 @@ def check_configuration(backup):
              :exc:`.TransferFailedError` (see :func:`check_daemon_transfer()`),
              :exc:`.InvalidOptionError` (see :func:`check_remote_options()`,
              :func:`.check_rotation_scheme()` and :func:`ensure_inside_mount_point()`),
-             :exc:`.DestinationContextUnavailable` or
-             :exc:`.InvalidDestinationDirectory`.
+             :exc:`.DestinationContextUnavailable`,
+             :exc:`.InvalidDestinationDirectory` or
+             :exc:`.SudoUnavailableError` (see :func:`check_local_sudo()`).
 
     These checks don't log in anywhere; :func:`check_destination_access()`
     follows once the shared SSH connection is open.
@@ -79,6 +82,7 @@ def check_configuration(backup):
         ensure_inside_mount_point(backup)
     if backup.keep_as:
         check_keep_option(backup)
+    check_local_sudo(backup, transfer=backup.backup_enabled)
 
 
 def check_keep_option(backup):
@@ -99,6 +103,27 @@ def check_keep_option(backup):
         raise InvalidOptionError(
             "--keep=%s keeps the snapshot that this run makes, but -b or -r without -s makes none: add -s, or keep "
             "an existing snapshot with --keep=%s:SNAPSHOT." % (name, name))
+
+
+def check_local_sudo(backup, transfer):
+    """
+    Refuse a run whose commands on this system need sudo when sudo would ask for a password.
+
+    The run needs sudo here when the user isn't root, sudo is enabled
+    (no ``-u/--no-sudo``) and something runs on this system as root: rsync
+    (it reads every file of the source), or the commands on a local
+    destination, or unlocking and mounting for an rsync daemon's destination.
+    The check comes before anything else of the run happens, so that sudo never
+    asks for a password halfway through (see :mod:`.processes.sudo`).
+
+    :param backup: The :class:`.RsyncSystemBackup` to check.
+    :param transfer: :data:`True` when rsync runs on this system (a backup's transfer step).
+    :raises: :exc:`.SudoUnavailableError` (see :func:`.check_sudo_here()`).
+    """
+    destination = backup.destination
+    disk_here = destination.is_daemon and bool(backup.crypto_device or backup.mount_point)
+    if backup.sudo_enabled and (transfer or destination.is_local or disk_here):
+        check_sudo_here(backup.source_context)
 
 
 def check_destination_access(backup):

@@ -39,8 +39,10 @@ from executor.contexts import LocalContext, RemoteContext
 from executor.ssh.client import RemoteCommand, RemoteCommandFailed, RemoteCommandNotFound, RemoteConnectFailed
 from property_manager import mutable_property
 
-from rsync_system_backup.exceptions import RemoteCommandError, SSHConnectionError
+from rsync_system_backup.exceptions import ProgramNotFoundError, RemoteCommandError, SSHConnectionError
+from rsync_system_backup.processes.search_path import RemoteSearchPath, program_not_found
 from rsync_system_backup.processes.sessions import OwnSessionOption
+from rsync_system_backup.processes.sudo import SUDO_PROBE, NoPasswordPrompt, describe_sudo_refusal
 
 HOST_KEY_OPTIONS = ('StrictHostKeyChecking=', 'UserKnownHostsFile=')
 """The prefixes of the ``-o`` options that executor adds and this module leaves out."""
@@ -90,12 +92,14 @@ class SSHConfigGoverns(object):
                            operands=2 if remote_command else 1)
 
 
-class ConfiguredRemoteCommand(OwnSessionOption, SSHConfigGoverns, RemoteCommand):
+class ConfiguredRemoteCommand(OwnSessionOption, NoPasswordPrompt, SSHConfigGoverns, RemoteCommand, RemoteSearchPath):
 
     """
     A remote command whose host key checking follows the user's SSH configuration.
 
-    Its ``ssh`` can start in a session of its own (see :class:`.OwnSessionOption`).
+    Its ``ssh`` can start in a session of its own (see :class:`.OwnSessionOption`),
+    its sudo never asks for a password (see :class:`.NoPasswordPrompt`), and
+    it finds the system programs there (see :class:`.RemoteSearchPath`).
     """
 
 
@@ -274,19 +278,13 @@ def check_sudo(context):
     """
     if context.logs_in_as_root:
         return
-    probe = context.execute('sudo', '-n', 'true', capture=True, capture_stderr=True, check=False, shell=False)
+    probe = context.execute(*SUDO_PROBE, capture=True, capture_stderr=True, check=False, shell=False)
     if probe.error_type is RemoteConnectFailed:
         raise SSHConnectionError(explain_ssh_failure(context.ssh_alias, decode_output(probe.stderr)))
     if not probe.succeeded:
-        user = context.ssh_user or 'USER'
         detail = ("sudo is not installed" if probe.error_type is RemoteCommandNotFound
                   else last_line(decode_output(probe.stderr)) or "exit code %i" % probe.returncode)
-        raise RemoteCommandError(
-            "The SSH user %s can't become root on %s with sudo without a password ('sudo -n true' failed: %s): "
-            "run 'visudo -f /etc/sudoers.d/rsync-system-backup' there and add the line "
-            "'%s ALL=(root) NOPASSWD: ALL', or log in as root, or use -u/--no-sudo."
-            % (user, context.ssh_alias, detail.rstrip('.'), user)
-        )
+        raise RemoteCommandError(describe_sudo_refusal(context.ssh_user or 'USER', detail, context.ssh_alias))
 
 
 def explain_ssh_failure(host, stderr):
@@ -314,7 +312,9 @@ def translate_remote_errors():
     Use it in a ``with`` statement around code that runs commands on the
     destination system.
 
-    :raises: :exc:`.SSHConnectionError` for a broken connection and
+    :raises: :exc:`.SSHConnectionError` for a broken connection,
+             :exc:`.ProgramNotFoundError` for a program that isn't
+             installed there (see :func:`.program_not_found()`) and
              :exc:`.RemoteCommandError` for a failing remote command.
     """
     try:
@@ -322,20 +322,32 @@ def translate_remote_errors():
     except RemoteConnectFailed as e:
         raise SSHConnectionError("The SSH connection to %s failed while running '%s': check the connection "
                                  "and try again (the earlier snapshots are intact)."
-                                 % (e.command.ssh_alias, render_command(e.command)))
+                                 % (e.command.ssh_alias, render_command(e.command.command)))
     except RemoteCommandFailed as e:
+        missing = program_not_found(e.command)
+        if missing:
+            raise ProgramNotFoundError(missing)
         raise RemoteCommandError("'%s' failed on %s with exit code %i (see its message above)."
-                                 % (render_command(e.command), e.command.ssh_alias, e.returncode))
+                                 % (render_command(e.command.command), e.command.ssh_alias, e.returncode))
 
 
-def render_command(command):
+def render_command(command_line):
     """
-    Show the remote part of an executor command the way a shell would read it.
+    Show a command line the way a shell would read it, in one line, without the text of shell code.
 
-    :param command: A :class:`~executor.ssh.client.RemoteCommand`.
-    :returns: A string.
+    :param command_line: The program and its arguments (a list of strings).
+    :returns: A string, where ``…`` stands for the shell code after ``sh -c``
+              (the code's name, ``$0``, and its arguments follow it).
     """
-    return quote(command.command).replace('\n', '\\n')
+    arguments = list(command_line)
+    for position in range(len(arguments) - 2):
+        if arguments[position:position + 2] == ['sh', '-c']:
+            shown = ' '.join(part for part in (quote(arguments[:position + 2]), '…', quote(arguments[position + 3:]))
+                             if part)
+            break
+    else:
+        shown = quote(arguments)
+    return shown.replace('\n', '\\n')
 
 
 def decode_output(output):

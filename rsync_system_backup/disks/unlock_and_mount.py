@@ -29,6 +29,7 @@ from rsync_system_backup.exceptions import (
     FailedToUnlockError,
     MissingBackupDiskError,
 )
+from rsync_system_backup.processes.search_path import check_program_found
 
 CRYPTTAB_FILE = '/etc/crypttab'
 """Where the encrypted filesystems are configured."""
@@ -120,16 +121,18 @@ class UnlockedDevice(object):
         Unlock the filesystem unless it is unlocked already.
 
         :raises: :exc:`.MissingBackupDiskError` when the disk isn't connected,
-                 :exc:`.FailedToUnlockError` when it is still locked after
-                 ``cryptdisks_start`` ran (or has no usable crypttab entry).
+                 :exc:`.ProgramNotFoundError` when ``cryptdisks_start``
+                 isn't installed, :exc:`.FailedToUnlockError` when the
+                 disk is still locked after ``cryptdisks_start`` ran (or
+                 has no usable crypttab entry).
         """
         self.ensure_available()
         if self.is_unlocked():
             logger.info("%s is unlocked already.", self.target)
             return self
         logger.info("Unlocking %s with cryptdisks_start ..", self.target)
-        started = self.context.execute('cryptdisks_start', self.target, check=False,
-                                       sudo=self.sudo, shell=False, tty=False)
+        started = check_program_found(self.context.execute('cryptdisks_start', self.target, check=False,
+                                                           sudo=self.sudo, shell=False, tty=False))
         if not self.is_unlocked():
             raise FailedToUnlockError("cryptdisks_start %s (exit code %i) didn't unlock it: %s is still missing."
                                       % (self.target, started.returncode, self.mapper_device))
@@ -175,8 +178,15 @@ class MountedFilesystem(object):
         self.mounted_by_us = False
 
     def is_mounted(self):
-        """:data:`True` when :attr:`mount_point` is a mount point."""
-        return self.context.test('mountpoint', '-q', '--', self.mount_point, shell=False, tty=False)
+        """
+        Check whether :attr:`mount_point` is a mount point.
+
+        :returns: :data:`True` when it is, :data:`False` otherwise.
+        :raises: :exc:`.ProgramNotFoundError` when ``mountpoint`` isn't installed.
+        """
+        probe = self.context.execute('mountpoint', '-q', '--', self.mount_point, check=False, silent=True,
+                                     shell=False, tty=False)
+        return check_program_found(probe).succeeded
 
     def find_device(self):
         """
@@ -225,15 +235,16 @@ class MountedFilesystem(object):
         """
         Mount the filesystem unless it is mounted already.
 
-        :raises: :exc:`.FailedToMountError` when :attr:`mount_point` still
-                 isn't a mount point after ``mount`` ran.
+        :raises: :exc:`.ProgramNotFoundError` when ``mount`` isn't
+                 installed, :exc:`.FailedToMountError` when :attr:`mount_point`
+                 still isn't a mount point after ``mount`` ran.
         """
         if self.is_mounted():
             logger.info("%s is mounted already.", self.mount_point)
             return self
         logger.info("Mounting %s ..", self.mount_point)
-        mounted = self.context.execute('mount', '--', self.mount_point, check=False, sudo=self.sudo, shell=False,
-                                       tty=False)
+        mounted = check_program_found(self.context.execute('mount', '--', self.mount_point, check=False,
+                                                           sudo=self.sudo, shell=False, tty=False))
         if not self.is_mounted():
             if mounted.returncode == 0:
                 problem = "mount reported success, but it still isn't a mount point"

@@ -13,9 +13,9 @@ read-only actions alike.
 
 import contextlib
 
-from executor import ExternalCommandFailed, quote
+from executor import ExternalCommandFailed
 
-from rsync_system_backup.connections.ssh import translate_remote_errors
+from rsync_system_backup.connections.ssh import render_command, translate_remote_errors
 from rsync_system_backup.exceptions import CommandFailedError, RsyncSystemBackupError
 from rsync_system_backup.backup_set.os_errors import explain_os_errors
 
@@ -45,7 +45,8 @@ def explain_command_failures():
     Use it around :func:`.translate_remote_errors()`, which handles the
     commands on SSH destinations.
 
-    :raises: :exc:`.CommandFailedError` with the command line and its exit code.
+    :raises: :exc:`.CommandFailedError` with the command line (shell code
+             left out, see :func:`.render_command()`) and its exit code.
     """
     try:
         yield
@@ -54,4 +55,4 @@ def explain_command_failures():
             # Explained already (rsync's failure is one of these).
             raise
         raise CommandFailedError("'%s' failed with exit code %i (see its message above); the earlier snapshots are "
-                                 "intact." % (quote(e.command.command_line), e.returncode))
+                                 "intact." % (render_command(e.command.command_line), e.returncode))

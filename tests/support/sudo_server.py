@@ -13,10 +13,10 @@ the host's files stay exactly as they were, whatever happens to the test.
 
 import os
 import shlex
-import subprocess
 
 from support.remote import PrivateHomeSSHServer
 from support.servers import find_program, write_lines
+from support.users import SUDOERS_DROP_IN, write_sudoers_drop_in
 
 SUDO_USER = 'rsb-operator'
 """A user that may run anything as root through sudo, without a password."""
@@ -26,9 +26,6 @@ PLAIN_USER = 'rsb-nobody'
 
 TEST_USERS = ((SUDO_USER, 64170), (PLAIN_USER, 64171))
 """The test users and their (unused) user and group ids."""
-
-DROP_IN_NAME = 'rsync-system-backup-test'
-"""The name of the sudoers drop-in (no dot, or sudo would skip it)."""
 
 KEYS_DIRECTORY = '/mnt'
 """Where sshd's namespace gets a tmpfs with a copy of ``authorized_keys`` that every user can read."""
@@ -44,11 +41,9 @@ class SudoSSHServer(PrivateHomeSSHServer):
     def prepare(self):
         """Write the private user database and sudoers drop-in, and mount them in sshd's namespace."""
         command = super(SudoSSHServer, self).prepare()
-        visudo = find_program('visudo', 'sudo')
         find_program('sudo', 'sudo')
         passwd = os.path.join(self.directory, 'passwd')
         group = os.path.join(self.directory, 'group')
-        drop_in = os.path.join(self.directory, DROP_IN_NAME)
         with open('/etc/passwd') as handle:
             users = handle.read().splitlines()
         with open('/etc/group') as handle:
@@ -58,9 +53,7 @@ class SudoSSHServer(PrivateHomeSSHServer):
             groups.append('%s:x:%i:' % (name, number))
         write_lines(passwd, users)
         write_lines(group, groups)
-        write_lines(drop_in, ['%s ALL=(root) NOPASSWD: ALL' % SUDO_USER])
-        os.chmod(drop_in, 0o440)
-        subprocess.run([visudo, '-c', '-q', '-f', drop_in], check=True)
+        drop_in = write_sudoers_drop_in(self.directory, rules=['%s ALL=(root) NOPASSWD: ALL' % SUDO_USER])
         # sshd reads authorized_keys as the user, who can't enter the test's directories: a copy goes on a tmpfs.
         with open(self.server_config_file) as handle:
             settings = [KEYS_SETTING if line.startswith('AuthorizedKeysFile ') else line
@@ -70,7 +63,7 @@ class SudoSSHServer(PrivateHomeSSHServer):
             'mount --bind %s /etc/passwd' % shlex.quote(passwd),
             'mount --bind %s /etc/group' % shlex.quote(group),
             'mount -t tmpfs -o mode=755 tmpfs /etc/sudoers.d',
-            'cp -p %s /etc/sudoers.d/' % shlex.quote(drop_in),
+            'cp -p %s /etc/sudoers.d/%s' % (shlex.quote(drop_in), SUDOERS_DROP_IN),
             'mount -t tmpfs -o mode=755 tmpfs %s' % KEYS_DIRECTORY,
             'install -m 644 %s %s/authorized_keys' % (shlex.quote(self.authorized_keys_file), KEYS_DIRECTORY),
         ]

@@ -6,14 +6,23 @@ are closed to other users; :func:`shared_directory()` gives a directory on
 ``/dev/shm`` that ``nobody`` (:data:`NOBODY`) can enter, and
 :func:`run_as_nobody()` runs shell code there as her, with no supplementary
 groups, as a user of the backed-up system would.
+
+Whether she may use sudo is up to the test: :func:`with_sudoers()` runs a
+command in a private mount namespace whose ``/etc/sudoers.d`` holds only a
+drop-in of the test's (:func:`write_sudoers_drop_in()`), which lets her, or
+no one, become root without a password; the host's sudoers files stay as
+they are.
 """
 
 import contextlib
 import os
+import pwd
 import shutil
 import subprocess
 import sys
 import tempfile
+
+from support.servers import find_program
 
 NOBODY = (65534, 65534)
 """The user and group id of ``nobody`` (a tuple of integers)."""
@@ -40,6 +49,63 @@ def shared_directory(prefix='rsb-shared-'):
         subprocess.run(['chmod', '-R', 'u+rwx', directory], check=False, stdin=subprocess.DEVNULL,
                        capture_output=True)
         shutil.rmtree(directory)
+
+
+SUDOERS_DROP_IN = 'rsync-system-backup-test'
+"""The name of a test's sudoers drop-in (no dot, or sudo would skip it)."""
+
+SUDOERS_MOUNT = '''
+set -eu
+mount -t tmpfs -o mode=755 rsb-sudoers /etc/sudoers.d
+cp -p -- "$1" /etc/sudoers.d/
+shift
+exec "$@"
+'''
+"""Shell code that puts a tmpfs with one drop-in (``$1``) on ``/etc/sudoers.d``, then runs the command after it."""
+
+
+def write_sudoers_drop_in(directory, rules=(), defaults=()):
+    """
+    Write a sudoers drop-in, checked with ``visudo``.
+
+    :param directory: Where to write it (a string or path; its name is :data:`SUDOERS_DROP_IN`).
+    :param rules: User specifications (strings, such as ``'backup ALL=(root) NOPASSWD: ALL'``).
+    :param defaults: ``Defaults`` settings (strings, such as ``'!syslog'``).
+    :returns: Its pathname (a string).
+    """
+    pathname = os.path.join(str(directory), SUDOERS_DROP_IN)
+    lines = ['Defaults %s' % setting for setting in defaults] + list(rules)
+    with open(pathname, 'w') as handle:
+        handle.write(''.join(line + '\n' for line in lines))
+    os.chmod(pathname, 0o440)
+    subprocess.run([find_program('visudo', 'sudo'), '-c', '-q', '-f', pathname], check=True)
+    return pathname
+
+
+def with_sudoers(command, directory, sudo=False):
+    """
+    Build the command line that runs a command where sudo knows only a test's rules.
+
+    :param command: The command (a list of strings or paths), such as one that starts with :data:`AS_NOBODY`.
+    :param directory: A directory of the test's, for the drop-in and sudo's
+                      timestamps (a string or path; it must be root's and
+                      closed to others, as sudo wants).
+    :param sudo: :data:`True` to let :data:`NOBODY` run anything as root
+                 without a password, a program's pathname to let her run
+                 that one alone so, or :data:`False` to let no one in
+                 through ``/etc/sudoers.d``.
+    :returns: A list of strings: ``unshare`` with a private mount
+              namespace whose ``/etc/sudoers.d`` holds only the drop-in,
+              which also keeps sudo's timestamps and messages off the host
+              (no system log, no mail).
+    """
+    rules = ['%s ALL=(root) NOPASSWD: %s' % (pwd.getpwuid(NOBODY[0]).pw_name, 'ALL' if sudo is True else sudo)]
+    drop_in = write_sudoers_drop_in(directory, rules=rules if sudo else [], defaults=[
+        'timestampdir=%s' % os.path.join(str(directory), 'sudo-timestamps'),
+        '!syslog', '!mail_badpass', '!mail_no_user', '!lecture',
+    ])
+    return ['unshare', '--mount', '--propagation', 'private', 'sh', '-c', SUDOERS_MOUNT, 'sudoers',
+            drop_in] + [str(argument) for argument in command]
 
 
 def run_as_nobody(script, *arguments, cwd=None, check=True):
