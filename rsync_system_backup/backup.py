@@ -413,8 +413,7 @@ class RsyncSystemBackup(CheckedProperties, BackupSteps, PropertyManager):
                 elif self.daemon_exit_status is not None and self.snapshot_enabled and not self.destination.is_daemon:
                     self.mark_daemon_set()
                 stack.enter_context(self.lock_destination())
-                if self.keep_as:
-                    self.check_keep_name()
+                kept_marks = self.check_keep_name() if self.keep_as else None
                 self.prepare_snapshot_method()
                 if self.backup_enabled:
                     tunnel = stack.enter_context(self.open_tunnel())
@@ -427,7 +426,7 @@ class RsyncSystemBackup(CheckedProperties, BackupSteps, PropertyManager):
                     with summary.timed('snapshot'):
                         summary.snapshot_pathname = self.create_snapshot()
                         if self.keep_as:
-                            self.keep_new_snapshot(summary.snapshot_pathname)
+                            self.keep_new_snapshot(summary.snapshot_pathname, kept_marks)
                             summary.kept_as = self.keep_as
                 if self.rotate_enabled:
                     with summary.timed('rotation'):

@@ -295,23 +295,28 @@ class BackupSteps:
         """
         Refuse a :attr:`~.RsyncSystemBackup.keep_as` that keeps another snapshot already, before anything is written.
 
+        :returns: The marks of the kept snapshots that are there (see :func:`.find_free_marks()`), for
+                  :meth:`keep_new_snapshot()`.
         :raises: :exc:`.KeptSnapshotError` (see :func:`.find_free_marks()`).
         """
-        find_free_marks(self.destination_context, self.destination.parent_directory, self.keep_as,
-                        sudo=self.sudo_enabled)
+        return find_free_marks(self.destination_context, self.destination.parent_directory, self.keep_as,
+                               sudo=self.sudo_enabled)[1]
 
-    def keep_new_snapshot(self, pathname):
+    def keep_new_snapshot(self, pathname, marks):
         """
         Keep the snapshot that this run made under :attr:`~.RsyncSystemBackup.keep_as` (before rotation runs).
 
         :param pathname: The snapshot's pathname (a string; in a dry run, the snapshot it would have made).
+        :param marks: What :meth:`check_keep_name()` gave before the snapshot was made: a mark whose
+                      snapshot was gone then stays gone, even when this snapshot got that snapshot's name
+                      (two runs in one second).
         :raises: :exc:`.KeptSnapshotError` (see :func:`.keep_snapshot()`).
         """
         if self.dry_run:
             logger.info("Would keep the snapshot %s as %s.", pathname, self.keep_as)
             return
         keep_snapshot(self.destination_context, self.destination.parent_directory, self.keep_as,
-                      posixpath.basename(pathname), sudo=self.sudo_enabled)
+                      posixpath.basename(pathname), sudo=self.sudo_enabled, marks=marks)
 
     def snapshot_copier(self):
         """

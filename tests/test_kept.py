@@ -5,6 +5,7 @@ Every test runs the real command: backups that make and keep snapshots,
 and real rotations that would remove a kept snapshot if it weren't kept.
 """
 
+import datetime
 import json
 import os
 
@@ -144,8 +145,31 @@ def test_name_in_use_is_refused_before_the_transfer(run_cli, source, backups):
     os.rename(str(backups / first), str(backups / 'removed-by-hand'))
     assert run_cli('--disable-notifications', '--keep=before-upgrade', source, backups / 'latest').returncode == 0
     (second,) = snapshot_names(backups)
-    assert (backups / KEPT_FILE).read_text().splitlines()[-1] == 'before-upgrade %s' % second
-    assert first not in (backups / KEPT_FILE).read_text()
+    assert recorded_marks(backups) == ['before-upgrade %s' % second]
+
+
+def recorded_marks(backups):
+    """The lines of a set's record of kept snapshots, without its comments (a list of strings)."""
+    return [line for line in (backups / KEPT_FILE).read_text().splitlines() if not line.startswith('#')]
+
+
+def test_mark_of_a_removed_snapshot_never_moves_to_a_new_one(run_cli, source, backups):
+    """
+    A mark whose snapshot is gone stays gone, also when the run's snapshot
+    gets that snapshot's name (two runs in one second): the record names
+    every second of the next minute, and the run keeps only its own mark.
+    """
+    assert run_cli('--disable-notifications', source, backups / 'latest').returncode == 0
+    now = datetime.datetime.now().replace(microsecond=0)
+    stale = ['gone-%02i %s' % (offset, (now + datetime.timedelta(seconds=offset)).strftime('%Y-%m-%d_%H-%M-%S'))
+             for offset in range(60)]
+    (backups / KEPT_FILE).write_text(''.join(line + '\n' for line in stale))
+    for name in snapshot_names(backups):
+        os.rename(str(backups / name), str(backups / ('removed-by-hand-' + name)))
+    assert run_cli('--disable-notifications', '--keep=mine', source, backups / 'latest').returncode == 0
+    (made,) = snapshot_names(backups)
+    assert made in [line.split()[1] for line in stale]
+    assert recorded_marks(backups) == ['mine %s' % made]
 
 
 @pytest.mark.parametrize('option', ['--keep', '--release'])

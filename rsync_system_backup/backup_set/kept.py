@@ -128,7 +128,7 @@ def write_kept(context, directory, marks, sudo=False):
                KEPT_FILE_HEADER + ''.join('%s %s\n' % mark for mark in marks), sudo=sudo)
 
 
-def keep_snapshot(context, directory, name, snapshot, sudo=False, dry_run=False):
+def keep_snapshot(context, directory, name, snapshot, sudo=False, dry_run=False, marks=None):
     """
     Keep a snapshot under a name, so that rotation never removes it (call it under the set's lock).
 
@@ -138,12 +138,17 @@ def keep_snapshot(context, directory, name, snapshot, sudo=False, dry_run=False)
     :param snapshot: The snapshot's name (a string).
     :param sudo: :data:`True` to list, read and write with superuser privileges.
     :param dry_run: :data:`True` to only say what would be done.
+    :param marks: For a snapshot that the run has just made: the other marks
+                  to record (what :func:`find_free_marks()` gave before it
+                  was made, under the same lock); :data:`None` to read them
+                  now and check that `snapshot` is there.
     :raises: :exc:`.KeptSnapshotError` when the snapshot isn't there or the name is taken.
     """
-    names, marks = find_free_marks(context, directory, name, sudo=sudo)
-    if not is_snapshot_name(snapshot) or snapshot not in names:
-        raise KeptSnapshotError("%r is not a snapshot in %s: give one of the names that --list shows."
-                                % (snapshot, directory))
+    if marks is None:
+        names, marks = find_free_marks(context, directory, name, sudo=sudo)
+        if not is_snapshot_name(snapshot) or snapshot not in names:
+            raise KeptSnapshotError("%r is not a snapshot in %s: give one of the names that --list shows."
+                                    % (snapshot, directory))
     if dry_run:
         logger.info("Would keep %s as %s.", posixpath.join(directory, snapshot), name)
         return
