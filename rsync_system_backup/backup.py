@@ -413,7 +413,7 @@ class RsyncSystemBackup(CheckedProperties, BackupSteps, PropertyManager):
                 elif self.daemon_exit_status is not None and self.snapshot_enabled and not self.destination.is_daemon:
                     self.mark_daemon_set()
                 stack.enter_context(self.lock_destination())
-                kept_marks = self.check_keep_name() if self.keep_as else None
+                kept_marks = self.claim_keep_name() if self.keep_as else None
                 self.prepare_snapshot_method()
                 if self.backup_enabled:
                     tunnel = stack.enter_context(self.open_tunnel())

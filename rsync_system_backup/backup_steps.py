@@ -291,7 +291,7 @@ class BackupSteps:
             remove=method.remove_trees,
         )
 
-    def check_keep_name(self):
+    def claim_keep_name(self):
         """
         Refuse a :attr:`~.RsyncSystemBackup.keep_as` that keeps another snapshot already, before anything is written.
 
@@ -307,7 +307,7 @@ class BackupSteps:
         Keep the snapshot that this run made under :attr:`~.RsyncSystemBackup.keep_as` (before rotation runs).
 
         :param pathname: The snapshot's pathname (a string; in a dry run, the snapshot it would have made).
-        :param marks: What :meth:`check_keep_name()` gave before the snapshot was made: a mark whose
+        :param marks: What :meth:`claim_keep_name()` gave before the snapshot was made: a mark whose
                       snapshot was gone then stays gone, even when this snapshot got that snapshot's name
                       (two runs in one second).
         :raises: :exc:`.KeptSnapshotError` (see :func:`.keep_snapshot()`).

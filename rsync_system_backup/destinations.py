@@ -12,7 +12,7 @@ understands all of them::
 As in rsync, an expression whose first colon comes after a slash is a local
 path, so ``./a:b`` names a local directory. A ``~`` at the start of the
 directory of ``host:directory`` means the SSH user's home directory there,
-as in a shell (see :func:`expand_home()`).
+as in a shell (see :func:`resolve_remote_home()`).
 """
 
 import posixpath
@@ -169,7 +169,7 @@ def parse_expression(value):
              names a remote system without a directory, has a port that is not
              a number from 1 to 65535, names a host or user that starts with
              ``-``, starts its directory on an SSH destination with a ``~``
-             that can't be expanded (see :func:`expand_home()`), or fits
+             that can't be expanded (see :func:`resolve_remote_home()`), or fits
              none of rsync's syntaxes.
     """
     if not isinstance(value, str) or not value.strip():
@@ -202,7 +202,7 @@ def parse_expression(value):
                     % (value, parts['hostname'], value)
                 )
             if pattern is REMOTE_SHELL_PATTERN:
-                parts['directory'] = expand_home(value, parts)
+                parts['directory'] = resolve_remote_home(value, parts)
             return refuse_options(value, parts)
     raise InvalidDestinationError(
         "Can't parse the destination %r: expected a local directory, [USER@]HOST:DIRECTORY, "
@@ -210,7 +210,7 @@ def parse_expression(value):
     )
 
 
-def expand_home(expression, parts):
+def resolve_remote_home(expression, parts):
     """
     Resolve a ``~`` at the start of the directory of an SSH destination, as a shell there would.
 

@@ -175,8 +175,8 @@ Options:
   --show-excludes
       Show what a backup with these options leaves out, one pattern per
       line, and exit: the paths above, the backup itself when DESTINATION
-      lies inside SOURCE, then the patterns of -x. Changes nothing; SOURCE
-      and DESTINATION may be left out.
+      lies inside SOURCE, then the patterns of -x. Changes nothing; give
+      SOURCE DESTINATION, DESTINATION alone (SOURCE is then /) or neither.
 
   --accept-existing
       Let the first backup into DESTINATION replace the files it already

@@ -84,14 +84,20 @@ def test_warned_once_per_mode(tmp_path, run_cli, source):
 
 
 def test_writable_root_warns_every_time(tmp_path, run_cli, source):
-    """A backup root that others can write (where they could forge the record too) is warned about on every run."""
+    """
+    A backup root that others can write is warned about on every run, and
+    no record is written there: they could forge it, or plant something under
+    its name (here a directory) that would make writing it fail.
+    """
     backups = tmp_path / 'backups'
-    backups.mkdir()
-    backups.chmod(0o777)
+    (backups / '.rsync-system-backup.access').mkdir(parents=True)
+    backups.chmod(0o1777)
     for _ in range(2):
         result = run_cli(source, backups / 'latest')
         assert result.returncode == 0, result
-        assert (OPEN_WARNING.replace('0755', '0777') % backups) in result.stderr, result
+        assert (OPEN_WARNING.replace('0755', '1777') % backups) in result.stderr, result
+        assert "to close it. While others can write it, this warning comes on every run." in result.stderr, result
+        assert os.listdir(str(backups / '.rsync-system-backup.access')) == []
 
 
 def test_dry_run_warns(tmp_path, run_cli, source):

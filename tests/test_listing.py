@@ -95,6 +95,25 @@ def test_nested_sets(run_cli, tmp_path, source):
     assert (directory, [s['name'] for s in snapshots], latest['name']) == (str(outer), [outer_snapshot], 'latest')
 
 
+def test_latest_of_another_name_is_never_taken_for_a_set(run_cli, tmp_path, source):
+    """
+    A set whose latest has another name (``current``) is looked at as given,
+    whatever that latest holds: a marker and a snapshot-like directory copied
+    from the source don't make it a set of its own, nor fool --max-age.
+    """
+    backups = tmp_path / 'bk'
+    assert run_cli('--disable-notifications', source, backups / 'current').returncode == 0
+    (snapshot,) = snapshot_names(backups)
+    os.rename(str(backups / snapshot), str(backups / '2020-01-01_00-00-00'))
+    write_file(backups / 'current' / '.rsync-system-backup', b'planted by the source\n')
+    (backups / 'current' / snapshot).mkdir()
+    directory, snapshots, latest, _ = listed(run_cli('--list', '--json', backups / 'current'))
+    assert (directory, [s['name'] for s in snapshots], latest['name']) == \
+        (str(backups), ['2020-01-01_00-00-00'], 'current')
+    result = run_cli('--max-age=1h', backups / 'current')
+    assert result.returncode == 2 and result.stdout.startswith('CRITICAL'), result
+
+
 def test_no_set_is_refused_without_walking(run_cli, tmp_path):
     """A directory that is neither a set's latest nor a set's directory is refused before any walk (issue 22)."""
     tree = tmp_path / 'data' / 'tree'

@@ -409,6 +409,14 @@ def test_non_root_login_with_sudo(tmp_path):
         assert_failed(result, "The SSH user %s can't become root on plain with sudo without a password" % PLAIN_USER,
                       "add the line '%s ALL=(root) NOPASSWD: ALL'" % PLAIN_USER)
         assert not (tmp_path / 'other').exists()
+        # The actions check it too, before they look at anything.
+        listing = home.run('--list', '%s:%s' % (SERVER_ALIAS, backups / 'latest'))
+        assert listing.returncode == 0 and snapshot_names(backups)[0] in listing.stdout, listing
+        for action in ('--list', '--keep=before-upgrade:%s' % snapshot_names(backups)[0]):
+            result = home.run(action, 'plain:%s' % (backups / 'latest'))
+            assert_failed(result, "The SSH user %s can't become root on plain with sudo without a password"
+                          % PLAIN_USER)
+        assert not (backups / '.rsync-system-backup.kept').exists()
         wait_until_idle(server)
 
 

@@ -23,7 +23,7 @@ from support.users import AS_NOBODY, NOBODY, for_nobody, python_runs_as_nobody, 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which('sudo') or not shutil.which('unshare'),
                                 reason='needs root, sudo and unshare')
 
-REFUSAL = ("The user nobody can't become root on this system with sudo without a password ('sudo -n true' failed: "
+REFUSAL = ("The user nobody can't become root on this system with sudo without a password ('sudo -n -k true' failed: "
            "sudo: a password is required): run 'visudo -f /etc/sudoers.d/rsync-system-backup' and add the line "
            "'nobody ALL=(root) NOPASSWD: ALL', or run rsync-system-backup as root, or use -u/--no-sudo.")
 """The one line that a run as ``nobody`` ends with when sudo wants her password."""
@@ -118,14 +118,14 @@ def test_no_sudo_needs_no_check(scene):
     """With -u/--no-sudo there is no sudo check: the run goes as far as she can go herself."""
     result = run_as_nobody(scene, '--no-sudo', scene['source'], scene['latest'])
     assert_failed(result, "Can't access %s: permission denied" % scene['backups'])
-    assert 'sudo -n true' not in result.stderr, result
+    assert 'sudo -n -k true' not in result.stderr, result
     assert not os.path.exists(scene['backups'])
 
 
 def test_the_message_of_an_ssh_destination():
     """The same one line names the SSH user and the host for an SSH destination."""
     assert describe_sudo_refusal('backup', 'sudo is not installed', 'server') == (
-        "The SSH user backup can't become root on server with sudo without a password ('sudo -n true' failed: "
+        "The SSH user backup can't become root on server with sudo without a password ('sudo -n -k true' failed: "
         "sudo is not installed): run 'visudo -f /etc/sudoers.d/rsync-system-backup' there and add the line "
         "'backup ALL=(root) NOPASSWD: ALL', or log in as root, or use -u/--no-sudo.")
 

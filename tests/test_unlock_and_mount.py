@@ -573,6 +573,30 @@ class TestCronPath:
         assert rig.read('/backups/latest/etc/hostname') == 'disk-test\n'
         assert len(snapshots_on(rig)) == 1
 
+    @pytest.mark.skipif(not os.path.isdir(SYSTEM_PROGRAMS) or any(
+        os.path.exists(os.path.join(directory, 'cryptdisks_stop'))
+        for directory in ('/usr/local/sbin', '/usr/sbin', '/sbin', '/usr/bin', '/bin')),
+        reason='needs %s, and cryptdisks_stop not installed' % SYSTEM_PROGRAMS)
+    def test_cryptdisks_stop_missing(self, rig, tmp_path):
+        """
+        Without cryptdisks_stop, the backup is made, and the run fails with
+        one line: the disk stays unlocked, and how to lock it.
+        """
+        only_start = tmp_path / 'only-start'
+        only_start.mkdir()
+        shutil.copy2(str(rig.crypt_bin / 'cryptdisks_start'), str(only_start / 'cryptdisks_start'))
+        result = rig.run('-q', '--crypto=%s' % TARGET, '--mount=%s' % rig.mount_point, rig.source, rig.destination,
+                         fstab=rig.crypto_fstab, crypttab='%s %s none luks\n' % (TARGET, rig.image),
+                         before='%s --bind %s %s' % (shutil.which('mount'), shlex.quote(str(only_start)),
+                                                     SYSTEM_PROGRAMS),
+                         environment=cron_environment())
+        assert_failed(result, "The backup is done, but the disk is still unlocked: cryptdisks_stop not found (looked "
+                              "in /usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin): install it, or add its directory "
+                              "to PATH. Then lock it with 'cryptdisks_stop %s' before you unplug it." % TARGET)
+        assert rig.events == ['start backups']
+        assert not result.mounted and result.unlocked
+        assert len(snapshots_on(rig)) == 1
+
     @pytest.mark.skipif(any(os.path.exists(os.path.join(directory, 'cryptdisks_start'))
                             for directory in ('/usr/local/sbin', '/usr/sbin', '/sbin', '/usr/bin', '/bin')),
                         reason='cryptdisks_start is installed')

@@ -49,7 +49,7 @@ def record_action(parsed, name, value):
         return
     if name == '--keep':
         keep_name, separator, snapshot = value.partition(':')
-        check_keep_name(name, keep_name)
+        check_keep_option_name(name, keep_name)
         if not separator:
             parsed.program_options['keep_as'] = keep_name
             return
@@ -59,7 +59,7 @@ def record_action(parsed, name, value):
                                      % (value, keep_name, keep_name))
         value = (keep_name, snapshot)
     elif name == '--release':
-        check_keep_name(name, value)
+        check_keep_option_name(name, value)
     if parsed.action:
         raise InvalidOptionError("%s and %s can't be combined: give one of them per run." % (parsed.action, name))
     parsed.action = name
@@ -74,7 +74,7 @@ def record_action(parsed, name, value):
         parsed.action_value = value
 
 
-def check_keep_name(option, name):
+def check_keep_option_name(option, name):
     """
     Refuse a name that can't keep a snapshot (see :data:`.KEEP_NAME_PATTERN`).
 

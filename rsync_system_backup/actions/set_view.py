@@ -15,6 +15,7 @@ import posixpath
 
 from rsync_system_backup.checks.backup_sets import LATEST_NAME, holds_backup_set
 from rsync_system_backup.checks.configuration import check_local_sudo
+from rsync_system_backup.connections.ssh import check_sudo
 from rsync_system_backup.exceptions import DestinationContextUnavailable, NoBackupSetError
 from rsync_system_backup.manifests.format import MANIFEST_DIRECTORY, MANIFEST_SUFFIX, manifest_owner
 from rsync_system_backup.processes.signals import CleanupStack
@@ -43,9 +44,11 @@ class BackupSet(object):
     holds it. A DESTINATION that is a set's directory itself (``/x/backups``
     for ``/x/backups/latest``: it holds the marker, or snapshots while the
     directory above it holds none) stands for that set: its ``latest`` is
-    the one inside it. The ``latest`` of a set (named ``latest``) is never
-    taken for a set of its own, whatever it holds, because it is a copy of a
-    source that may be a set's directory.
+    the one inside it. A DESTINATION in a set's directory is taken for a set
+    of its own only when that set's ``latest`` is another directory named
+    ``latest`` (a set nested in another set's directory): the ``latest`` of a
+    set, whatever its name, is a copy of a source that may be a set's
+    directory, and what it holds never decides which set a check looks at.
     """
 
     def __init__(self, program):
@@ -62,7 +65,8 @@ class BackupSet(object):
         self.cached_manifests = None
         self.cached_kept = None
         parent_is_set = holds_backup_set(self.names)
-        if self.latest in self.names and not (parent_is_set and self.latest == LATEST_NAME):
+        maybe_parents_latest = self.latest == LATEST_NAME or LATEST_NAME not in self.names
+        if self.latest in self.names and not (parent_is_set and maybe_parents_latest):
             try:
                 inner = list_directory(self.context, program.destination.directory, sudo=program.sudo_enabled)
             except NotADirectoryError:
@@ -206,9 +210,11 @@ def open_backup_set(program, action):
     :param program: A :class:`.RsyncSystemBackup` with the destination and the options.
     :param action: The option that asked for it (``--list`` and so on), for messages.
     :returns: A context manager that gives a :class:`BackupSet`.
-    :raises: :exc:`.DestinationContextUnavailable` for an rsync daemon, and
+    :raises: :exc:`.DestinationContextUnavailable` for an rsync daemon,
              :exc:`.SudoUnavailableError` for a local destination that needs
-             sudo, when sudo would ask for a password (see :func:`.check_local_sudo()`).
+             sudo, when sudo would ask for a password (see :func:`.check_local_sudo()`),
+             and :exc:`.RemoteCommandError` for an SSH login that isn't
+             root, when sudo would ask for a password there (see :func:`.check_sudo()`).
     """
     destination = program.destination
     if destination.is_daemon:
@@ -220,6 +226,8 @@ def open_backup_set(program, action):
     # Unmounting and locking the disk again are cleanups that a signal can't cut short.
     with CleanupStack() as stack:
         stack.enter_context(program.share_connection())
+        if destination.is_remote_shell and program.sudo_enabled:
+            check_sudo(program.destination_context)
         stack.enter_context(program.unlock_device())
         stack.enter_context(program.mount_filesystem())
         yield BackupSet(program)

@@ -170,7 +170,7 @@ class StartedProgram(object):
 class ProgramThread(object):
 
     """
-    A program that :func:`start_program()` runs in a thread of this process (the interface of :class:`StartedProgram`).
+    A program that :func:`start_program()` runs in a thread of this process (``stop()`` and ``wait()`` as there).
 
     Its standard input is a pipe that stays open until it is stopped or
     waited for; its standard error is a temporary file, whose file
@@ -221,13 +221,6 @@ class ProgramThread(object):
     def is_running(self):
         """:data:`True` while the program runs."""
         return not self.done.is_set()
-
-    def feed(self, data):
-        """
-        Take the program's modules, which this process has already.
-
-        :param data: What :func:`ship_modules()` gives (unused).
-        """
 
     def stop(self):
         """Close the program's standard input: a program that watches it stops (see :mod:`.agent.link_copy`)."""

@@ -145,7 +145,9 @@ def prepare_backup_root(context, directory, sudo=False, hostname=None):
     :data:`RECORD_NAME` (written only when the warning is given, removed
     when the directory is closed). Later runs with the same mode say it at
     the info level, so that cron doesn't mail it every hour. A record in a
-    directory that others can write can't be trusted: there every run warns.
+    directory that others can write can't be trusted: there every run warns,
+    and writes no record (another user could have planted a file under its
+    name, which would make the write fail).
 
     On another system (or with sudo) creating, finding the mode and looking
     for the record are one command (see :data:`CREATE_SCRIPT`); reading and
@@ -167,6 +169,11 @@ def prepare_backup_root(context, directory, sudo=False, hostname=None):
     if recorded and not mode & WRITE_BITS and read_recorded_mode(context, record, sudo=sudo) == mode:
         logger.info("The backup directory %s still lets other users in (mode %04o; the warning about it came "
                     "before and comes again when the mode changes).", directory, mode)
+        return True
+    if mode & WRITE_BITS:
+        # Others could plant or remove the record: it is neither trusted nor written there.
+        logger.warning("%s While others can write it, this warning comes on every run.",
+                       describe_open_root(directory, mode, hostname))
         return True
     logger.warning("%s This warning comes again only when the mode changes.",
                    describe_open_root(directory, mode, hostname))

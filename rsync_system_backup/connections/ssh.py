@@ -273,7 +273,7 @@ def check_sudo(context):
 
     :param context: A :class:`ConfiguredRemoteContext`.
     :raises: :exc:`.SSHConnectionError` when the login fails, or
-             :exc:`.RemoteCommandError` when ``sudo -n true`` fails; the
+             :exc:`.RemoteCommandError` when ``sudo -n -k true`` fails; the
              message gives the sudoers line that lets the user in.
     """
     if context.logs_in_as_root:

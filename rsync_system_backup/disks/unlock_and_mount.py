@@ -28,6 +28,7 @@ from rsync_system_backup.exceptions import (
     FailedToMountError,
     FailedToUnlockError,
     MissingBackupDiskError,
+    ProgramNotFoundError,
 )
 from rsync_system_backup.processes.search_path import check_program_found
 
@@ -150,8 +151,13 @@ class UnlockedDevice(object):
         if self.unlocked_by_us:
             self.unlocked_by_us = False
             logger.info("Locking %s with cryptdisks_stop ..", self.target)
-            stopped = self.context.execute('cryptdisks_stop', self.target, check=False,
-                                           sudo=self.sudo, shell=False, tty=False)
+            try:
+                stopped = self.context.execute('cryptdisks_stop', self.target, check=False,
+                                               sudo=self.sudo, shell=False, tty=False)
+            except ProgramNotFoundError as error:
+                report_cleanup_failure(exc_type, "the disk is still unlocked: %s Then lock it with "
+                                                 "'cryptdisks_stop %s' before you unplug it." % (error, self.target))
+                return
             # cryptdisks_stop exits 0 even when it fails, so look for the device.
             if stopped.returncode != 0 or self.is_unlocked():
                 report_cleanup_failure(exc_type, "cryptdisks_stop %s (exit code %i) didn't lock it: %s still exists, "
@@ -283,8 +289,13 @@ class MountedFilesystem(object):
         if self.mounted_by_us:
             self.mounted_by_us = False
             logger.info("Unmounting %s ..", self.mount_point)
-            unmounted = self.context.execute('umount', '--', self.mount_point, check=False,
-                                             sudo=self.sudo, shell=False, tty=False)
+            try:
+                unmounted = self.context.execute('umount', '--', self.mount_point, check=False,
+                                                 sudo=self.sudo, shell=False, tty=False)
+            except ProgramNotFoundError as error:
+                report_cleanup_failure(exc_type, "the disk is still mounted: %s Then unmount it with 'umount %s'."
+                                       % (error, self.mount_point))
+                return
             if unmounted.returncode != 0 or self.is_mounted():
                 report_cleanup_failure(exc_type, "umount %s failed with exit code %i: the disk is still mounted; "
                                                  "see what keeps it busy with 'fuser -vm %s' and unmount it with "

@@ -6,7 +6,7 @@ A user other than root runs the commands that need root with sudo (unless
 password prompt halfway through a run would hang an unattended run and
 interrupt one on a terminal, so:
 
-- before anything is written, ``sudo -n true`` checks that sudo works without
+- before anything is written, ``sudo -n -k true`` checks that sudo works without
   a password (:func:`check_sudo_here()` on this system,
   :func:`.connections.ssh.check_sudo()` on an SSH destination), and when it
   doesn't, one line (:func:`describe_sudo_refusal()`) names the sudoers line
@@ -21,8 +21,12 @@ import pwd
 
 from rsync_system_backup.exceptions import ProgramNotFoundError, SudoUnavailableError
 
-SUDO_PROBE = ('sudo', '-n', 'true')
-"""The command that tells whether sudo works without a password."""
+SUDO_PROBE = ('sudo', '-n', '-k', 'true')
+"""
+The command that tells whether sudo works without a password: ``-k`` sets
+aside credentials that an earlier ``sudo`` cached, which would run out during
+a long transfer and leave a later command asking.
+"""
 
 
 class NoPasswordPrompt(object):
@@ -41,7 +45,7 @@ def describe_sudo_refusal(user, detail, host=None):
     Say in one line that a user can't become root with sudo without a password, and how to let her.
 
     :param user: The user's name (a string).
-    :param detail: Why ``sudo -n true`` failed (a string).
+    :param detail: Why ``sudo -n -k true`` failed (a string).
     :param host: The SSH destination, or :data:`None` for this system.
     :returns: The message, with the sudoers line to add (a string).
     """
@@ -58,7 +62,7 @@ def check_sudo_here(context):
     Check that this system's user can become root with sudo without a password, unless she is root.
 
     :param context: The execution context of this system.
-    :raises: :exc:`.SudoUnavailableError` when ``sudo -n true`` fails or
+    :raises: :exc:`.SudoUnavailableError` when ``sudo -n -k true`` fails or
              sudo isn't installed; the message gives the sudoers line that
              lets the user in.
     """

@@ -21,7 +21,7 @@ from executor import ExternalCommandFailed
 
 from rsync_system_backup.connections.tunnel import RSYNCD_PORT
 from rsync_system_backup.exceptions import TransferFailedError
-from rsync_system_backup.transfer.output import PARTIAL_TRANSFER
+from rsync_system_backup.transfer.output import PARTIAL_TRANSFER, VANISHED_FILES
 
 EXIT_CODE_MEANINGS = {
     0: "success",
@@ -291,11 +291,12 @@ class ErrorOutputRecorder(object):
         Give the exit code that stands for a transfer, counting what rsync's exit code leaves out.
 
         :param returncode: rsync's exit code (an integer).
-        :returns: 23 (a partial transfer) when rsync exited with 0 but
-                  reported a failure that it doesn't count (see
-                  :data:`UNCOUNTED_FAILURE_PREFIXES`), `returncode` otherwise.
+        :returns: 23 (a partial transfer) when rsync exited with 0 or 24 (files
+                  vanished) but reported a failure that it doesn't count (see
+                  :data:`UNCOUNTED_FAILURE_PREFIXES`; rsync itself gives 23
+                  when files vanished and others failed), `returncode` otherwise.
         """
-        if returncode == 0 and self.uncounted_failures:
+        if returncode in (0, VANISHED_FILES) and self.uncounted_failures:
             return PARTIAL_TRANSFER
         return returncode
 
@@ -306,7 +307,7 @@ class ErrorOutputRecorder(object):
         :param returncode: rsync's exit code (23 or 24).
         :returns: For example ``2 file(s) vanished during the transfer``.
         """
-        if returncode == 24:
+        if returncode == VANISHED_FILES:
             return "%i file(s) vanished during the transfer" % self.vanished_files
         return "%i file(s) couldn't be transferred (see rsync's messages above)" % self.failed_files
 

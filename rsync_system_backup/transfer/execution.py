@@ -129,11 +129,12 @@ def transfer_changes(backup, tunnel=None, target=None):
         else:
             rsync = runner.run(list(monitor.rsync_options), monitor=monitor)
             returncode = rsync.returncode
-    if errors.judge(returncode) != returncode:
-        returncode = errors.judge(returncode)
-        logger.warning("rsync exited with code 0 but couldn't set the attributes of %i file(s) (see its messages "
+    judged = errors.judge(returncode)
+    if judged != returncode:
+        logger.warning("rsync exited with code %i but couldn't set the attributes of %i file(s) (see its messages "
                        "above); the backup goes on, counted as incomplete, and the next run sends them again.",
-                       errors.uncounted_failures)
+                       returncode, errors.uncounted_failures)
+        returncode = judged
     elif returncode in WARNING_EXIT_CODES:
         logger.warning("rsync exited with code %i: %s (%s); the backup goes on.", returncode,
                        WARNING_EXIT_CODES[returncode], errors.describe_affected_files(returncode))

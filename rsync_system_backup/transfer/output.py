@@ -24,6 +24,9 @@ PROGRESS_PATTERN = re.compile(r'''
 PARTIAL_TRANSFER = 23
 """rsync's exit code when some files could not be transferred ("partial transfer due to error")."""
 
+VANISHED_FILES = 24
+"""rsync's exit code when some files vanished during the transfer and nothing else went wrong."""
+
 RATE_UNITS = {'': 1, 'k': 1024, 'M': 1024 ** 2, 'G': 1024 ** 3, 'T': 1024 ** 4}
 """The multipliers of the units in rsync's transfer rates (which count in powers of 1024)."""
 
