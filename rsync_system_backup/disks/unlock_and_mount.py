@@ -16,6 +16,8 @@ first::
 import logging
 import re
 
+from executor.contexts import LocalContext
+
 from rsync_system_backup.disks.tabfiles import (
     find_crypttab_entry,
     find_fstab_entry,
@@ -30,7 +32,7 @@ from rsync_system_backup.exceptions import (
     MissingBackupDiskError,
     ProgramNotFoundError,
 )
-from rsync_system_backup.processes.search_path import check_program_found
+from rsync_system_backup.processes.search_path import check_program_found, require_program
 
 CRYPTTAB_FILE = '/etc/crypttab'
 """Where the encrypted filesystems are configured."""
@@ -123,7 +125,8 @@ class UnlockedDevice(object):
 
         :raises: :exc:`.MissingBackupDiskError` when the disk isn't connected,
                  :exc:`.ProgramNotFoundError` when ``cryptdisks_start``
-                 isn't installed, :exc:`.FailedToUnlockError` when the
+                 isn't installed, or (on this system) ``cryptdisks_stop``,
+                 which would lock it again, :exc:`.FailedToUnlockError` when the
                  disk is still locked after ``cryptdisks_start`` ran (or
                  has no usable crypttab entry).
         """
@@ -131,6 +134,9 @@ class UnlockedDevice(object):
         if self.is_unlocked():
             logger.info("%s is unlocked already.", self.target)
             return self
+        if isinstance(self.context, LocalContext):
+            require_program('cryptdisks_start')
+            require_program('cryptdisks_stop')
         logger.info("Unlocking %s with cryptdisks_start ..", self.target)
         started = check_program_found(self.context.execute('cryptdisks_start', self.target, check=False,
                                                            sudo=self.sudo, shell=False, tty=False))
@@ -242,12 +248,15 @@ class MountedFilesystem(object):
         Mount the filesystem unless it is mounted already.
 
         :raises: :exc:`.ProgramNotFoundError` when ``mount`` isn't
-                 installed, :exc:`.FailedToMountError` when :attr:`mount_point`
+                 installed, or (on this system) ``umount``, which would
+                 unmount it again, :exc:`.FailedToMountError` when :attr:`mount_point`
                  still isn't a mount point after ``mount`` ran.
         """
         if self.is_mounted():
             logger.info("%s is mounted already.", self.mount_point)
             return self
+        if isinstance(self.context, LocalContext):
+            require_program('umount')
         logger.info("Mounting %s ..", self.mount_point)
         mounted = check_program_found(self.context.execute('mount', '--', self.mount_point, check=False,
                                                            sudo=self.sudo, shell=False, tty=False))
