@@ -8,13 +8,14 @@ free exactly the space that ``--list`` said.
 
 import json
 import os
+import shutil
 
 import pytest
 
 from support.cli import assert_failed
 from support.loop_filesystems import MountedFilesystem
 from support.remote import SERVER_ALIAS
-from support.trees import manifest_path, snapshot_names, write_file
+from support.trees import make_snapshots, manifest_path, snapshot_names, write_file
 
 
 @pytest.fixture
@@ -75,6 +76,20 @@ def test_set_directory_stands_for_its_set(run_cli, source, backups):
     result = run_cli('--list', backups)
     assert result.returncode == 0, result
     assert result.stdout.splitlines()[-1].startswith('Newest snapshot: %s, ' % expected[3]), result
+
+
+def test_names_of_version_1_1_sort_by_their_times(run_cli, source, backups):
+    """A set with 1.1's names and new ones of the same day lists them by time, and the newest is the newest."""
+    assert run_cli('--disable-notifications', source, backups / 'latest').returncode == 0
+    (made,) = snapshot_names(backups)
+    make_snapshots(backups, ['2024-05-01_09-00-00', '2024-05-01 13:45:00', '2024-05-01_18-30-00'])
+    directory, snapshots, latest, newest = listed(run_cli('--list', '--json', backups / 'latest'))
+    expected = ['2024-05-01_09-00-00', '2024-05-01 13:45:00', '2024-05-01_18-30-00', made]
+    assert [s['name'] for s in snapshots] == expected
+    os.rename(str(backups / made), str(backups / ('removed-' + made)))
+    assert listed(run_cli('--list', '--json', backups / 'latest'))[3] == '2024-05-01_18-30-00'
+    shutil.rmtree(str(backups / '2024-05-01_18-30-00'))
+    assert listed(run_cli('--list', '--json', backups / 'latest'))[3] == '2024-05-01 13:45:00'
 
 
 def test_nested_sets(run_cli, tmp_path, source):

@@ -12,7 +12,7 @@ import sys
 
 from humanfriendly import format_size, format_timespan
 
-from rsync_system_backup.actions.set_view import snapshot_age, snapshot_state
+from rsync_system_backup.actions.set_view import chronological, snapshot_age, snapshot_state
 from rsync_system_backup.manifests.remote import run_agent
 from rsync_system_backup.backup_set.free_space import measure_disk_space
 
@@ -37,7 +37,7 @@ def describe_backup_set(backup_set):
     """
     backup_set.check_holds_set()
     program = backup_set.program
-    names = sorted(backup_set.snapshots + backup_set.leftovers)
+    names = chronological(backup_set.snapshots + backup_set.leftovers)
     trees = names + ([backup_set.latest] if backup_set.has_latest else [])
     measured = run_agent(backup_set.context, 'usage', backup_set.directory, *trees, sudo=program.sudo_enabled,
                          ionice=program.ionice) if trees else dict(sizes={}, methods={})

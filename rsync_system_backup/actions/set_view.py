@@ -81,12 +81,12 @@ class BackupSet(object):
     @property
     def snapshots(self):
         """The names of the complete snapshots, oldest first (a list of strings)."""
-        return sorted(name for name in self.names if is_snapshot_name(name) and snapshot_time(name))
+        return chronological(name for name in self.names if is_snapshot_name(name) and snapshot_time(name))
 
     @property
     def leftovers(self):
         """The names of snapshots that an interrupted run left behind (a sorted list of strings)."""
-        return sorted(name for name in self.names if is_leftover_name(name))
+        return chronological(name for name in self.names if is_leftover_name(name))
 
     @property
     def newest(self):
@@ -166,6 +166,20 @@ def snapshot_state(name):
         if name.endswith(suffix):
             return suffix[1:]
     return COMPLETE
+
+
+def chronological(names):
+    """
+    Sort snapshot names by the moments they name, oldest first.
+
+    Sorting the names as text would put every name of version 1.1
+    (``2024-05-01 13:45:00``) before the new names of the same day
+    (``2024-05-01_09-00-00``), whatever their times.
+
+    :param names: Snapshot names, possibly with a leftover suffix (strings).
+    :returns: A list of the names (impossible dates first, by name).
+    """
+    return sorted(names, key=lambda name: (snapshot_time(name) or datetime.datetime.min, name))
 
 
 def snapshot_time(name):
