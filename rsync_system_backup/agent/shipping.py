@@ -202,17 +202,12 @@ class ProgramThread(object):
         :param name: See :meth:`__init__()`.
         :param arguments: See :meth:`__init__()`.
 
-        An exception that escapes ``main()`` ends it as it ends ``python3``:
-        exit code 1, the traceback among its messages.
+        See :func:`call_main()` for an exception that escapes ``main()``.
         """
         stderr = io.TextIOWrapper(io.BufferedWriter(io.FileIO(os.dup(self.messages.fileno()), 'wb')),
                                   encoding='utf-8', errors=STDERR_ERRORS)
         try:
-            self.returncode = importlib.import_module(name).main(arguments, self.stdin, io.BytesIO(), stderr,
-                                                                 contextlib.nullcontext)
-        except Exception:
-            traceback.print_exc(file=stderr)
-            self.returncode = 1
+            self.returncode = call_main(name, arguments, self.stdin, io.BytesIO(), stderr, contextlib.nullcontext)
         finally:
             stderr.close()
             self.done.set()
@@ -341,24 +336,38 @@ def run_here(name, arguments, data, capture_stderr):
     :param data: Its standard input (bytes).
     :param capture_stderr: See :func:`run_program()`.
     :returns: A :class:`Finished` object.
-
-    Exceptions that don't derive from :exc:`Exception` (this process's
-    :exc:`.Interrupted`, say) pass through.
     """
     stdout = io.BytesIO()
     stderr = io.TextIOWrapper(io.BytesIO(), encoding='utf-8', errors=STDERR_ERRORS) if capture_stderr else sys.stderr
     try:
-        try:
-            returncode = importlib.import_module(name).main(list(arguments), io.BytesIO(data), stdout, stderr,
-                                                            cleanup)
-        except Exception:
-            traceback.print_exc(file=stderr)
-            returncode = 1
+        returncode = call_main(name, list(arguments), io.BytesIO(data), stdout, stderr, cleanup)
         stderr.flush()
         return Finished(returncode, stdout.getvalue(), stderr.buffer.getvalue() if capture_stderr else b'')
     finally:
         if capture_stderr:
             stderr.close()
+
+
+def call_main(name, arguments, stdin, stdout, stderr, shield):
+    """
+    Call a program's ``main()`` in this process, ending it as ``python3`` would end it.
+
+    :param name: The program's module (a string).
+    :param arguments: Its arguments (a list of strings).
+    :param stdin: See the module documentation (and the other streams and `shield` as well).
+    :param stdout: Its standard output.
+    :param stderr: Its standard error.
+    :param shield: Its shield.
+    :returns: The exit code: ``main()``'s, or 1 after an exception that
+              escapes it (its traceback goes to `stderr`). Exceptions that
+              don't derive from :exc:`Exception` (this process's
+              :exc:`.Interrupted`, say) pass through.
+    """
+    try:
+        return importlib.import_module(name).main(arguments, stdin, stdout, stderr, shield)
+    except Exception:
+        traceback.print_exc(file=stderr)
+        return 1
 
 
 def start_program(context, names, arguments, fallback, sudo=False, ionice=None):
