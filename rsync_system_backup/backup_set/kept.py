@@ -93,6 +93,22 @@ def group_by_snapshot(marks):
     return kept
 
 
+def read_present_marks(context, directory, sudo=False):
+    """
+    List a set's directory and the marks of its kept snapshots that are still there.
+
+    :param context: The execution context of the set's directory.
+    :param directory: The set's directory (a string).
+    :param sudo: :data:`True` to list and read with superuser privileges.
+    :returns: A tuple of the names in the directory (a list of strings) and
+              the marks whose snapshots are there (a list of (name, snapshot)
+              tuples; a mark of a snapshot removed by hand is left out).
+    :raises: :exc:`.KeptSnapshotError` (see :func:`parse_kept()`).
+    """
+    names = list_directory(context, directory, sudo=sudo)
+    return names, [mark for mark in read_kept(context, directory, names, sudo=sudo) if mark[1] in names]
+
+
 def find_free_marks(context, directory, name, sudo=False):
     """
     List a set's kept snapshots that are still there, and refuse a name that keeps one of them already.
@@ -106,8 +122,7 @@ def find_free_marks(context, directory, name, sudo=False):
     :raises: :exc:`.KeptSnapshotError` when `name` keeps a snapshot already,
              or the file can't be read (see :func:`parse_kept()`).
     """
-    names = list_directory(context, directory, sudo=sudo)
-    marks = [mark for mark in read_kept(context, directory, names, sudo=sudo) if mark[1] in names]
+    names, marks = read_present_marks(context, directory, sudo=sudo)
     for other, snapshot in marks:
         if other == name:
             raise KeptSnapshotError("The name %s keeps the snapshot %s in %s already: give another name, or let "
@@ -168,8 +183,7 @@ def release_snapshot(context, directory, name, sudo=False, dry_run=False):
     :param dry_run: :data:`True` to only say what would be done.
     :raises: :exc:`.KeptSnapshotError` when no snapshot there is kept under `name`.
     """
-    names = list_directory(context, directory, sudo=sudo)
-    marks = [mark for mark in read_kept(context, directory, names, sudo=sudo) if mark[1] in names]
+    marks = read_present_marks(context, directory, sudo=sudo)[1]
     released = [snapshot for other, snapshot in marks if other == name]
     if not released:
         raise KeptSnapshotError("No snapshot in %s is kept as %s: give one of the names that --list shows (%s)."
