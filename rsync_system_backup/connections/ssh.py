@@ -42,7 +42,12 @@ from property_manager import mutable_property
 from rsync_system_backup.exceptions import ProgramNotFoundError, RemoteCommandError, SSHConnectionError
 from rsync_system_backup.processes.search_path import RemoteSearchPath, program_not_found
 from rsync_system_backup.processes.sessions import OwnSessionOption
-from rsync_system_backup.processes.sudo import SUDO_PROBE, NoPasswordPrompt, describe_sudo_refusal
+from rsync_system_backup.processes.sudo import (
+    SUDO_PROBE,
+    NoPasswordPrompt,
+    describe_probe_failure,
+    describe_sudo_refusal,
+)
 
 HOST_KEY_OPTIONS = ('StrictHostKeyChecking=', 'UserKnownHostsFile=')
 """The prefixes of the ``-o`` options that executor adds and this module leaves out."""
@@ -283,7 +288,7 @@ def check_sudo(context):
         raise SSHConnectionError(explain_ssh_failure(context.ssh_alias, decode_output(probe.stderr)))
     if not probe.succeeded:
         detail = ("sudo is not installed" if probe.error_type is RemoteCommandNotFound
-                  else last_line(decode_output(probe.stderr)) or "exit code %i" % probe.returncode)
+                  else describe_probe_failure(probe))
         raise RemoteCommandError(describe_sudo_refusal(context.ssh_user or 'USER', detail, context.ssh_alias))
 
 

@@ -75,10 +75,19 @@ def check_sudo_here(context):
     else:
         if probe.succeeded:
             return
-        lines = [line.strip() for line in (probe.stderr or b'').decode('utf-8', 'replace').splitlines()
-                 if line.strip()]
-        detail = lines[-1] if lines else "exit code %i" % probe.returncode
+        detail = describe_probe_failure(probe)
     raise SudoUnavailableError(describe_sudo_refusal(user_name(), detail))
+
+
+def describe_probe_failure(probe):
+    """
+    Say why :data:`SUDO_PROBE` failed.
+
+    :param probe: The :class:`~executor.ExternalCommand` that ran it (with its standard error captured).
+    :returns: The last line of sudo's messages, or the exit code when it gave none (a string).
+    """
+    lines = [line.strip() for line in (probe.stderr or b'').decode('utf-8', 'replace').splitlines() if line.strip()]
+    return lines[-1] if lines else "exit code %i" % probe.returncode
 
 
 def user_name():
