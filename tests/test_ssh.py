@@ -31,7 +31,7 @@ from rsync_system_backup.connections.ssh import (
 from rsync_system_backup.connections.tunnel import create_tunnel
 from rsync_system_backup.backup_set.lock import LOCK_FILE_NAME
 from support.cli import assert_failed, command_line
-from support.processes import descendant_pids, lock_is_free, read_cmdline, wait_for
+from support.processes import descendant_pids, lock_is_free, process_exists, read_cmdline, wait_for
 from support.remote import (
     HOME_DIRECTORY,
     KNOWN_HOSTS_NAME,
@@ -470,3 +470,43 @@ def test_interrupted_run_cleans_up_through_the_shared_connection(tmp_path):
     assert lock_is_free(backups / LOCK_FILE_NAME)
     assert (backups / LOCK_FILE_NAME).read_text() == ''
     assert logins == 1
+
+
+def test_killed_run_leaves_no_connection_behind(tmp_path):
+    """
+    SIGKILL (no cleanup can run) while a snapshot is flushed: the shared connection ends all the same.
+
+    The master connection's own session reads what the killed process held
+    open, so it ends with it, once the command in flight is done: the
+    process guard of :meth:`.ClientHome.run()` finds nothing left running
+    on this side, the server has no session left, and the lock is free.
+    """
+    backups = tmp_path / 'backups'
+    make_source(backups / 'latest')
+    gate = tmp_path / 'flushing'
+    slow_sync = '#!/bin/sh\n: > %s\nwhile [ -e %s ]; do sleep 0.05; done\nexec %s "$@"\n' % (
+        shlex.quote(str(gate)), shlex.quote(str(gate)), shutil.which('sync'))
+    program = ' '.join(command_line('--disable-notifications'))
+    masters = []
+
+    def kill():
+        wait_for(gate.exists, message="the snapshot to be flushed")
+        for pid in descendant_pids(os.getpid()):
+            if read_cmdline(pid).startswith(program):
+                masters.extend(child for child in descendant_pids(pid) if read_cmdline(child).startswith('ssh -M'))
+                os.kill(pid, signal.SIGKILL)
+        gate.unlink()
+
+    with StandInPathSSHServer(tmp_path / 'sshd', {'sync': slow_sync}) as server:
+        home = ClientHome(tmp_path / 'client-home')
+        home.add_host(SERVER_ALIAS, server.port, home.install_key(server.identity_file))
+        thread = threading.Thread(target=kill, daemon=True)
+        thread.start()
+        result = home.run('--snapshot', '%s:%s' % (SERVER_ALIAS, backups / 'latest'))
+        thread.join(timeout=30)
+        # The process guard exits with the killed command's status.
+        assert result.returncode == 256 - signal.SIGKILL, result
+        assert len(masters) == 1
+        assert not process_exists(masters[0])
+        wait_until_idle(server)
+    assert lock_is_free(backups / LOCK_FILE_NAME)

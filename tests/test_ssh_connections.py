@@ -21,7 +21,7 @@ LOGIN_MARKER = 'Accepted publickey'
 
 @pytest.mark.parametrize('command_line, expected', [
     (['ssh', '-l', 'root', '-o', 'BatchMode=yes', 'host', 'rsync --version'], True),
-    (['ssh', '-M', '-N', '-o', 'ControlPersist=no', '-o', 'ControlPath=/tmp/x/control', 'host'], True),
+    (['ssh', '-M', '-o', 'ControlPersist=no', '-o', 'ControlPath=/tmp/x/control', 'host', 'cat'], True),
     (['ssh', '-o', 'ControlMaster=no', '-o', 'ControlPath=/tmp/x/control', 'host', 'mkdir -p /b'], False),
     (['ssh', '-O', 'exit', '-o', 'ControlPath=/tmp/x/control', 'host'], False),
 ])
