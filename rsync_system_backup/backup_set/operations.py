@@ -20,6 +20,9 @@ LIST_SCRIPT = '[ -d "$1" ] || exit 0; exec find "$1" -mindepth 1 -maxdepth 1 -pr
 READ_SCRIPT = '[ ! -L "$1" ] || { echo "$1 is a symbolic link" >&2; exit 1; }; exec cat -- "$1"'
 """Shell code that prints a file, refusing a symbolic link (like ``O_NOFOLLOW``)."""
 
+FLUSH_AND_RENAME_SCRIPT = 'sync -f -- "$1" && exec mv --no-target-directory -- "$1" "$2"'
+"""Shell code that flushes the filesystem of its first argument (see :func:`flush_filesystem()`), then renames it."""
+
 WRITE_SCRIPT = '''
 temporary=$(mktemp -- "$2.XXXXXXXX") || exit
 printf %s "$1" > "$temporary" && mv -f -T -- "$temporary" "$2" || { rm -f -- "$temporary"; exit 1; }
@@ -162,7 +165,7 @@ def flush_filesystem(context, pathname, sudo=False):
     context.execute('sync', '-f', '--', pathname, sudo=sudo, shell=False, tty=False)
 
 
-def rename_directory(context, old, new, sudo=False):
+def rename_directory(context, old, new, sudo=False, flush=False):
     """
     Rename a directory atomically (within one filesystem).
 
@@ -170,11 +173,19 @@ def rename_directory(context, old, new, sudo=False):
     :param old: The current pathname (a string).
     :param new: The new pathname (a string), which must not exist.
     :param sudo: :data:`True` to rename it with superuser privileges.
+    :param flush: :data:`True` to flush the filesystem first (see
+                  :func:`flush_filesystem()`), for a rename that makes a
+                  tree final; on another system the flush and the rename
+                  are one command (one round trip).
     """
     if runs_in_process(context, sudo):
+        if flush:
+            flush_filesystem(context, old, sudo=sudo)
         os.rename(old, new)
+    elif flush:
+        context.execute('sh', '-c', FLUSH_AND_RENAME_SCRIPT, 'rename', old, new, sudo=sudo, shell=False, tty=False)
     else:
-        context.execute('mv', '--no-target-directory', old, new, sudo=sudo, shell=False, tty=False)
+        context.execute('mv', '--no-target-directory', '--', old, new, sudo=sudo, shell=False, tty=False)
 
 
 def remove_trees(context, pathnames, sudo=False, ionice=None, doomed_suffix=None):

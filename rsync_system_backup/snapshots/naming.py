@@ -16,7 +16,7 @@ import re
 import time
 
 from rsync_system_backup.processes.signals import cleanup
-from rsync_system_backup.backup_set.operations import flush_filesystem, list_directory, remove_trees, rename_directory
+from rsync_system_backup.backup_set.operations import list_directory, remove_trees, rename_directory
 
 SNAPSHOT_NAME_FORMAT = '%Y-%m-%d_%H-%M-%S'
 """The :func:`~time.strftime()` format of new snapshot names (no spaces or colons)."""
@@ -152,8 +152,7 @@ def create_snapshot(context, directory, parent_directory, copy_tree, sudo=False,
     logger.info("Creating snapshot %s ..", final_pathname)
     try:
         copy_tree(directory, temporary_pathname)
-        flush_filesystem(context, temporary_pathname, sudo=sudo)
-        rename_directory(context, temporary_pathname, final_pathname, sudo=sudo)
+        rename_directory(context, temporary_pathname, final_pathname, sudo=sudo, flush=True)
     except BaseException:
         with cleanup(failing=True):
             remove(context, [temporary_pathname], sudo=sudo)
