@@ -324,12 +324,15 @@ class RsyncSystemBackup(CheckedProperties, BackupSteps, PropertyManager):
         The :class:`.SnapshotMethod` that works on this destination (see :func:`.choose_snapshot_method()`).
 
         It looks at the destination's filesystem, so :meth:`execute()`
-        chooses it afresh once the backup disk is mounted.
+        chooses it afresh once the backup disk is mounted (with the
+        filesystem type that the checks of the mounted destination found
+        out, see :meth:`~.BackupSteps.check_mounted_destination()`, taken once).
         """
+        filesystem_type, self.destination_filesystem_type = self.destination_filesystem_type, None
         return choose_snapshot_method(self.snapshot_method, self.destination_context, self.destination.directory,
                                       sudo=self.sudo_enabled, ionice=self.ionice,
                                       daemon_transfer=self.daemon_exit_status is not None, dry_run=self.dry_run,
-                                      transfer=self.backup_enabled)
+                                      transfer=self.backup_enabled, filesystem_type=filesystem_type)
 
     @mutable_property
     def sudo_enabled(self):

@@ -19,7 +19,7 @@ from rsync_system_backup.checks.configuration import (
     ensure_supported_platform,
 )
 from rsync_system_backup.checks.backup_sets import check_not_backup_set, holds_marker
-from rsync_system_backup.checks.mount_points import check_destination_filesystem
+from rsync_system_backup.checks.mount_points import ask_relation, check_destination_filesystem
 from rsync_system_backup.checks.new_sets import check_new_set_location
 from rsync_system_backup.checks.paths import exclude_backup_from_source
 from rsync_system_backup.connections.shared_connection import shared_connection
@@ -30,6 +30,7 @@ from rsync_system_backup.manifests.recording import ManifestRecorder
 from rsync_system_backup.reporting.notifications import notify
 from rsync_system_backup.rotation.plan import rotate_snapshots
 from rsync_system_backup.rotation.schemes import check_rotation_scheme
+from rsync_system_backup.snapshots.filesystem_features import ask_filesystem_type
 from rsync_system_backup.snapshots.method_names import AUTOMATIC
 from rsync_system_backup.snapshots.naming import create_snapshot
 from rsync_system_backup.backup_set.access import prepare_backup_root, report_open_backup_root
@@ -89,7 +90,8 @@ class BackupSteps:
         This runs once the backup disk is mounted (when there is one) and
         before anything is written: symbolic links on the mounted filesystem
         can be followed then, and a destination that is a mount point or a
-        backup set shows.
+        backup set shows. The type of the set's filesystem is found out
+        alongside (see :attr:`destination_filesystem_type`).
 
         :raises: :exc:`.InvalidDestinationDirectory` (see
                  :func:`.ensure_inside_mount_point()`,
@@ -99,13 +101,23 @@ class BackupSteps:
         if self.mount_point and self.destination.is_local:
             ensure_inside_mount_point(self)
         if not self.destination.is_daemon:
-            # After an rsync daemon's transfer, or from a source that is a set's directory, the destination
-            # holds a copy of the source's entries (a marker, a latest, snapshots): they don't count.
-            look_inside = self.daemon_exit_status is None and not holds_marker(self.source)
-            check_not_backup_set(self.destination_context, self.destination.directory, sudo=self.sudo_enabled,
-                                 look_inside=look_inside)
-            check_destination_filesystem(self.destination_context, self.destination.directory,
-                                         self.destination.parent_directory, sudo=self.sudo_enabled)
+            context, directory, parent_directory = (self.destination_context, self.destination.directory,
+                                                    self.destination.parent_directory)
+            # Two questions for later go out first; on an SSH destination their commands run meanwhile.
+            with ask_relation(context, directory, parent_directory, sudo=self.sudo_enabled) as relation, \
+                    ask_filesystem_type(context, parent_directory, sudo=self.sudo_enabled) as filesystem_type:
+                # After an rsync daemon's transfer, or from a source that is a set's directory, the destination
+                # holds a copy of the source's entries (a marker, a latest, snapshots): they don't count.
+                look_inside = self.daemon_exit_status is None and not holds_marker(self.source)
+                check_not_backup_set(context, directory, sudo=self.sudo_enabled, look_inside=look_inside)
+                check_destination_filesystem(directory, parent_directory, relation.result())
+                self.destination_filesystem_type = filesystem_type.result().strip()
+
+    destination_filesystem_type = None
+    """
+    The type of the filesystem that holds the backup set, as :meth:`check_mounted_destination()` found it out
+    (for :attr:`~.RsyncSystemBackup.snapshot_method_in_use`, which takes it once), or :data:`None`.
+    """
 
     @property
     def crypto_context(self):

@@ -19,6 +19,7 @@ import posixpath
 from rsync_system_backup.disks.configured_mounts import MOUNTINFO_FILE, find_mount, parse_mountinfo
 from rsync_system_backup.exceptions import InvalidDestinationDirectory
 from rsync_system_backup.backup_set.operations import runs_in_process
+from rsync_system_backup.processes.pending import PendingAnswer, ask
 
 FILESYSTEM_SCRIPT = '''
 [ -d "$1" ] || exit 0
@@ -50,19 +51,31 @@ def read_mount_points():
         return parse_mountinfo(handle.read())
 
 
-def find_relation(context, directory, parent_directory, sudo=False):
+def ask_relation(context, directory, parent_directory, sudo=False):
     """
-    Find out how a destination directory relates to the filesystem of its parent.
+    Start finding out how a destination directory relates to the filesystem of its parent.
 
     :param context: The execution context of the directory.
     :param directory: The destination directory (``latest``, a string).
     :param parent_directory: The directory that holds it (a string).
     :param sudo: :data:`True` to look with superuser privileges.
-    :returns: ``mount-point``, ``other-filesystem`` or an empty string.
+    :returns: A :class:`.PendingAnswer` whose result is ``mount-point``,
+              ``other-filesystem`` or an empty string (see
+              :func:`check_destination_filesystem()`).
     """
     if not runs_in_process(context, sudo):
-        return context.capture('sh', '-c', FILESYSTEM_SCRIPT, 'filesystem', directory, parent_directory,
-                               sudo=sudo, shell=False, tty=False).strip()
+        return ask(context, 'sh', '-c', FILESYSTEM_SCRIPT, 'filesystem', directory, parent_directory, sudo=sudo)
+    return PendingAnswer(value=find_local_relation(directory, parent_directory))
+
+
+def find_local_relation(directory, parent_directory):
+    """
+    Find out how a local destination directory relates to the filesystem of its parent (see :func:`ask_relation()`).
+
+    :param directory: The destination directory (``latest``, a string).
+    :param parent_directory: The directory that holds it (a string).
+    :returns: ``mount-point``, ``other-filesystem`` or an empty string.
+    """
     if not os.path.isdir(directory):
         return ''
     mount_points = read_mount_points()
@@ -74,18 +87,17 @@ def find_relation(context, directory, parent_directory, sudo=False):
     return ''
 
 
-def check_destination_filesystem(context, directory, parent_directory, sudo=False):
+def check_destination_filesystem(directory, parent_directory, relation):
     """
     Refuse a destination directory that is a mount point or on another filesystem than its parent.
 
-    :param context: The execution context of the directory.
     :param directory: The destination directory (``latest``, a string).
     :param parent_directory: The directory that holds it and the snapshots (a string).
-    :param sudo: :data:`True` to look with superuser privileges.
+    :param relation: What :func:`ask_relation()` found out (a string).
     :raises: :exc:`.InvalidDestinationDirectory`, naming a directory below
              the mount point to give instead.
     """
-    relation = find_relation(context, directory, parent_directory, sudo=sudo)
+    relation = relation.strip()
     if not relation:
         return
     if relation == 'mount-point':

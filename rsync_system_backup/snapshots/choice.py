@@ -10,7 +10,7 @@ import logging
 import posixpath
 
 from rsync_system_backup.exceptions import InvalidOptionError
-from rsync_system_backup.snapshots.filesystem_features import BTRFS, find_filesystem_type, supports_reflinks
+from rsync_system_backup.snapshots.filesystem_features import BTRFS, ask_filesystem_type, supports_reflinks
 from rsync_system_backup.snapshots.method_names import AUTOMATIC, check_method_name
 from rsync_system_backup.snapshots.methods import BtrfsMethod, HardlinkMethod, LinkDestMethod, ReflinkMethod
 from rsync_system_backup.snapshots.protection import has_python
@@ -24,7 +24,7 @@ logger = logging.getLogger(__name__)
 
 
 def choose_snapshot_method(name, context, directory, sudo=False, ionice=None, daemon_transfer=False, dry_run=False,
-                           transfer=True):
+                           transfer=True, filesystem_type=None):
     """
     Pick the snapshot method for a destination, and say which one and whether snapshots can change.
 
@@ -39,6 +39,10 @@ def choose_snapshot_method(name, context, directory, sudo=False, ionice=None, da
                     filesystem can do.
     :param transfer: :data:`False` when the run transfers nothing (``-s``
                      or ``-r`` alone): safe-hardlink then needs no ``python3``.
+    :param filesystem_type: The type of the filesystem that holds the
+                            destination's parent directory, when it is known
+                            already (see :func:`.ask_filesystem_type()`), or
+                            :data:`None` to find it out.
     :returns: A :class:`.SnapshotMethod`.
     :raises: :exc:`.InvalidOptionError` when the method is unknown or the
              filesystem doesn't support it.
@@ -50,7 +54,8 @@ def choose_snapshot_method(name, context, directory, sudo=False, ionice=None, da
     """
     check_method_name(name)
     parent_directory = posixpath.dirname(directory.rstrip('/')) or '.'
-    filesystem_type = find_filesystem_type(context, parent_directory, sudo=sudo)
+    if filesystem_type is None:
+        filesystem_type = ask_filesystem_type(context, parent_directory, sudo=sudo).result()
     if name == AUTOMATIC:
         if filesystem_type == BTRFS:
             name = BtrfsMethod.name

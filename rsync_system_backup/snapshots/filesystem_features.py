@@ -14,6 +14,7 @@ import os
 
 from rsync_system_backup.backup_set.operations import runs_in_process
 from rsync_system_backup.disks import configured_mounts
+from rsync_system_backup.processes.pending import PendingAnswer, ask
 
 FILESYSTEM_TYPE_SCRIPT = '''
 directory=$1
@@ -48,7 +49,7 @@ hidden name keeps the probe out of rotation's and rsync's way.
 """
 
 BTRFS = 'btrfs'
-"""The type of btrfs filesystems, as :func:`find_filesystem_type()` names it."""
+"""The type of btrfs filesystems, as :func:`ask_filesystem_type()` names it."""
 
 WITHOUT_REFLINKS = ('ext2', 'ext3', 'ext4', 'ext2/ext3', 'tmpfs')
 """Filesystem types known to have no reflinks (``stat`` calls ext2 to ext4 ``ext2/ext3``), so no probe is needed."""
@@ -67,24 +68,23 @@ DEFAULT_LINK_LIMIT = 65000
 """The link limit assumed for filesystem types not in :data:`LINK_LIMITS` (ext4's, the lowest common one)."""
 
 
-def find_filesystem_type(context, directory, sudo=False):
+def ask_filesystem_type(context, directory, sudo=False):
     """
-    Find out the type of the filesystem that holds a directory.
+    Start finding out the type of the filesystem that holds a directory.
 
     :param context: The execution context of the directory.
     :param directory: The directory (a string); when it doesn't exist yet,
                       its nearest existing ancestor is looked at.
     :param sudo: :data:`True` to look with superuser privileges.
-    :returns: The type as the mount table names it (``btrfs``, ``xfs``,
-              ``ext4``, ``tmpfs``, ...; ``ext2/ext3`` when only ``stat``
-              could tell).
+    :returns: A :class:`.PendingAnswer` whose result is the type as the
+              mount table names it (``btrfs``, ``xfs``, ``ext4``,
+              ``tmpfs``, ...; ``ext2/ext3`` when only ``stat`` could tell).
     """
     if runs_in_process(context, sudo):
         filesystem_type = read_mount_table(directory)
         if filesystem_type:
-            return filesystem_type
-    return context.capture('sh', '-c', FILESYSTEM_TYPE_SCRIPT, 'filesystem-type', directory,
-                           sudo=sudo, shell=False, tty=False).strip()
+            return PendingAnswer(value=filesystem_type)
+    return ask(context, 'sh', '-c', FILESYSTEM_TYPE_SCRIPT, 'filesystem-type', directory, sudo=sudo)
 
 
 def read_mount_table(directory):
@@ -115,7 +115,7 @@ def supports_reflinks(context, directory, filesystem_type, sudo=False, dry_run=F
 
     :param context: The execution context of the directory.
     :param directory: The directory (a string).
-    :param filesystem_type: The type of its filesystem (see :func:`find_filesystem_type()`).
+    :param filesystem_type: The type of its filesystem (see :func:`ask_filesystem_type()`).
     :param sudo: :data:`True` to try with superuser privileges.
     :param dry_run: :data:`True` to write nothing: the answer then comes from
                     the filesystem type alone (see :data:`ASSUMED_REFLINKS`).
@@ -138,7 +138,7 @@ def find_link_limit(filesystem_type):
     """
     Give the most hard links that one file can have on a filesystem.
 
-    :param filesystem_type: The type of the filesystem (see :func:`find_filesystem_type()`).
+    :param filesystem_type: The type of the filesystem (see :func:`ask_filesystem_type()`).
     :returns: A number, or :data:`None` when the limit is out of reach.
     """
     return LINK_LIMITS.get(filesystem_type, DEFAULT_LINK_LIMIT)

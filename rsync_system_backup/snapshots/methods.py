@@ -97,7 +97,7 @@ class SnapshotMethod(object):
 
         :param context: The destination's execution context.
         :param directory: The destination directory (``latest``, a string).
-        :param filesystem_type: The type of its filesystem (see :func:`.find_filesystem_type()`).
+        :param filesystem_type: The type of its filesystem (see :func:`.ask_filesystem_type()`).
         :param sudo: :data:`True` to run commands with superuser privileges.
         :param ionice: The I/O scheduling class for the copies and removals.
         """
