@@ -28,6 +28,7 @@ from rsync_system_backup.reporting.summary import BackupSummary
 from rsync_system_backup.snapshots.choice import choose_snapshot_method
 from rsync_system_backup.snapshots.method_names import AUTOMATIC, check_method_name
 from rsync_system_backup.backup_steps import BackupSteps
+from rsync_system_backup.sources.names import SNAPSHOT_AUTOMATICALLY, check_mode
 from rsync_system_backup.transfer.command import DEFAULT_EXCLUDED_ROOTS
 
 logger = logging.getLogger(__name__)
@@ -282,6 +283,25 @@ class RsyncSystemBackup(CheckedProperties, BackupSteps, PropertyManager):
         """The directory to back up (a string, ``/`` by default)."""
         return '/'
 
+    @mutable_property
+    def source_snapshot(self):
+        """
+        Whether the transfer reads a read-only snapshot of the source: ``auto`` (the default) or ``never``.
+
+        With ``auto``, a source that is the top of a btrfs subvolume is
+        snapshotted first, rsync reads the snapshot, and it is kept as the
+        parent of the next run; any other source is read live (see
+        :mod:`.sources.snapshots`). The command line's ``--source-snapshot``.
+
+        :raises: :exc:`.InvalidOptionError` (on assignment) for any other value.
+        """
+        return SNAPSHOT_AUTOMATICALLY
+
+    @source_snapshot.setter
+    def source_snapshot(self, value):
+        """Check the mode on assignment."""
+        set_property(self, 'source_snapshot', check_mode(value))
+
     @lazy_property(writable=True)
     def source_context(self):
         """The execution context in which rsync runs (the local system)."""
@@ -420,8 +440,10 @@ class RsyncSystemBackup(CheckedProperties, BackupSteps, PropertyManager):
                 self.prepare_snapshot_method()
                 if self.backup_enabled:
                     tunnel = stack.enter_context(self.open_tunnel())
+                    origin = stack.enter_context(self.snapshot_source())
                     with summary.timed('transfer'), self.transfer_target() as target:
-                        summary.transfer_statistics = self.transfer_changes(tunnel, target)
+                        summary.transfer_statistics = self.transfer_changes(tunnel, target, origin)
+                    origin.keep(complete=not summary.transfer_statistics.incomplete)
                 if self.destination.is_daemon and (self.snapshot_enabled or self.rotate_enabled):
                     # The transfer is done; the daemon itself must snapshot and rotate.
                     raise DestinationContextUnavailable(explain_daemon_steps(self.destination, transferred=True))

@@ -38,6 +38,8 @@ from rsync_system_backup.backup_set.free_space import measure_disk_space
 from rsync_system_backup.backup_set.kept import find_free_marks, keep_snapshot
 from rsync_system_backup.backup_set.lock import DestinationLock
 from rsync_system_backup.backup_set.marker import describe_source, ensure_backup_target, mark_daemon_set
+from rsync_system_backup.sources.names import exclude_snapshot_directory
+from rsync_system_backup.sources.snapshots import SourceSnapshot
 from rsync_system_backup.transfer.execution import transfer_changes
 
 logger = logging.getLogger(__name__)
@@ -251,7 +253,17 @@ class BackupSteps:
             return contextlib.nullcontext()
         return self.snapshot_method_in_use.transfer_target(snapshot=self.snapshot_enabled)
 
-    def transfer_changes(self, tunnel=None, target=None):
+    def snapshot_source(self):
+        """
+        Take a read-only snapshot of the source for the transfer, where it can be taken.
+
+        :returns: A :class:`.SourceSnapshot`, for a ``with`` block around the
+                  transfer (see :attr:`~.RsyncSystemBackup.source_snapshot`).
+        """
+        return SourceSnapshot(self.source_context, self.source, self.excluded_paths(), mode=self.source_snapshot,
+                              sudo=self.sudo_enabled, dry_run=self.dry_run, multi_fs=self.multi_fs)
+
+    def transfer_changes(self, tunnel=None, target=None, origin=None):
         """
         Transfer the source to the destination with rsync.
 
@@ -259,19 +271,23 @@ class BackupSteps:
                        :meth:`open_tunnel()`), or :data:`None`.
         :param target: Where rsync writes (a :class:`.TransferTarget` from
                        :meth:`transfer_target()`), or :data:`None`.
+        :param origin: The :class:`.SourceSnapshot` that rsync reads (see
+                       :meth:`snapshot_source()`), or :data:`None` for the live source.
         :returns: The :class:`.TransferStatistics` that rsync reported.
         :raises: :exc:`.TransferFailedError` (see :func:`.transfer_changes()`).
         """
-        return transfer_changes(self, tunnel, target)
+        return transfer_changes(self, tunnel, target, origin)
 
     def excluded_paths(self):
         """
         Everything the transfer leaves out by absolute path (what ``--show-excludes`` shows before the ``-x`` patterns).
 
         :returns: rsync filter patterns of absolute paths (a list of strings):
-                  :attr:`~.RsyncSystemBackup.excluded_roots`, then those of :meth:`backup_inside_source()`.
+                  :attr:`~.RsyncSystemBackup.excluded_roots`, then those of :meth:`backup_inside_source()`,
+                  then the directory of the source's snapshots where the source holds one (see
+                  :func:`.exclude_snapshot_directory()`).
         """
-        return self.excluded_roots + self.backup_inside_source()
+        return self.excluded_roots + self.backup_inside_source() + exclude_snapshot_directory(self.source)
 
     def backup_inside_source(self):
         """

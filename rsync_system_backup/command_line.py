@@ -32,7 +32,7 @@ LONG_OPTIONS = [
     'dry-run', 'multi-fs', 'exclude=', 'force', 'disable-notifications', 'verbose', 'quiet', 'help',
     'daemon-port=', 'password-file=', 'log-file=', 'accept-existing', 'create-set', 'wait',
     'minutely=', 'hourly=', 'daily=', 'weekly=', 'monthly=', 'yearly=', 'prefer-recent', 'relaxed',
-    'snapshot-method=', 'version', 'show-excludes',
+    'snapshot-method=', 'source-snapshot=', 'version', 'show-excludes',
     'list', 'json', 'verify', 'verify-all', 'diff=', 'max-age=', 'manifest', 'keep=', 'release=',
 ]
 """The long options, in :func:`getopt.gnu_getopt()` syntax."""
@@ -192,6 +192,8 @@ def apply_option(parsed, option, value):
             settings['ionice'] = check_ionice_class(value)
         elif name == '--snapshot-method':
             settings['snapshot_method'] = check_snapshot_method(value)
+        elif name == '--source-snapshot':
+            settings['source_snapshot'] = check_source_snapshot(value)
         elif name == '--show-excludes':
             parsed.show_excludes = True
         elif name in READ_ONLY_ACTIONS or name in MARKING_ACTIONS or name == '--json':
@@ -292,8 +294,32 @@ def check_snapshot_method(value):
     :raises: :exc:`UsageError` for anything but :data:`.METHOD_NAMES`.
     """
     from rsync_system_backup.snapshots.method_names import check_method_name
+    return check_as_usage(check_method_name, value)
+
+
+def check_source_snapshot(value):
+    """
+    Refuse a value of ``--source-snapshot`` other than ``auto`` and ``never``.
+
+    :param value: The value (a string).
+    :returns: The value.
+    :raises: :exc:`UsageError` for anything but :data:`.SOURCE_SNAPSHOT_MODES`.
+    """
+    from rsync_system_backup.sources.names import check_mode
+    return check_as_usage(check_mode, value)
+
+
+def check_as_usage(check, value):
+    """
+    Run a check of the Python API on an option's value, its refusal becoming a usage error.
+
+    :param check: A function that returns the value or raises :exc:`.InvalidOptionError`.
+    :param value: The option's value (a string).
+    :returns: What `check` returns.
+    :raises: :exc:`UsageError` with the message of :exc:`.InvalidOptionError`.
+    """
     try:
-        return check_method_name(value)
+        return check(value)
     except InvalidOptionError as e:
         raise UsageError(str(e))
 

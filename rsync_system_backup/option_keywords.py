@@ -22,6 +22,8 @@ OPTION_KEYWORDS = (
     ('-r, --rotate', 'rotate_enabled', "True (see -b)."),
     ('--snapshot-method=METHOD', 'snapshot_method',
      "'auto' (the default), 'btrfs', 'reflink', 'safe-hardlink', 'link-dest' or 'hardlink'."),
+    ('--source-snapshot=MODE', 'source_snapshot',
+     "'auto' (the default: rsync reads a read-only snapshot of a SOURCE that is a btrfs subvolume) or 'never'."),
     ('--minutely=N, --hourly=N, --daily=N, --weekly=N, --monthly=N, --yearly=N', 'rotation_scheme',
      "A dict from frequency to N, such as ``dict(daily=30, yearly='always')``: the options change the default "
      "scheme (``DEFAULT_ROTATION_SCHEME``), the keyword replaces it, so a frequency it leaves out keeps nothing."),
@@ -41,8 +43,8 @@ OPTION_KEYWORDS = (
     ('(no option)', 'excluded_roots',
      "The absolute paths that every backup leaves out (a list of strings, ``DEFAULT_EXCLUDED_ROOTS`` by default)."),
     ('--show-excludes', None,
-     "No keyword: the method ``excluded_paths()`` gives ``excluded_roots`` and the backup's own directory "
-     "inside SOURCE; ``exclude_list`` follows them."),
+     "No keyword: the method ``excluded_paths()`` gives ``excluded_roots``, the backup's own directory "
+     "inside SOURCE and the directory of SOURCE's snapshots; ``exclude_list`` follows them."),
     ('--accept-existing', 'accept_existing', "True."),
     ('--create-set', 'create_set', "True."),
     ('--wait', 'wait_for_lock', "True."),

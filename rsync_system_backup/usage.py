@@ -163,6 +163,17 @@ Options:
       Let rsync cross filesystem boundaries (rsync is run with
       --one-file-system unless this is given).
 
+  --source-snapshot=MODE
+      'auto' (the default): when SOURCE is the top of a btrfs subvolume,
+      take a read-only snapshot of it first and let rsync read that, so the
+      backup holds SOURCE as it was at one instant, not files changed
+      halfway through; the snapshot is kept in
+      SOURCE/.rsync-system-backup.source-snapshots (only root can enter it;
+      it is never backed up) for the next run, and holds on to the space
+      of what changed since, until then. Other sources, dry runs and
+      --multi-fs read the live SOURCE, with one line saying why. 'never'
+      always reads the live SOURCE.
+
   -x, --exclude=PATTERN
       Leave out files matching PATTERN (rsync's exclude syntax). Can be
       repeated. These absolute paths of this system are always left out
@@ -175,8 +186,10 @@ Options:
   --show-excludes
       Show what a backup with these options leaves out, one pattern per
       line, and exit: the paths above, the backup itself when DESTINATION
-      lies inside SOURCE, then the patterns of -x. Changes nothing; give
-      SOURCE DESTINATION, DESTINATION alone (SOURCE is then /) or neither.
+      lies inside SOURCE, the directory of SOURCE's snapshots when it holds
+      one (see --source-snapshot), then the patterns of -x. Changes nothing;
+      give SOURCE DESTINATION, DESTINATION alone (SOURCE is then /) or
+      neither.
 
   --accept-existing
       Let the first backup into DESTINATION replace the files it already

@@ -131,7 +131,7 @@ SAMPLE_VALUES = {
     '--daemon-port': '8730', '--password-file': '/etc/backup.secret', '--log-file': '/var/log/backup.log',
     '--ionice': 'idle', '--exclude': '*.iso', '--diff': '2024-05-01_03-00-00', '--max-age': '26h',
     '--minutely': '5', '--hourly': '12', '--daily': '30', '--weekly': '8', '--monthly': '6', '--yearly': 'always',
-    '--keep': 'before-upgrade', '--release': 'before-upgrade',
+    '--keep': 'before-upgrade', '--release': 'before-upgrade', '--source-snapshot': 'never',
 }
 """A valid value for each option of the command line that takes one."""
 

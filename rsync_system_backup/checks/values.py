@@ -270,6 +270,7 @@ PROPERTY_CHECKS = dict(
     password_file=check_optional_text,
     source=check_text,
     snapshot_method=check_text,
+    source_snapshot=check_text,
     destination=check_destination,
     destination_context=check_context,
     source_context=check_context,

@@ -91,7 +91,7 @@ def destination_options(backup):
     return options
 
 
-def transfer_changes(backup, tunnel=None, target=None):
+def transfer_changes(backup, tunnel=None, target=None, origin=None):
     """
     Transfer the source to the destination with rsync.
 
@@ -100,6 +100,7 @@ def transfer_changes(backup, tunnel=None, target=None):
                    daemon, or :data:`None` to connect directly.
     :param target: Where rsync writes (a :class:`.TransferTarget`), or
                    :data:`None` for the destination itself.
+    :param origin: What rsync reads (a :class:`.SourceSnapshot`), or :data:`None` for the live source.
     :returns: The :class:`.TransferStatistics` that rsync reported.
     :raises: :exc:`.RsyncFailedError` (a :exc:`.TransferFailedError`) for any exit code but 0, 23 and 24,
              but :exc:`.BackupInProgressError` when an rsync daemon's module is busy
@@ -123,7 +124,7 @@ def transfer_changes(backup, tunnel=None, target=None):
         logger.info("Counting the changes for the summary without listing them (-v lists them).")
     timer = Timer()
     with ErrorOutputRecorder(write=monitor.progress_line.write_above if monitor.progress_line else None) as errors:
-        runner = RsyncRunner(backup, errors, target, tunnel)
+        runner = RsyncRunner(backup, errors, target, tunnel, origin)
         if target is not None and target.protect is not None:
             rsync, returncode = transfer_planned(runner, monitor, target)
         else:
@@ -164,7 +165,7 @@ class RsyncRunner(object):
 
     """Runs the rsync commands of one transfer in the source's context, all with the run's options."""
 
-    def __init__(self, backup, errors, target=None, tunnel=None):
+    def __init__(self, backup, errors, target=None, tunnel=None, origin=None):
         """
         Prepare to run rsync.
 
@@ -172,10 +173,13 @@ class RsyncRunner(object):
         :param errors: The :class:`.ErrorOutputRecorder` that gets rsync's error output.
         :param target: Where rsync writes (a :class:`.TransferTarget`), or :data:`None`.
         :param tunnel: An :class:`.OpenTunnel`, or :data:`None`.
+        :param origin: What rsync reads (a :class:`.SourceSnapshot`), or :data:`None` for the live source.
         """
         self.backup = backup
         self.errors = errors
         self.target = target
+        self.source = origin.directory if origin else backup.source
+        self.excluded_paths = origin.filters if origin else backup.excluded_paths()
         self.environment = dict(HOME='', **(tunnel.environment if tunnel else {}))
 
     def command(self, options, delete=True):
@@ -188,12 +192,12 @@ class RsyncRunner(object):
         """
         backup = self.backup
         return build_rsync_command(
-            source=backup.source,
+            source=self.source,
             destination=rsync_location(backup.destination, self.target),
             dry_run=backup.dry_run,
             list_changes=backup.list_changes,
             multi_fs=backup.multi_fs,
-            excluded_roots=backup.excluded_paths(),
+            excluded_roots=self.excluded_paths,
             exclude_list=backup.exclude_list,
             extra_options=destination_options(backup) + (self.target.rsync_options if self.target else []) + options,
             delete=delete,
@@ -311,7 +315,7 @@ def plan_and_apply(runner, monitor, target, last=True):
         errors.failed_files -= blind_spots
         if dry_run.returncode == PARTIAL_TRANSFER and errors.failed_files == failed_before:
             codes = [0]
-    source = SourceView(runner.backup.source)
+    source = SourceView(runner.source)
     plan.check_names(source)
     left_out, undeleted = target.protect(plan)
     left_out = set(left_out)

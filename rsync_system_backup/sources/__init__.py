@@ -1,0 +1,1 @@
+"""The source of a backup: read-only btrfs snapshots to transfer from (see :mod:`.sources.snapshots`)."""
