@@ -100,3 +100,22 @@ def test_benchmark_script(tmp_path):
             assert outcome['this']['ssh_connections'][0] >= 1
     assert results['peak_rss_kib']['this'] > 0
     assert os.listdir(str(tmp_path)) == ['results.json'], "the work directory was left behind"
+
+
+def test_timeline(tmp_path):
+    """The timeline runs a backup and lists its commands (rsync among them) with their times, then the total."""
+    source = tmp_path / 'source'
+    TreePlan(files=50, seed=3).create(str(source))
+    full = tmp_path / 'commands.txt'
+    process = subprocess.run([sys.executable, os.path.join(BENCHMARKS_DIRECTORY, 'timeline.py'), '--full', str(full),
+                              '--disable-notifications', str(source), str(tmp_path / 'backups' / 'latest')],
+                             cwd=REPOSITORY, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             timeout=120)
+    assert process.returncode == 0, process.stderr.decode('utf-8', 'replace')
+    table = process.stderr.decode().splitlines()
+    rows = [line.split(None, 3) for line in table[table.index('   start      end       ms  command') + 1:-1]]
+    assert any(row[3].startswith('rsync ') for row in rows), table
+    assert all(float(start) <= float(end) for start, end, _, _ in rows)
+    assert table[-1].startswith('total ')
+    assert len(full.read_text().splitlines()) == len(rows)
+    assert os.listdir(str(tmp_path / 'backups' / 'latest')) == os.listdir(str(source))
