@@ -510,3 +510,19 @@ def test_killed_run_leaves_no_connection_behind(tmp_path):
         assert not process_exists(masters[0])
         wait_until_idle(server)
     assert lock_is_free(backups / LOCK_FILE_NAME)
+
+
+def test_connection_session_output_is_discarded(tmp_path, source):
+    """What the shared connection's own session writes (``cat`` here says something first) never reaches stdout."""
+    chatty_cat = '[ $# -gt 0 ] || echo "hello from the session"\nexec %s "$@"\n' % real_program('cat')
+    with StandInPathSSHServer(tmp_path / 'sshd', {'cat': chatty_cat}) as server:
+        home = ClientHome(tmp_path / 'client-home')
+        home.add_host(SERVER_ALIAS, server.port, home.install_key(server.identity_file))
+        location = '%s:%s' % (SERVER_ALIAS, tmp_path / 'backups' / 'latest')
+        assert home.run(source, location).returncode == 0
+        listing = home.run('--list', location)
+        wait_until_idle(server)
+    assert listing.returncode == 0, listing
+    assert 'hello' not in listing.stdout + listing.stderr
+    assert len(snapshot_names(tmp_path / 'backups')) == 1
+    assert snapshot_names(tmp_path / 'backups')[0] in listing.stdout

@@ -109,10 +109,12 @@ def start_master_connection(context, control_path):
              :data:`MASTER_TIMEOUT` seconds; ssh has been stopped by then
              (also when a signal interrupts the wait).
     """
-    master = context.execute('cat', ssh_command=['ssh', '-M', '-o', 'ControlPersist=no', '-o',
-                                                 'ControlPath=%s' % control_path],
-                             asynchronous=True, input=True, capture_stderr=True, check=False, own_session=True,
-                             shell=False)
+    # Whatever the session writes (a login script's chatter) must not mix with this program's output.
+    with open(os.devnull, 'wb') as nowhere:
+        master = context.execute('cat', ssh_command=['ssh', '-M', '-o', 'ControlPersist=no', '-o',
+                                                     'ControlPath=%s' % control_path],
+                                 asynchronous=True, input=True, stdout_file=nowhere, capture_stderr=True,
+                                 check=False, own_session=True, shell=False)
     spare(master.pid)
     try:
         wait_for_login(context, master, control_path)
