@@ -363,6 +363,8 @@ class PlanBuilder(object):
         """Planned names of regular files, links, devices and special files -> their :func:`os.lstat()` results."""
         self.fresh = set()
         """Directories of ``NEW`` planned with everything in them."""
+        self.rewritten = set()
+        """The inode numbers (in ``NEW``) of the planned files whose content changed or that are new."""
         self.deletions = set()
         self.root_changed = False
 
@@ -386,14 +388,36 @@ class PlanBuilder(object):
                     changed_directories.append(name)
                 else:
                     self.add(name, info, node.content or name in moved_names)
+                    if node.content or node.created:
+                        self.rewritten.add(info.st_ino)
         for name in sorted(self.fresh, key=len):
             if not any(name.startswith(other + b'/') for other in self.fresh):
                 self.add_tree(name)
         self.add_stubs(changed_directories)
         self.add_hard_links()
-        deletions = replay.deletions() | self.deletions
+        deletions = set(name for name in replay.deletions() | self.deletions
+                        if name not in self.kinds or self.replaces_directory(name))
         self.deletions = set(name for name in deletions
                              if not any(name.startswith(other + b'/') for other in deletions))
+
+    def replaces_directory(self, name):
+        """
+        Check whether a planned directory takes the place of another directory.
+
+        :param name: A planned name whose entry of ``OLD`` is gone (bytes).
+        :returns: :data:`True` when both entries are directories: the old
+                  one must be deleted with what it holds, since the apply
+                  only adds to a directory. Any other change of an entry
+                  stays out of the deletions: the protect step deletes an
+                  entry whose kind changes between a directory and anything
+                  else, and the apply replaces the others.
+        """
+        if self.kinds[name] != b'd':
+            return False
+        try:
+            return stat.S_ISDIR(os.lstat(join(self.old_top, name)).st_mode)
+        except OSError:
+            return False
 
     def add(self, name, info, new_content):
         """
@@ -469,10 +493,9 @@ class PlanBuilder(object):
             groups.setdefault(info.st_ino, (info, []))[1].append(name)
         for info, names in groups.values():
             if info.st_nlink > len(names):
-                content = any(name in self.content for name in names)
                 for other in self.resolve_inode(info):
                     if other not in self.kinds:
-                        self.add(other, self.lstat_new(other), content)
+                        self.add(other, self.lstat_new(other), info.st_ino in self.rewritten)
 
     def resolve_inode(self, info):
         """
