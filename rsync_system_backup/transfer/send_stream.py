@@ -9,9 +9,9 @@ attributes, and (without the data) which files' contents change.
 are bytes exactly as the kernel wrote them.
 
 The binary stream is read instead of ``btrfs receive --dump``'s text: the
-dump escapes paths (``\\ `` for a space, ``\\\\`` for a backslash, ``\\n``
-and the other C escapes, ``\\ooo`` for every other byte that isn't printable
-ASCII), but prints extended attributes' names and values as they are, so a
+dump escapes paths (a backslash before a space, ``\\\\`` for a backslash,
+``\\n`` and the other C escapes, ``\\ooo`` for every other byte that isn't
+printable ASCII), but prints extended attributes' names and values as they are, so a
 value holding a newline starts a line that reads as another command (a user
 who can set ``user.*`` attributes on her files could add deletions to it).
 
