@@ -390,15 +390,14 @@ class PlanBuilder(object):
                     self.add(name, info, node.content or name in moved_names)
                     if node.content or node.created:
                         self.rewritten.add(info.st_ino)
-        for name in sorted(self.fresh, key=len):
-            if not any(name.startswith(other + b'/') for other in self.fresh):
+        for name in sorted(self.fresh):
+            if not lies_below(name, self.fresh):
                 self.add_tree(name)
         self.add_stubs(changed_directories)
         self.add_hard_links()
         deletions = set(name for name in replay.deletions() | self.deletions
                         if name not in self.kinds or self.replaces_directory(name))
-        self.deletions = set(name for name in deletions
-                             if not any(name.startswith(other + b'/') for other in deletions))
+        self.deletions = set(name for name in deletions if not lies_below(name, deletions))
 
     def replaces_directory(self, name):
         """
@@ -658,6 +657,22 @@ def kind_letter(mode):
         if test(mode):
             return letter
     raise SendPlanUnavailable("the new snapshot holds an entry of an unknown kind (mode %o)" % mode)
+
+
+def lies_below(name, directories):
+    """
+    Check whether a name lies below any of some directories.
+
+    :param name: A path (bytes).
+    :param directories: A set of paths (bytes).
+    :returns: :data:`True` when a directory above the name is in the set.
+    """
+    parent = posixpath.dirname(name)
+    while parent:
+        if parent in directories:
+            return True
+        parent = posixpath.dirname(parent)
+    return False
 
 
 def split(path):
