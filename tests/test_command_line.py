@@ -37,7 +37,7 @@ def test_option_values():
 
 @pytest.mark.parametrize('option, keyword', [('--create-set', 'create_set'), ('--full-check', 'full_check')])
 def test_flags_of_newer_options(option, keyword):
-    """--create-set (issue 22) and --full-check (issue 23) set keyword arguments that the Python API takes and checks."""
+    """--create-set (issue 22) and --full-check (issue 23) set keywords that the Python API takes and checks."""
     from rsync_system_backup import RsyncSystemBackup
     from rsync_system_backup.exceptions import InvalidOptionError
     parsed = parse_command_line([option, '/src', '/mnt/backups/latest'], environment={})

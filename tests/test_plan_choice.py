@@ -19,6 +19,7 @@ import pytest
 
 from support.differential import Mutator, TreeBuilder
 from support.loop_filesystems import MountedFilesystem
+from support.remote import SERVER_ALIAS
 from support.stand_ins import real_program, write_script
 from support.trees import take_manifest, write_dated
 
@@ -254,3 +255,16 @@ def test_other_filesystems_say_nothing_more(tmp_path, kind):
             assert result.returncode == 0, result.output
             assert 'btrfs send' not in result.output and "rsync's dry run" not in result.output
         assert not (latest.parent / RECORD).exists()
+
+
+def test_ssh_destination_keeps_the_record_there(scene, tmp_path, client_home):
+    """Over SSH the record is read, removed and written on the destination, and the send plan is used."""
+    latest = tmp_path / 'backups' / 'latest'
+    destination = '%s:%s' % (SERVER_ALIAS, latest)
+    for number in range(3):
+        write_dated(scene.root / 'etc' / ('round-%i' % number), b'round %i' % number)
+        result = client_home.run('-v', scene.source, destination, inside=scene.filesystem)
+        assert result.returncode == 0, result
+        assert (SENT % scene.source in result.output) == (number > 0)
+        assert scene.differences(latest) == []
+        assert scene.record(latest) is not None
