@@ -302,6 +302,17 @@ class RsyncSystemBackup(CheckedProperties, BackupSteps, PropertyManager):
         """Check the mode on assignment."""
         set_property(self, 'source_snapshot', check_mode(value))
 
+    @mutable_property
+    def full_check(self):
+        """
+        :data:`True` to plan the transfer with rsync's dry run, also where the source's snapshots could plan it.
+
+        A run that plans with rsync (by this, or at least once a week by
+        itself) compares the whole source with ``latest``; see
+        :mod:`.transfer.plan_choice`. The command line's ``--full-check``.
+        """
+        return False
+
     @lazy_property(writable=True)
     def source_context(self):
         """The execution context in which rsync runs (the local system)."""
@@ -441,9 +452,14 @@ class RsyncSystemBackup(CheckedProperties, BackupSteps, PropertyManager):
                 if self.backup_enabled:
                     tunnel = stack.enter_context(self.open_tunnel())
                     origin = stack.enter_context(self.snapshot_source())
+                    choice = self.choose_plan(origin)
                     with summary.timed('transfer'), self.transfer_target() as target:
-                        summary.transfer_statistics = self.transfer_changes(tunnel, target, origin)
+                        summary.transfer_statistics = self.transfer_changes(tunnel, target, origin, choice)
                     origin.keep(complete=not summary.transfer_statistics.incomplete)
+                    if choice is not None:
+                        choice.record()
+                elif self.daemon_exit_status is not None and self.snapshot_enabled and not self.destination.is_daemon:
+                    self.forget_source_snapshot()
                 if self.destination.is_daemon and (self.snapshot_enabled or self.rotate_enabled):
                     # The transfer is done; the daemon itself must snapshot and rotate.
                     raise DestinationContextUnavailable(explain_daemon_steps(self.destination, transferred=True))

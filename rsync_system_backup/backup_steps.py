@@ -40,7 +40,9 @@ from rsync_system_backup.backup_set.lock import DestinationLock
 from rsync_system_backup.backup_set.marker import describe_source, ensure_backup_target, mark_daemon_set
 from rsync_system_backup.sources.names import exclude_snapshot_directory
 from rsync_system_backup.sources.snapshots import SourceSnapshot
+from rsync_system_backup.backup_set.source_record import RECORD_FILE_NAME, remove_record
 from rsync_system_backup.transfer.execution import transfer_changes
+from rsync_system_backup.transfer.plan_choice import PlanChoice
 
 logger = logging.getLogger(__name__)
 
@@ -263,7 +265,34 @@ class BackupSteps:
         return SourceSnapshot(self.source_context, self.source, self.excluded_paths(), mode=self.source_snapshot,
                               sudo=self.sudo_enabled, dry_run=self.dry_run, multi_fs=self.multi_fs)
 
-    def transfer_changes(self, tunnel=None, target=None, origin=None):
+    def choose_plan(self, origin):
+        """
+        Read and remove the backup set's record of the source snapshot that ``latest`` equals, before the transfer.
+
+        :param origin: The :class:`.SourceSnapshot` that rsync reads (see :meth:`snapshot_source()`).
+        :returns: A :class:`.PlanChoice` (see :mod:`.transfer.plan_choice`),
+                  or :data:`None` for dry runs and rsync daemons (whose sets
+                  this side can't reach; their ``post-xfer exec`` run removes
+                  the record, see :meth:`forget_source_snapshot()`).
+        """
+        if self.dry_run or self.destination.is_daemon:
+            return None
+        choice = PlanChoice(self.destination_context, self.destination.parent_directory, origin, self.exclude_list,
+                            full_check=self.full_check, sudo=self.sudo_enabled)
+        choice.prepare(self.snapshot_method_in_use.replacement.parent_names)
+        return choice
+
+    def forget_source_snapshot(self):
+        """
+        Remove the record of the source snapshot that ``latest`` equals, in an rsync daemon's ``post-xfer exec`` run.
+
+        The transfer that just wrote ``latest`` ran on the client, which can't
+        reach the set: whatever the record said is no longer known to be true.
+        """
+        if not self.dry_run and RECORD_FILE_NAME in self.snapshot_method_in_use.replacement.parent_names:
+            remove_record(self.destination_context, self.destination.parent_directory, sudo=self.sudo_enabled)
+
+    def transfer_changes(self, tunnel=None, target=None, origin=None, choice=None):
         """
         Transfer the source to the destination with rsync.
 
@@ -273,10 +302,11 @@ class BackupSteps:
                        :meth:`transfer_target()`), or :data:`None`.
         :param origin: The :class:`.SourceSnapshot` that rsync reads (see
                        :meth:`snapshot_source()`), or :data:`None` for the live source.
+        :param choice: The :class:`.PlanChoice` of :meth:`choose_plan()`, or :data:`None`.
         :returns: The :class:`.TransferStatistics` that rsync reported.
         :raises: :exc:`.TransferFailedError` (see :func:`.transfer_changes()`).
         """
-        return transfer_changes(self, tunnel, target, origin)
+        return transfer_changes(self, tunnel, target, origin, choice)
 
     def excluded_paths(self):
         """

@@ -32,7 +32,7 @@ LONG_OPTIONS = [
     'dry-run', 'multi-fs', 'exclude=', 'force', 'disable-notifications', 'verbose', 'quiet', 'help',
     'daemon-port=', 'password-file=', 'log-file=', 'accept-existing', 'create-set', 'wait',
     'minutely=', 'hourly=', 'daily=', 'weekly=', 'monthly=', 'yearly=', 'prefer-recent', 'relaxed',
-    'snapshot-method=', 'source-snapshot=', 'version', 'show-excludes',
+    'snapshot-method=', 'source-snapshot=', 'full-check', 'version', 'show-excludes',
     'list', 'json', 'verify', 'verify-all', 'diff=', 'max-age=', 'manifest', 'keep=', 'release=',
 ]
 """The long options, in :func:`getopt.gnu_getopt()` syntax."""
@@ -55,6 +55,7 @@ FLAG_SETTINGS = {
     '--wait': ('wait_for_lock', True),
     '--prefer-recent': ('prefer_recent', True),
     '--relaxed': ('strict', False),
+    '--full-check': ('full_check', True),
     '--manifest': ('manifests_enabled', True),
 }
 """The options without a value that set a property of :class:`.RsyncSystemBackup`: the property and its value."""

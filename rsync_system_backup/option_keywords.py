@@ -24,6 +24,7 @@ OPTION_KEYWORDS = (
      "'auto' (the default), 'btrfs', 'reflink', 'safe-hardlink', 'link-dest' or 'hardlink'."),
     ('--source-snapshot=MODE', 'source_snapshot',
      "'auto' (the default: rsync reads a read-only snapshot of a SOURCE that is a btrfs subvolume) or 'never'."),
+    ('--full-check', 'full_check', "True."),
     ('--minutely=N, --hourly=N, --daily=N, --weekly=N, --monthly=N, --yearly=N', 'rotation_scheme',
      "A dict from frequency to N, such as ``dict(daily=30, yearly='always')``: the options change the default "
      "scheme (``DEFAULT_ROTATION_SCHEME``), the keyword replaces it, so a frequency it leaves out keeps nothing."),

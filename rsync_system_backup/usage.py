@@ -172,7 +172,15 @@ Options:
       it is never backed up) for the next run, and holds on to the space
       of what changed since, until then. Other sources, dry runs and
       --multi-fs read the live SOURCE, with one line saying why. 'never'
-      always reads the live SOURCE.
+      always reads the live SOURCE. With the parent snapshot that the
+      backup equals, the transfer is planned from what changed between the
+      two snapshots (btrfs send) instead of rsync's walk of all of SOURCE.
+
+  --full-check
+      Plan the transfer with rsync's dry run, which compares all of SOURCE
+      with the backup, even when it could be planned from the source's
+      snapshots (btrfs send, see --source-snapshot). Without this option a
+      full check runs by itself when the last one is a week old.
 
   -x, --exclude=PATTERN
       Leave out files matching PATTERN (rsync's exclude syntax). Can be

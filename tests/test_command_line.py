@@ -35,16 +35,17 @@ def test_option_values():
     assert parsed.verbosity == 1
 
 
-def test_create_set():
-    """--create-set sets the create_set keyword argument, which the Python API takes and checks (issue 22)."""
+@pytest.mark.parametrize('option, keyword', [('--create-set', 'create_set'), ('--full-check', 'full_check')])
+def test_flags_of_newer_options(option, keyword):
+    """--create-set (issue 22) and --full-check (issue 23) set keywords that the Python API takes and checks."""
     from rsync_system_backup import RsyncSystemBackup
     from rsync_system_backup.exceptions import InvalidOptionError
-    parsed = parse_command_line(['--create-set', '/src', '/mnt/backups/latest'], environment={})
-    assert parsed.program_options['create_set'] is True
-    assert RsyncSystemBackup(**parsed.program_options).create_set is True
-    assert RsyncSystemBackup(destination='/mnt/backups/latest').create_set is False
+    parsed = parse_command_line([option, '/src', '/mnt/backups/latest'], environment={})
+    assert parsed.program_options[keyword] is True
+    assert getattr(RsyncSystemBackup(**parsed.program_options), keyword) is True
+    assert getattr(RsyncSystemBackup(destination='/mnt/backups/latest'), keyword) is False
     with pytest.raises(InvalidOptionError):
-        RsyncSystemBackup(destination='/mnt/backups/latest', create_set='yes')
+        RsyncSystemBackup(destination='/mnt/backups/latest', **{keyword: 'yes'})
 
 
 def test_parse_errors_are_usage_errors():

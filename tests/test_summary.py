@@ -219,3 +219,20 @@ def test_dry_run_summary_on_terminal(source, backups, fake_bin, tmp_path):
     assert re.search(r'  Transfer:    would transfer 20 of 20 files \(5\.24 MB\), create 21 entries and delete 0, in ',
                      output), output
     assert re.search(r'  Rotation:    would keep 2 snapshots and remove 1 \(2020-01-01_00-30-00\), in ', output)
+
+
+def test_transfer_without_a_total():
+    """A transfer planned from the source's snapshots counts what it transferred, not a total it never counted."""
+    from rsync_system_backup.reporting.summary import BackupSummary
+    from rsync_system_backup.transfer.execution import count_send_plan
+    from rsync_system_backup.transfer.output import TransferStatistics
+    summary = BackupSummary(destination='/mnt/backups/latest')
+    with summary.timed('transfer'):
+        summary.transfer_statistics = statistics = TransferStatistics()
+    count_send_plan(statistics)
+    assert summary.describe_transfer() == "0 files transferred, 0 bytes sent"
+    for line in ('Number of files: 7 (reg: 3, dir: 4)', 'Number of regular files transferred: 3',
+                 'Number of deleted files: 0', 'Total bytes sent: 2,000'):
+        statistics.parse_line(line)
+    count_send_plan(statistics)
+    assert summary.describe_transfer() == "3 files transferred, 2 KB sent"

@@ -264,7 +264,7 @@ PROPERTY_CHECKS = dict(
     {name: check_boolean for name in (
         'accept_existing', 'backup_enabled', 'snapshot_enabled', 'rotate_enabled', 'dry_run', 'multi_fs', 'force',
         'notifications_enabled', 'prefer_recent', 'show_progress', 'strict', 'sudo_enabled', 'wait_for_lock',
-        'manifests_enabled', 'create_set', 'list_changes')},
+        'manifests_enabled', 'create_set', 'list_changes', 'full_check')},
     crypto_device=check_optional_text,
     mount_point=check_optional_text,
     password_file=check_optional_text,

@@ -90,7 +90,11 @@ class BackupSummary(object):
         if statistics is None or not statistics.complete:
             return "rsync reported no statistics"
         regular_files = statistics.files if statistics.regular_files is None else statistics.regular_files
-        files = '%s of %s' % (format_number(statistics.transferred_files), format_count(regular_files, 'file'))
+        if regular_files is None:
+            # Planned from the source's snapshots: the total wasn't counted.
+            files = format_count(statistics.transferred_files, 'file')
+        else:
+            files = '%s of %s' % (format_number(statistics.transferred_files), format_count(regular_files, 'file'))
         deleted = statistics.deleted_files
         if self.dry_run:
             return self.describe_planned_changes(files)

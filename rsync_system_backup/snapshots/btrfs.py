@@ -78,3 +78,23 @@ def delete_subvolumes(context, pathnames, sudo=False, ionice=None):
     if pathnames:
         context.execute('btrfs', '-q', 'subvolume', 'delete', '--', *pathnames,
                         sudo=sudo, ionice=ionice, shell=False, tty=False)
+
+
+def subvolume_uuid(context, pathname, sudo=False):
+    """
+    Read the UUID of a btrfs subvolume (its own, which every snapshot gets anew and keeps when renamed).
+
+    :param context: The execution context of the filesystem.
+    :param pathname: The subvolume (a string).
+    :param sudo: :data:`True` to look with superuser privileges.
+    :returns: The UUID (a string), or :data:`None` when ``btrfs subvolume show`` fails or doesn't name one.
+    """
+    shown = context.execute('btrfs', 'subvolume', 'show', '--', pathname, capture=True, capture_stderr=True,
+                            check=False, sudo=sudo, shell=False, tty=False)
+    if shown.returncode != 0:
+        return None
+    for line in shown.stdout.decode('utf-8', 'replace').splitlines():
+        label, _, value = line.strip().partition(':')
+        if label == 'UUID' and value.strip() not in ('', '-'):
+            return value.strip()
+    return None

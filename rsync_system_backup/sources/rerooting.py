@@ -54,6 +54,18 @@ def move_patterns(patterns, source, snapshot):
     return moved
 
 
+def anchor_patterns(patterns, source):
+    """
+    Give absolute filter patterns of the source as patterns anchored at the transfer's top.
+
+    :param patterns: See :func:`move_patterns()`.
+    :param source: The source's real path (a string).
+    :returns: The patterns (a list of strings; ``/etc/x`` for ``SOURCE/etc/x``, which rsync matches at the top
+              of whatever directory the transfer reads), or :data:`None` when one can't be moved.
+    """
+    return move_patterns(patterns, source, '')
+
+
 def literal_pattern(pathname):
     """
     Give the pattern that matches a path and nothing else.

@@ -50,7 +50,7 @@ from rsync_system_backup.exceptions import BackupInProgressError
 from rsync_system_backup.processes.search_path import find_on_search_path
 from rsync_system_backup.snapshots.btrfs import delete_subvolumes, snapshot_subvolume
 from rsync_system_backup.sources.names import SNAPSHOT_DIRECTORY, SNAPSHOT_NEVER
-from rsync_system_backup.sources.rerooting import literal_pattern, move_patterns
+from rsync_system_backup.sources.rerooting import anchor_patterns, literal_pattern, move_patterns
 
 PROGRAM_MODULES = ('rsync_system_backup.agent.source_directory',)
 """The modules of the program that checks the source and prepares the snapshots' directory."""
@@ -89,10 +89,15 @@ class SourceSnapshot(object):
         self.multi_fs = multi_fs
         self.directory = source
         self.filters = self.excluded
+        self.anchored = None
+        """The excluded paths as patterns anchored at the transfer's top (see :func:`.anchor_patterns()`), or
+        :data:`None` when the transfer reads the live source."""
         self.snapshot = None
         self.holder = None
         self.lock = None
         self.had_parent = False
+        self.kept = False
+        """:data:`True` once :meth:`keep()` made this run's snapshot the parent."""
 
     def __enter__(self):
         """Take the snapshot, or say why the transfer reads the live source."""
@@ -169,6 +174,7 @@ class SourceSnapshot(object):
             return None
         self.snapshot = self.directory = snapshot
         self.filters = filters
+        self.anchored = anchor_patterns(excluded, posixpath.dirname(self.holder))
         logger.info("Transferring from a read-only snapshot of %s (%s).", self.source, snapshot)
         return None
 
@@ -182,6 +188,11 @@ class SourceSnapshot(object):
                         self.source)
             delete_subvolumes(self.context, leftovers, sudo=self.sudo)
 
+    @property
+    def parent(self):
+        """The pathname of the parent snapshot (a string), or :data:`None` when the transfer reads the live source."""
+        return posixpath.join(self.holder, PARENT_NAME) if self.snapshot is not None else None
+
     def keep(self, complete):
         """
         Keep the snapshot as the parent of the next run, after the transfer from it.
@@ -192,13 +203,14 @@ class SourceSnapshot(object):
         """
         if self.snapshot is None:
             return
-        parent = posixpath.join(self.holder, PARENT_NAME)
+        parent = self.parent
         if self.had_parent:
             delete_subvolumes(self.context, [parent], sudo=self.sudo)
             self.had_parent = False
         if complete:
             rename_directory(self.context, self.snapshot, parent, sudo=self.sudo)
             self.snapshot = None
+            self.kept = True
             logger.info("Kept the snapshot of %s as %s for the next run.", self.source, parent)
         else:
             logger.info("Keeping no snapshot of %s: the transfer was incomplete.", self.source)

@@ -91,7 +91,7 @@ def destination_options(backup):
     return options
 
 
-def transfer_changes(backup, tunnel=None, target=None, origin=None):
+def transfer_changes(backup, tunnel=None, target=None, origin=None, choice=None):
     """
     Transfer the source to the destination with rsync.
 
@@ -101,6 +101,7 @@ def transfer_changes(backup, tunnel=None, target=None, origin=None):
     :param target: Where rsync writes (a :class:`.TransferTarget`), or
                    :data:`None` for the destination itself.
     :param origin: What rsync reads (a :class:`.SourceSnapshot`), or :data:`None` for the live source.
+    :param choice: The :class:`.PlanChoice` that may give a planned transfer its plan, or :data:`None`.
     :returns: The :class:`.TransferStatistics` that rsync reported.
     :raises: :exc:`.RsyncFailedError` (a :exc:`.TransferFailedError`) for any exit code but 0, 23 and 24,
              but :exc:`.BackupInProgressError` when an rsync daemon's module is busy
@@ -124,7 +125,7 @@ def transfer_changes(backup, tunnel=None, target=None, origin=None):
         logger.info("Counting the changes for the summary without listing them (-v lists them).")
     timer = Timer()
     with ErrorOutputRecorder(write=monitor.progress_line.write_above if monitor.progress_line else None) as errors:
-        runner = RsyncRunner(backup, errors, target, tunnel, origin)
+        runner = RsyncRunner(backup, errors, target, tunnel, origin, choice)
         if target is not None and target.protect is not None:
             rsync, returncode = transfer_planned(runner, monitor, target)
         else:
@@ -165,7 +166,7 @@ class RsyncRunner(object):
 
     """Runs the rsync commands of one transfer in the source's context, all with the run's options."""
 
-    def __init__(self, backup, errors, target=None, tunnel=None, origin=None):
+    def __init__(self, backup, errors, target=None, tunnel=None, origin=None, choice=None):
         """
         Prepare to run rsync.
 
@@ -174,6 +175,7 @@ class RsyncRunner(object):
         :param target: Where rsync writes (a :class:`.TransferTarget`), or :data:`None`.
         :param tunnel: An :class:`.OpenTunnel`, or :data:`None`.
         :param origin: What rsync reads (a :class:`.SourceSnapshot`), or :data:`None` for the live source.
+        :param choice: A :class:`.PlanChoice`, or :data:`None` to plan with rsync's dry run.
         """
         self.backup = backup
         self.errors = errors
@@ -181,6 +183,7 @@ class RsyncRunner(object):
         self.source = origin.directory if origin else backup.source
         self.excluded_paths = origin.filters if origin else backup.excluded_paths()
         self.environment = dict(HOME='', **(tunnel.environment if tunnel else {}))
+        self.choice = choice
 
     def command(self, options, delete=True):
         """
@@ -294,6 +297,9 @@ def plan_and_apply(runner, monitor, target, last=True):
     errors = runner.errors
     failed_before, blind_before = errors.failed_files, errors.blind_spots
     statistics = TransferStatistics()
+    plan = runner.choice.plan() if runner.choice else None
+    if plan is not None:
+        return apply_plan(runner, monitor, target, plan, statistics, [0], None, 0)
     dry_run = runner.run(list(PLAN_OPTIONS), environment=PLAN_ENVIRONMENT, asynchronous=True, capture=True,
                          buffered=False)
     try:
@@ -315,6 +321,24 @@ def plan_and_apply(runner, monitor, target, last=True):
         errors.failed_files -= blind_spots
         if dry_run.returncode == PARTIAL_TRANSFER and errors.failed_files == failed_before:
             codes = [0]
+    return apply_plan(runner, monitor, target, plan, statistics, codes, dry_run, blind_spots)
+
+
+def apply_plan(runner, monitor, target, plan, statistics, codes, dry_run, blind_spots):
+    """
+    Carry out a plan: check its names, protect, apply, check ``latest`` (see :func:`plan_and_apply()`).
+
+    :param runner: An :class:`RsyncRunner`.
+    :param monitor: The :class:`.TransferMonitor`.
+    :param target: The :class:`.TransferTarget`.
+    :param plan: A :class:`.TransferPlan` from rsync's dry run, or a :class:`.SendPlan`.
+    :param statistics: The dry run's :class:`.TransferStatistics` (empty for a send plan, which gets the apply's).
+    :param codes: The exit codes that count so far (a list of integers).
+    :param dry_run: The dry run's command, or :data:`None` for a send plan.
+    :param blind_spots: How many blind spots the dry run reported.
+    :returns: See :func:`plan_and_apply()`; the command that judges a send plan's pass is the apply's.
+    """
+    errors = runner.errors
     source = SourceView(runner.source)
     plan.check_names(source)
     left_out, undeleted = target.protect(plan)
@@ -330,9 +354,13 @@ def plan_and_apply(runner, monitor, target, last=True):
         monitor.statistics = TransferStatistics()
         commands.append(runner.run(list(monitor.rsync_options) + list(APPLY_OPTIONS), delete=False, monitor=monitor,
                                    input=files_from(names)))
+        if dry_run is None:
+            statistics = monitor.statistics
         statistics.bytes_sent = monitor.statistics.bytes_sent
         statistics.bytes_received = monitor.statistics.bytes_received
-        monitor.statistics = statistics
+    if dry_run is None:
+        count_send_plan(statistics)
+    monitor.statistics = statistics
     if plan.touches_root():
         commands.append(runner.run(list(ROOT_OPTIONS), delete=False))
     codes.extend(command.returncode for command in commands)
@@ -340,7 +368,23 @@ def plan_and_apply(runner, monitor, target, last=True):
     if failed:
         return failed[0], codes, missing, 0
     target.check(plan, source, carried_out, incomplete=PARTIAL_TRANSFER in codes or bool(blind_spots))
-    return dry_run, codes, missing, blind_spots
+    return dry_run or (commands[0] if commands else None), codes, missing, blind_spots
+
+
+def count_send_plan(statistics):
+    """
+    Make the apply's statistics those of a transfer planned from the source's snapshots.
+
+    :param statistics: The apply's :class:`.TransferStatistics` (or empty ones when nothing was applied).
+
+    The apply counts only the names it was given: the source's total isn't
+    known (no walk), and the deletions were the protect step's, so those
+    stay unknown; nothing applied transferred nothing.
+    """
+    statistics.files = statistics.regular_files = statistics.total_size = statistics.deleted_files = None
+    for name in ('transferred_files', 'transferred_size', 'created_files', 'bytes_sent', 'bytes_received'):
+        if getattr(statistics, name) is None:
+            setattr(statistics, name, 0)
 
 
 def succeeded(rsync):

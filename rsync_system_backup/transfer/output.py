@@ -197,8 +197,13 @@ class TransferStatistics(object):
 
     @property
     def complete(self):
-        """:data:`True` when rsync reported the numbers that the summary needs."""
-        return self.files is not None and self.transferred_files is not None and self.bytes_sent is not None
+        """
+        :data:`True` when rsync reported the numbers that the summary needs.
+
+        :attr:`files` may be unknown: a transfer planned from the source's
+        snapshots never walks the whole source (see :func:`.count_send_plan()`).
+        """
+        return self.transferred_files is not None and self.bytes_sent is not None
 
     def parse_line(self, line):
         """

@@ -124,7 +124,7 @@ class ClientHome(object):
             '    %s %s\n' % (name, value) for name, value in settings.items())))
         (self.ssh_directory / 'config').write_text('\n'.join(self.config_blocks))
 
-    def run(self, *arguments, env=None, network=True, timeout=60):
+    def run(self, *arguments, env=None, network=True, timeout=60, inside=None):
         """
         Run ``python -m rsync_system_backup --disable-notifications ARGUMENTS`` with this home directory.
 
@@ -132,6 +132,8 @@ class ClientHome(object):
         :param env: Environment variables to add (a dict).
         :param network: :data:`False` to run without any network (not even loopback).
         :param timeout: Seconds before the test fails.
+        :param inside: A mounted :class:`support.loop_filesystems.MountedFilesystem` whose namespace the
+                       command starts from (to back up a source there), or :data:`None`.
         :returns: A :class:`GuardedResult`.
         :raises: :exc:`AssertionError` when a process outlives the command.
         """
@@ -144,6 +146,8 @@ class ClientHome(object):
         command = ['unshare', '--mount', '--propagation', 'private'] + ([] if network else ['--net'])
         command += ['sh', '-c', OVERLAY_SCRIPT, 'sh', HOME_DIRECTORY, str(self.upper), str(work)]
         command += [sys.executable, PROCESS_GUARD, str(report)] + command_line('--disable-notifications', *arguments)
+        if inside is not None:
+            command = inside.command(*command)
         started = time.monotonic()
         process = subprocess.run(command, cwd=REPOSITORY, env=environment, stdin=subprocess.DEVNULL,
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout)
