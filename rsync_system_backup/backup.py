@@ -111,12 +111,12 @@ class RsyncSystemBackup(CheckedProperties, BackupSteps, PropertyManager):
         :data:`True` to record every entry of each new snapshot in its manifest (see :mod:`.manifests.format`).
 
         Such a manifest lets ``--verify`` check the snapshot later and
-        ``--diff`` compare it with content checksums. It is off by default
-        (then the manifest only records the snapshot method), because
-        describing every entry costs too much on large trees (see
-        :mod:`.manifests.recording`).
+        ``--diff`` compare it with content checksums. It is on by default;
+        :data:`False` (``--no-manifest``) has the manifest only record the
+        snapshot method. After a planned transfer the manifest costs what the
+        transfer changed, not the size of the tree (see :mod:`.manifests.recording`).
         """
-        return False
+        return True
 
     @mutable_property
     def mount_point(self):

@@ -26,7 +26,7 @@ from rsync_system_backup.connections.shared_connection import shared_connection
 from rsync_system_backup.connections.tunnel import RSYNCD_PORT, create_tunnel, open_tunnel
 from rsync_system_backup.destinations import Destination
 from rsync_system_backup.disks.unlock_and_mount import MountedFilesystem, UnlockedDevice
-from rsync_system_backup.manifests.recording import ManifestRecorder
+from rsync_system_backup.manifests.recording import ManifestRecorder, take_latest_description
 from rsync_system_backup.reporting.notifications import notify
 from rsync_system_backup.rotation.plan import rotate_snapshots
 from rsync_system_backup.rotation.schemes import check_rotation_scheme
@@ -48,6 +48,9 @@ logger = logging.getLogger(__name__)
 class BackupSteps:
 
     """The steps of one run; :class:`.RsyncSystemBackup` supplies the settings they read."""
+
+    latest_description = None
+    """The snapshot whose manifest described ``latest`` when this run's transfer began (a string or :data:`None`)."""
 
     def resolve_relative_paths(self):
         """
@@ -275,7 +278,14 @@ class BackupSteps:
                        :meth:`snapshot_source()`), or :data:`None` for the live source.
         :returns: The :class:`.TransferStatistics` that rsync reported.
         :raises: :exc:`.TransferFailedError` (see :func:`.transfer_changes()`).
+
+        Before rsync writes to ``latest``, the run takes note of the
+        snapshot whose manifest describes it (see :func:`.take_latest_description()`).
         """
+        if not self.dry_run and not self.destination.is_daemon:
+            self.latest_description = take_latest_description(self.destination_context,
+                                                              self.destination.parent_directory,
+                                                              sudo=self.sudo_enabled)
         return transfer_changes(self, tunnel, target, origin)
 
     def excluded_paths(self):
@@ -354,13 +364,25 @@ class BackupSteps:
                   wrapped in a :class:`.ManifestRecorder` (except for dry
                   runs) that records a manifest, with every entry when
                   :attr:`~.RsyncSystemBackup.manifests_enabled` is set.
+
+        The recorder learns what this run's transfer changed in ``latest``
+        (see :attr:`.SnapshotMethod.changes`), or that nothing was
+        transferred, and which snapshot's manifest described ``latest`` before
+        (see :meth:`transfer_changes()`); an rsync daemon's ``post-xfer exec``
+        run can't know what the daemon changed.
         """
         method = self.snapshot_method_in_use
         if self.dry_run:
             return method.copy_tree
+        if self.backup_enabled:
+            changes, described = method.changes, self.latest_description
+        else:
+            described = take_latest_description(self.destination_context, self.destination.parent_directory,
+                                                sudo=self.sudo_enabled)
+            changes = ([], []) if self.daemon_exit_status is None else None
         return ManifestRecorder(self.destination_context, self.destination.parent_directory, method.copy_tree,
-                                method.name, entries=self.manifests_enabled, sudo=self.sudo_enabled,
-                                ionice=self.ionice)
+                                method.name, entries=self.manifests_enabled, changes=changes, described=described,
+                                sudo=self.sudo_enabled, ionice=self.ionice)
 
     def rotate_snapshots(self):
         """

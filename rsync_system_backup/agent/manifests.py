@@ -7,8 +7,8 @@ output, or after a known problem with exit code :data:`KNOWN_PROBLEM` and
 ``{"error": MESSAGE}``. :func:`.manifests.remote.run_agent()` runs it (in this
 process, or as one command, see :func:`.run_program()`) and reads the answer.
 Besides this module it needs :mod:`.manifests.format`, :mod:`.manifests.scan`,
-:mod:`.manifests.compare` and :mod:`.backup_set.exclusive_sizes`, which use
-the standard library only too.
+:mod:`.manifests.incremental`, :mod:`.manifests.compare` and
+:mod:`.backup_set.exclusive_sizes`, which use the standard library only too.
 """
 
 import json
@@ -19,10 +19,13 @@ from rsync_system_backup.manifests.format import (
     list_manifests,
     manifest_name,
     read_checksums,
+    read_entry_lines,
     read_manifest,
     read_method,
+    write_latest_record,
     write_manifest,
 )
+from rsync_system_backup.manifests.incremental import build_from_changes, decode_changes
 from rsync_system_backup.manifests.scan import ChangedDuringWalk, build_lines, scan_tree
 from rsync_system_backup.backup_set.exclusive_sizes import measure_exclusive_sizes
 
@@ -37,32 +40,87 @@ class AgentError(Exception):
     """Raised for a known problem, which the other side reports in one line."""
 
 
-def build_manifest(directory, tree, name, method):
+def build_manifest(directory, tree, name, method, described=None, changes=None):
     """
     Write the manifest of snapshot `name` from a tree that holds exactly what it holds.
 
     :param directory: The directory that holds the snapshots (a string).
-    :param tree: The tree to describe: the snapshot or the ``latest`` it copies (a pathname),
+    :param tree: The tree to describe: ``latest``, which the snapshot copies (a pathname),
                  or an empty string for a manifest without entries (which records the method).
     :param name: The snapshot's name (a string).
     :param method: The snapshot method that makes it (a string).
-    :returns: A dict with the manifest's ``pathname``.
+    :param described: The snapshot whose manifest described ``latest``
+                      before `changes` (a string, see
+                      :func:`.take_latest_description()`; empty or
+                      :data:`None` when none did).
+    :param changes: What this run's transfer changed in ``latest`` (see
+                    :func:`.decode_changes()`; empty when nothing was
+                    transferred), or :data:`None` when that isn't known.
+    :returns: A dict with the manifest's ``pathname`` and how it was built
+              (``source``: ``changes``, ``walk`` or ``none`` for the header alone).
 
-    The newest manifest of an older snapshot that still exists lends its
-    checksums (see :func:`.build_lines()`).
+    With `changes`, the manifest is built from the previous one (see
+    :func:`.build_from_changes()`) when that one described ``latest`` before
+    the changes: it is the manifest of the newest older snapshot, with
+    entries, of the same method, and `described` names it.
+    Otherwise all of the tree is walked, and the newest manifest of an older
+    snapshot that still exists lends its checksums (see :func:`.build_lines()`).
+    Either way the manifest then describes ``latest``, and :data:`.LATEST_RECORD` says so.
     """
     if not tree:
-        return dict(pathname=write_manifest(directory, name, method))
-    checksums = None
+        return dict(pathname=write_manifest(directory, name, method), source='none')
     previous = max((other for other in list_manifests(directory)
                     if other < name and os.path.isdir(os.path.join(directory, other))), default=None)
-    if previous:
-        try:
-            checksums = read_checksums(os.path.join(directory, manifest_name(previous)))
-        except (OSError, ValueError, EOFError):
-            # A damaged or missing earlier manifest costs time, not correctness.
-            checksums = None
-    return dict(pathname=write_manifest(directory, name, method, build_lines(tree, checksums)))
+    lines = None
+    if previous and changes is not None and described == previous:
+        lines = build_from_previous(directory, tree, previous, method, changes)
+    if lines is not None:
+        pathname, source = write_manifest(directory, name, method, [line + '\n' for line in lines]), 'changes'
+    else:
+        pathname, source = write_manifest(directory, name, method, build_lines(tree, read_previous_checksums(
+            directory, previous))), 'walk'
+    write_latest_record(directory, name)
+    return dict(pathname=pathname, source=source)
+
+
+def build_from_previous(directory, tree, previous, method, changes):
+    """
+    Build the entry lines of a manifest from the previous snapshot's manifest and the transfer's changes.
+
+    :param directory: The directory that holds the snapshots (a string).
+    :param tree: ``latest`` (a string).
+    :param previous: The previous snapshot's name (a string).
+    :param method: The snapshot method of the new snapshot (a string).
+    :param changes: See :func:`build_manifest()`.
+    :returns: The lines (see :func:`.build_from_changes()`), or :data:`None`
+              when the previous manifest can't serve (it has no entries,
+              another method made it, or it can't be read) or ``latest``
+              can't be read that way: all of it is walked then.
+    """
+    try:
+        previous_method, complete, lines = read_entry_lines(os.path.join(directory, manifest_name(previous)))
+        if not complete or previous_method != method:
+            return None
+        return build_from_changes(tree, lines, changes, os.path.join(directory, previous))
+    except (OSError, ValueError, EOFError, ChangedDuringWalk):
+        return None
+
+
+def read_previous_checksums(directory, previous):
+    """
+    Read the checksums of the previous snapshot's manifest (see :func:`.read_checksums()`).
+
+    :param directory: The directory that holds the snapshots (a string).
+    :param previous: The previous snapshot's name (a string), or :data:`None`.
+    :returns: A dict, or :data:`None` when there is no previous manifest or it can't be read.
+    """
+    if not previous:
+        return None
+    try:
+        return read_checksums(os.path.join(directory, manifest_name(previous)))
+    except (OSError, ValueError, EOFError):
+        # A damaged or missing earlier manifest costs time, not correctness.
+        return None
 
 
 def load_manifest(directory, name):
@@ -107,7 +165,7 @@ def verify_snapshot(directory, name, progress=None):
     :returns: A dict with the ``entries`` checked and the ``differences``
               (see :meth:`.Differences.to_dict()`; added entries are extra,
               removed ones missing); ``entries`` is :data:`None` for a
-              manifest without entries (a snapshot made without ``--manifest``).
+              manifest without entries (a snapshot made with ``--no-manifest``).
     """
     manifest = load_manifest(directory, name)
     if not manifest.complete:
@@ -188,11 +246,12 @@ VERBS = {'build': build_manifest, 'verify': verify_snapshot, 'diff': diff_snapsh
 
 def main(arguments, stdin, stdout, stderr, shield):
     """
-    Run a verb as a program: ``manifests VERB [--progress] ARGUMENT...``.
+    Run a verb as a program: ``manifests VERB [--progress] [--changes] ARGUMENT...``.
 
     :param arguments: The verb, then ``--progress`` where wanted (for
-                      ``verify``), then its arguments (strings).
-    :param stdin: Unused (the program reads no input).
+                      ``verify``) or ``--changes`` (for ``build``), then its
+                      arguments (strings).
+    :param stdin: With ``--changes``, what the transfer changed (see :func:`.encode_changes()`; a binary stream).
     :param stdout: For the answer (a binary stream): the verb's result as JSON, or ``{"error": MESSAGE}``.
     :param stderr: For the progress (a text stream).
     :param shield: Unused: the verbs only read, apart from a manifest that is renamed into place when it is complete.
@@ -202,6 +261,9 @@ def main(arguments, stdin, stdout, stderr, shield):
     options = {}
     if arguments[:1] == ['--progress']:
         options['progress'] = stderr
+        arguments.pop(0)
+    elif arguments[:1] == ['--changes']:
+        options['changes'] = decode_changes(stdin.read())
         arguments.pop(0)
     try:
         result, code = VERBS[verb](*arguments, **options), 0

@@ -18,10 +18,14 @@ devices, ``p`` FIFO, ``s`` socket), the size in bytes (0 for all but files
 and links), the mode in octal, the numeric owner and group, the modification
 time in nanoseconds, the link target (``MAJOR,MINOR`` for devices) and the
 SHA-256 of a file's content, which ``sha256sum`` can check by hand. A
-snapshot made without ``--manifest`` gets the header alone, with
+snapshot made with ``--no-manifest`` gets the header alone, with
 ``entries=none``: it records the snapshot method for ``--list``.
 Backslashes, tabs, line feeds and carriage returns in names are written as
-``\\\\``, ``\\t``, ``\\n`` and ``\\r``.
+``\\\\``, ``\\t``, ``\\n`` and ``\\r``. The entries come in the order of
+:func:`.manifests.scan.walk()`.
+
+The same directory holds :data:`LATEST_RECORD`, which names the snapshot
+whose manifest describes ``latest`` as it is (see :mod:`.manifests.incremental`).
 """
 
 import collections
@@ -40,6 +44,14 @@ MANIFEST_SUFFIX = '.manifest.gz'
 
 TEMPORARY_SUFFIX = '.tmp'
 """The end of the name of a manifest that is still being written (the middle is random)."""
+
+LATEST_RECORD = 'latest.described-by'
+"""
+The file in :data:`MANIFEST_DIRECTORY` that names the snapshot whose manifest
+describes ``latest`` as it is now: written with a manifest built from
+``latest``, taken away before anything writes to ``latest`` (see
+:func:`.take_latest_description()`).
+"""
 
 FORMAT_VERSION = '1'
 """The version of the format, in the header."""
@@ -119,7 +131,8 @@ def orphaned_manifests(filenames, names):
     :returns: The names of those manifests in :data:`MANIFEST_DIRECTORY` (a sorted list of strings).
     """
     present = set(names)
-    return sorted(filename for filename in filenames if manifest_owner(filename) not in present)
+    return sorted(filename for filename in filenames
+                  if manifest_owner(filename) not in present and filename != LATEST_RECORD)
 
 
 def list_manifests(directory):
@@ -280,6 +293,26 @@ def read_manifest(pathname):
     return Manifest(method, entries, complete)
 
 
+def read_entry_lines(pathname):
+    """
+    Read a manifest's header and its entry lines as they are written.
+
+    :param pathname: The manifest's pathname (a string).
+    :returns: A tuple of the snapshot method (see :func:`parse_header()`),
+              :data:`True` when it has entries, and its entry lines without
+              their line feeds (a list of strings).
+    :raises: As :func:`read_manifest()`.
+    """
+    with os.fdopen(os.open(pathname, os.O_RDONLY | os.O_NOFOLLOW | os.O_NOCTTY), 'rb') as raw:
+        text = gzip.decompress(raw.read()).decode(**ENCODING_OPTIONS)
+    header, _, body = text.partition('\n')
+    method, complete = parse_header(header)
+    lines = body.split('\n')
+    if lines.pop() != '':
+        raise ValueError("the last line of the manifest is incomplete")
+    return method, complete, lines
+
+
 def read_checksums(pathname):
     """
     Read what an incremental build needs from a manifest: each file's size, modification time and checksum.
@@ -306,7 +339,8 @@ def write_manifest(directory, snapshot_name, method, lines=None):
     :param snapshot_name: The snapshot's name (a string).
     :param method: The snapshot method that made the snapshot (a string).
     :param lines: The manifest lines (an iterable of strings from
-                  :func:`format_entry()`), or :data:`None` for the header alone.
+                  :func:`format_entry()`, or of several such lines each), or
+                  :data:`None` for the header alone.
     :returns: The manifest's pathname (a string).
 
     The file is created with :func:`tempfile.mkstemp()` (a random name,
@@ -326,3 +360,23 @@ def write_manifest(directory, snapshot_name, method, lines=None):
         os.unlink(temporary)
         raise
     return final
+
+
+def write_latest_record(directory, snapshot_name):
+    """
+    Record that a snapshot's manifest describes ``latest`` as it is now (see :data:`LATEST_RECORD`).
+
+    :param directory: The directory that holds the snapshots (a string).
+    :param snapshot_name: The snapshot's name (a string).
+
+    Written under a random temporary name and renamed into place, as :func:`write_manifest()` does.
+    """
+    handle, temporary = tempfile.mkstemp(prefix=LATEST_RECORD + '.', suffix=TEMPORARY_SUFFIX,
+                                         dir=make_manifest_directory(directory))
+    try:
+        with os.fdopen(handle, 'wb') as stream:
+            stream.write((snapshot_name + '\n').encode(**ENCODING_OPTIONS))
+        os.rename(temporary, os.path.join(directory, MANIFEST_DIRECTORY, LATEST_RECORD))
+    except BaseException:
+        os.unlink(temporary)
+        raise

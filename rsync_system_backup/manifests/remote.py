@@ -18,6 +18,7 @@ from rsync_system_backup.exceptions import RemoteCommandError, RsyncSystemBackup
 PROGRAM_MODULES = (
     'rsync_system_backup.manifests.format',
     'rsync_system_backup.manifests.scan',
+    'rsync_system_backup.manifests.incremental',
     'rsync_system_backup.manifests.compare',
     'rsync_system_backup.backup_set.exclusive_sizes',
     'rsync_system_backup.agent.manifests',
@@ -38,16 +39,19 @@ def run_agent(context, verb, *arguments, **options):
     :param arguments: Its arguments (strings).
     :param options: ``sudo`` (:data:`True` to run it with superuser
                     privileges), ``ionice`` (an I/O scheduling class or
-                    :data:`None`) and ``progress`` (:data:`True` to show
-                    progress on standard error).
+                    :data:`None`), ``progress`` (:data:`True` to show
+                    progress on standard error) and ``changes`` (what the
+                    transfer changed, for ``build``: the bytes of
+                    :func:`.encode_changes()`, given on standard input).
     :returns: The verb's result (a dict).
     :raises: :exc:`AgentFailedError` for the problems that the program knows,
              :exc:`.RemoteCommandError` when ``python3`` is missing or the program fails.
     """
-    progress = options.get('progress', False)
-    finished = run_program(context, "Looking at the snapshots", PROGRAM_MODULES,
-                           [verb] + (['--progress'] if progress else []) + list(arguments),
-                           sudo=options.get('sudo', False), ionice=options.get('ionice'), capture_stderr=not progress)
+    progress, changes = options.get('progress', False), options.get('changes')
+    flags = ['--progress'] if progress else ['--changes'] if changes is not None else []
+    finished = run_program(context, "Looking at the snapshots", PROGRAM_MODULES, [verb] + flags + list(arguments),
+                           changes or b'', sudo=options.get('sudo', False), ionice=options.get('ionice'),
+                           capture_stderr=not progress)
     if finished.returncode == KNOWN_PROBLEM:
         raise AgentFailedError(json.loads(finished.stdout)['error'])
     if finished.returncode != 0:
