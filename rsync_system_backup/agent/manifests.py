@@ -71,11 +71,11 @@ def build_manifest(directory, tree, name, method, described=None, changes=None):
         return dict(pathname=write_manifest(directory, name, method), source='none')
     previous = max((other for other in list_manifests(directory)
                     if other < name and os.path.isdir(os.path.join(directory, other))), default=None)
-    lines = None
+    encoded = None
     if previous and changes is not None and described == previous:
-        lines = build_from_previous(directory, tree, previous, method, changes)
-    if lines is not None:
-        pathname, source = write_manifest(directory, name, method, [line + '\n' for line in lines]), 'changes'
+        encoded = build_from_previous(directory, tree, previous, method, changes)
+    if encoded is not None:
+        pathname, source = write_manifest(directory, name, method, encoded=encoded), 'changes'
     else:
         pathname, source = write_manifest(directory, name, method, build_lines(tree, read_previous_checksums(
             directory, previous))), 'walk'
@@ -92,18 +92,21 @@ def build_from_previous(directory, tree, previous, method, changes):
     :param previous: The previous snapshot's name (a string).
     :param method: The snapshot method of the new snapshot (a string).
     :param changes: See :func:`build_manifest()`.
-    :returns: The lines (see :func:`.build_from_changes()`), or :data:`None`
-              when the previous manifest can't serve (it has no entries,
-              another method made it, or it can't be read) or ``latest``
-              can't be read that way: all of it is walked then.
+    :returns: The lines (see :func:`.build_from_changes()`), each ending in
+              a line feed and joined (bytes), or :data:`None` when the
+              previous manifest can't serve (it has no entries, another
+              method made it, or it can't be read) or ``latest`` can't be
+              read that way: all of it is walked then.
     """
     try:
         previous_method, complete, lines = read_entry_lines(os.path.join(directory, manifest_name(previous)))
         if not complete or previous_method != method:
             return None
-        return build_from_changes(tree, lines, changes, os.path.join(directory, previous))
+        lines = build_from_changes(tree, lines, changes, os.path.join(directory, previous))
     except (OSError, ValueError, EOFError, ChangedDuringWalk):
         return None
+    lines.append(b'')
+    return b'\n'.join(lines)
 
 
 def read_previous_checksums(directory, previous):

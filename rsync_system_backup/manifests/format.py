@@ -5,8 +5,9 @@ A snapshot ``NAME`` has its manifest beside it, outside the snapshot, in a
 hidden directory of the backup set: ``.rsync-system-backup.manifests/NAME.manifest.gz``
 (one directory rather than a file per snapshot beside the snapshots, because
 rotate-backups, run by hand, would take any name with a date in it for a
-backup). It is gzip-compressed UTF-8 text
-(names that aren't UTF-8 are kept byte for byte with surrogate escapes). The
+backup). It is gzip-compressed UTF-8 text, possibly in several gzip
+members, as ``zcat`` reads it (names that aren't UTF-8 are kept byte for
+byte with surrogate escapes). The
 first line is a header::
 
     # rsync-system-backup manifest 1 sha256 method=link-dest entries=all
@@ -32,9 +33,11 @@ import collections
 import contextlib
 import errno
 import gzip
+import io
 import os
 import stat
 import tempfile
+import threading
 
 MANIFEST_DIRECTORY = '.rsync-system-backup.manifests'
 """The directory beside the snapshots that holds their manifests (private to its owner)."""
@@ -67,6 +70,12 @@ ENCODING_OPTIONS = dict(encoding='utf-8', errors='surrogateescape')
 
 COMPRESSION_LEVEL = 1
 """The gzip level: the fastest, because a manifest is written on every backup."""
+
+COMPRESSION_PARTS = 4
+"""At most how many parts :func:`compress_parts()` compresses at once."""
+
+MINIMUM_PART_SIZE = 1024 * 1024
+"""The size below which lines aren't split into more parts (bytes)."""
 
 Entry = collections.namedtuple('Entry', 'path type size mode uid gid mtime_ns target checksum')
 """One entry of a snapshot: the fields of a manifest line (numbers as integers, the rest as strings)."""
@@ -300,16 +309,15 @@ def read_entry_lines(pathname):
     :param pathname: The manifest's pathname (a string).
     :returns: A tuple of the snapshot method (see :func:`parse_header()`),
               :data:`True` when it has entries, and its entry lines without
-              their line feeds (a list of strings).
+              their line feeds (a list of bytes, UTF-8 as written).
     :raises: As :func:`read_manifest()`.
     """
     with os.fdopen(os.open(pathname, os.O_RDONLY | os.O_NOFOLLOW | os.O_NOCTTY), 'rb') as raw:
-        text = gzip.decompress(raw.read()).decode(**ENCODING_OPTIONS)
-    header, _, body = text.partition('\n')
-    method, complete = parse_header(header)
-    lines = body.split('\n')
-    if lines.pop() != '':
+        lines = gzip.decompress(raw.read()).split(b'\n')
+    method, complete = parse_header(lines[0].decode(**ENCODING_OPTIONS))
+    if lines.pop() != b'':
         raise ValueError("the last line of the manifest is incomplete")
+    del lines[0]
     return method, complete, lines
 
 
@@ -331,35 +339,72 @@ def read_checksums(pathname):
     return checksums
 
 
-def write_manifest(directory, snapshot_name, method, lines=None):
+def write_manifest(directory, snapshot_name, method, lines=None, encoded=None):
     """
     Write a snapshot's manifest under a random temporary name, then rename it into place.
 
     :param directory: The directory that holds the snapshot (a string).
     :param snapshot_name: The snapshot's name (a string).
     :param method: The snapshot method that made the snapshot (a string).
-    :param lines: The manifest lines (an iterable of strings from
-                  :func:`format_entry()`, or of several such lines each), or
-                  :data:`None` for the header alone.
+    :param lines: The manifest lines (an iterable of strings from :func:`format_entry()`).
+    :param encoded: The manifest lines as bytes, encoded and joined already (instead of `lines`).
     :returns: The manifest's pathname (a string).
 
-    The file is created with :func:`tempfile.mkstemp()` (a random name,
+    Without `lines` and `encoded` the manifest is the header alone. The
+    file is created with :func:`tempfile.mkstemp()` (a random name,
     ``O_EXCL``, readable only by its owner) in :data:`MANIFEST_DIRECTORY`,
-    never inside a snapshot or ``latest``.
+    never inside a snapshot or ``latest``. `encoded` lines are compressed
+    in parts at once (see :func:`compress_parts()`).
     """
     final = os.path.join(directory, manifest_name(snapshot_name))
     handle, temporary = tempfile.mkstemp(prefix=snapshot_name + MANIFEST_SUFFIX + '.', suffix=TEMPORARY_SUFFIX,
                                          dir=make_manifest_directory(directory))
     try:
-        with os.fdopen(handle, 'wb') as raw, \
-                gzip.open(raw, 'wt', compresslevel=COMPRESSION_LEVEL, **ENCODING_OPTIONS) as stream:
-            stream.write(format_header(method, complete=lines is not None))
-            stream.writelines(lines or ())
+        with os.fdopen(handle, 'wb') as raw:
+            header = format_header(method, complete=lines is not None or encoded is not None)
+            with gzip.GzipFile(fileobj=raw, mode='wb', compresslevel=COMPRESSION_LEVEL) as stream:
+                stream.write(header.encode(**ENCODING_OPTIONS))
+                if lines is not None:
+                    text = io.TextIOWrapper(stream, **ENCODING_OPTIONS)
+                    text.writelines(lines)
+                    text.flush()
+                    text.detach()
+            if encoded is not None:
+                raw.writelines(compress_parts(encoded))
         os.rename(temporary, final)
     except BaseException:
         os.unlink(temporary)
         raise
     return final
+
+
+def compress_parts(data):
+    """
+    Compress manifest lines as gzip members, one per processor (at most :data:`COMPRESSION_PARTS`), all at once.
+
+    :param data: Manifest lines (bytes, each ending in a line feed).
+    :returns: A list of gzip members (bytes), which read as `data` when they are concatenated.
+
+    zlib lets other threads run while it compresses, so on several
+    processors the parts take about the time of one. Each part ends at the
+    end of a line.
+    """
+    count = max(1, min(os.cpu_count() or 1, COMPRESSION_PARTS, len(data) // MINIMUM_PART_SIZE))
+    bounds = [0]
+    for number in range(1, count):
+        bounds.append(max(bounds[-1], data.find(b'\n', len(data) * number // count) + 1))
+    bounds.append(len(data))
+    members, view = [None] * count, memoryview(data)
+
+    def compress(number):
+        members[number] = gzip.compress(view[bounds[number]:bounds[number + 1]], compresslevel=COMPRESSION_LEVEL)
+    threads = [threading.Thread(target=compress, args=(number,)) for number in range(1, count)]
+    for thread in threads:
+        thread.start()
+    compress(0)
+    for thread in threads:
+        thread.join()
+    return members
 
 
 def write_latest_record(directory, snapshot_name):

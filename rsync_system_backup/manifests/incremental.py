@@ -28,7 +28,7 @@ import errno
 import os
 import stat
 
-from rsync_system_backup.manifests.format import format_entry, parse_entry, unescape
+from rsync_system_backup.manifests.format import ENCODING_OPTIONS, format_entry, parse_entry, unescape
 from rsync_system_backup.manifests.scan import (
     DIRECTORY_FLAGS,
     checksum_file,
@@ -65,22 +65,28 @@ def line_key(line):
     """
     Give the :func:`order_key()` of a manifest line.
 
-    :param line: A manifest line (a string).
+    :param line: A manifest line (bytes, as written).
     :returns: A string.
     """
-    return order_key(unescape(line[:line.index('\t')]))
+    return order_key(unescape(line[:line.index(b'\t')].decode(**ENCODING_OPTIONS)))
 
 
 def find_position(lines, key, start=0):
     """
     Find where a key belongs among manifest lines in walk order.
 
-    :param lines: Manifest lines in the order of :func:`.manifests.scan.walk()` (strings).
+    :param lines: Manifest lines in the order of :func:`.manifests.scan.walk()` (bytes).
     :param key: An :func:`order_key()`.
     :param start: The first line to consider.
     :returns: The index of the first line (from `start`) whose key isn't below `key`.
+
+    The search looks near `start` first, with steps that double (the
+    changed names come in order, each near the one before), then bisects.
     """
-    low, high = start, len(lines)
+    low, high, step = start, start, 1
+    while high < len(lines) and line_key(lines[high]) < key:
+        low, high, step = high + 1, high + step, step * 2
+    high = min(high, len(lines))
     while low < high:
         middle = (low + high) // 2
         if line_key(lines[middle]) < key:
@@ -185,24 +191,26 @@ def build_from_changes(tree, lines, changes, previous_snapshot):
 
     :param tree: ``latest`` (a string).
     :param lines: The entry lines of the previous snapshot's manifest, in
-                  walk order, without line feeds (strings); it described
-                  ``latest`` before the transfer.
+                  walk order, without line feeds (bytes, see
+                  :func:`.read_entry_lines()`); it described ``latest``
+                  before the transfer.
     :param changes: What the transfer changed (see :func:`decode_changes()`).
     :param previous_snapshot: The previous snapshot (a string), whose inodes tell which files kept their content.
-    :returns: The new manifest's entry lines (a list of strings without line feeds).
+    :returns: The new manifest's entry lines (a list of bytes without line feeds).
     :raises: :exc:`~exceptions.OSError` or :exc:`.ChangedDuringWalk` when
              ``latest`` can't be read.
     """
     removals, inserts = [], []
-    below_new = None
+    below_new, position = None, 0
     latest, previous = TreeLookup(tree), TreeLookup(previous_snapshot)
     try:
         for path in sorted(set(changes) | {'.'}, key=order_key):
             key = order_key(path)
             if below_new is not None and key.startswith(below_new):
                 continue
-            start = find_position(lines, key)
-            old = parse_entry(lines[start]) if start < len(lines) and line_key(lines[start]) == key else None
+            start = position = find_position(lines, key, position)
+            old = parse_entry(lines[start].decode(**ENCODING_OPTIONS)) \
+                if start < len(lines) and line_key(lines[start]) == key else None
             found = latest.find(path)
             # Nothing below an entry that was deleted, or wasn't or isn't a directory, is left from before.
             replaced = old is None or old.type != 'd' or changes.get(path, False) or found is None \
@@ -233,7 +241,7 @@ def describe_entry(path, info, parent, name, old, previous):
     :param name: Its name there.
     :param old: Its previous :class:`.Entry`, or :data:`None`.
     :param previous: A :class:`TreeLookup` of the previous snapshot.
-    :returns: A manifest line without its line feed (a string).
+    :returns: A manifest line without its line feed (bytes).
     """
     checksum = ''
     if stat.S_ISREG(info.st_mode):
@@ -242,7 +250,7 @@ def describe_entry(path, info, parent, name, old, previous):
             checksum = old.checksum
         else:
             checksum = checksum_file(parent, name, info)
-    return format_entry(describe(path, info, parent, name, checksum))[:-1]
+    return encode_line(describe(path, info, parent, name, checksum))
 
 
 def same_file(previous, path, info):
@@ -266,25 +274,35 @@ def describe_below(parent, name, info, path):
     :param name: Its name there.
     :param info: Its :func:`os.lstat()`.
     :param path: Its path (a string).
-    :returns: A generator of manifest lines without line feeds (strings), in walk order.
+    :returns: A generator of manifest lines without line feeds (bytes), in walk order.
     """
     descriptor = open_directory(parent, name, info)
     try:
         for below, below_info, below_parent, below_name in walk_below(descriptor, path + '/'):
             checksum = checksum_file(below_parent, below_name, below_info) if stat.S_ISREG(below_info.st_mode) else ''
-            yield format_entry(describe(below, below_info, below_parent, below_name, checksum))[:-1]
+            yield encode_line(describe(below, below_info, below_parent, below_name, checksum))
     finally:
         os.close(descriptor)
+
+
+def encode_line(entry):
+    """
+    Render an entry as a manifest line without its line feed.
+
+    :param entry: An :class:`.Entry`.
+    :returns: Bytes.
+    """
+    return format_entry(entry)[:-1].encode(**ENCODING_OPTIONS)
 
 
 def merge_lines(lines, removals, inserts):
     """
     Put new lines in the place of old ones.
 
-    :param lines: The previous lines (strings).
+    :param lines: The previous lines (bytes).
     :param removals: The (start, end) index ranges of the lines that go, by start.
     :param inserts: (index, line) tuples of the new lines, in order: each goes before the previous line at that index.
-    :returns: A list of strings.
+    :returns: A list of bytes.
     """
     merged, cursor = [], 0
     # Sorted by index (stable: new lines keep their order), a new line before a range that starts there.

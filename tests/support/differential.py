@@ -1538,7 +1538,7 @@ def check_manifest(backups, name):
         method, complete, lines = read_entry_lines(str(manifest_path(backups, name)))
     except (OSError, ValueError) as e:
         return [('the manifest of %s is unreadable' % name, [str(e)])]
-    walked = [format_entry(entry)[:-1] for entry in scan_tree(str(backups / name))]
+    walked = [format_entry(entry)[:-1].encode('utf-8', 'surrogateescape') for entry in scan_tree(str(backups / name))]
     if complete and lines == walked:
         return []
     missing, extra = sorted(set(walked) - set(lines)), sorted(set(lines) - set(walked))
