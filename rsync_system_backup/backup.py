@@ -438,6 +438,7 @@ class RsyncSystemBackup(CheckedProperties, BackupSteps, PropertyManager):
                 stack.enter_context(self.lock_destination())
                 kept_marks = self.claim_keep_name() if self.keep_as else None
                 self.prepare_snapshot_method()
+                builder = stack.enter_context(self.manifest_builder())
                 if self.backup_enabled:
                     tunnel = stack.enter_context(self.open_tunnel())
                     origin = stack.enter_context(self.snapshot_source())
@@ -449,7 +450,7 @@ class RsyncSystemBackup(CheckedProperties, BackupSteps, PropertyManager):
                     raise DestinationContextUnavailable(explain_daemon_steps(self.destination, transferred=True))
                 if self.snapshot_enabled:
                     with summary.timed('snapshot'):
-                        summary.snapshot_pathname = self.create_snapshot()
+                        summary.snapshot_pathname = self.create_snapshot(builder)
                         if self.keep_as:
                             self.keep_new_snapshot(summary.snapshot_pathname, kept_marks)
                             summary.kept_as = self.keep_as

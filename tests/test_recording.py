@@ -16,6 +16,7 @@ import pytest
 from rsync_system_backup.manifests.format import LATEST_RECORD, read_manifest, read_method
 from rsync_system_backup.manifests.scan import scan_tree
 from support.differential import check_manifest
+from support.stand_ins import write_script
 from support.trees import MANIFEST_DIRECTORY, flip_byte, make_snapshots, manifest_path, snapshot_names, write_file
 
 
@@ -180,3 +181,19 @@ def test_latest_changed_without_a_manifest(run_cli, source, backups, between):
     assert WALKED % name in result.stderr, result
     assert check_manifest(backups, name) == []
     assert read_manifest(str(manifest_path(backups, name))).entries['etc/hostname'].size == len(b'changed between\n')
+
+
+def test_failed_transfer_leaves_no_manifest(run_cli, source, backups, fake_bin):
+    """A run whose transfer fails writes no manifest and takes the record away; the next one walks latest."""
+    latest = backups / 'latest'
+    backup(run_cli, source, latest)
+    before = sorted(os.listdir(str(backups / MANIFEST_DIRECTORY)))
+    write_script(fake_bin / 'rsync', 'echo "rsync: stand-in failure" >&2; exit 12')
+    result = run_cli('--disable-notifications', source, latest)
+    assert result.returncode != 0 and 'Traceback' not in result.stderr, result
+    assert sorted(os.listdir(str(backups / MANIFEST_DIRECTORY))) == sorted(set(before) - {LATEST_RECORD})
+    (fake_bin / 'rsync').unlink()
+    result = backup(run_cli, '--backup', '--snapshot', source, latest)
+    name = snapshot_names(backups)[-1]
+    assert WALKED % name in result.stderr, result
+    assert check_manifest(backups, name) == []

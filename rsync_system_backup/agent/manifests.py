@@ -25,7 +25,7 @@ from rsync_system_backup.manifests.format import (
     write_latest_record,
     write_manifest,
 )
-from rsync_system_backup.manifests.incremental import build_from_changes, decode_changes
+from rsync_system_backup.manifests.incremental import build_from_changes, decode_instructions
 from rsync_system_backup.manifests.scan import ChangedDuringWalk, build_lines, scan_tree
 from rsync_system_backup.backup_set.exclusive_sizes import measure_exclusive_sizes
 
@@ -40,40 +40,46 @@ class AgentError(Exception):
     """Raised for a known problem, which the other side reports in one line."""
 
 
-def build_manifest(directory, tree, name, method, described=None, changes=None):
+def build_manifest(directory, tree, method, described, instructions):
     """
-    Write the manifest of snapshot `name` from a tree that holds exactly what it holds.
+    Write the manifest of a new snapshot from a tree that holds exactly what it holds.
 
     :param directory: The directory that holds the snapshots (a string).
     :param tree: The tree to describe: ``latest``, which the snapshot copies (a pathname),
                  or an empty string for a manifest without entries (which records the method).
-    :param name: The snapshot's name (a string).
     :param method: The snapshot method that makes it (a string).
     :param described: The snapshot whose manifest described ``latest``
-                      before `changes` (a string, see
-                      :func:`.take_latest_description()`; empty or
-                      :data:`None` when none did).
-    :param changes: What this run's transfer changed in ``latest`` (see
-                    :func:`.decode_changes()`; empty when nothing was
-                    transferred), or :data:`None` when that isn't known.
+                      before this run changed it (a string, see
+                      :func:`.take_latest_description()`; empty when none did).
+    :param instructions: A binary stream that gives the snapshot's name and
+                         what the transfer changed (see
+                         :func:`.encode_instructions()`) when the snapshot is
+                         made: the program may start while rsync works, and
+                         meanwhile reads the manifest of `described`.
     :returns: A dict with the manifest's ``pathname`` and how it was built
               (``source``: ``changes``, ``walk`` or ``none`` for the header alone).
+    :raises: :exc:`AgentError` when the instructions end early (nothing is written then).
 
-    With `changes`, the manifest is built from the previous one (see
+    With the changes, the manifest is built from the previous one (see
     :func:`.build_from_changes()`) when that one described ``latest`` before
     the changes: it is the manifest of the newest older snapshot, with
-    entries, of the same method, and `described` names it.
-    Otherwise all of the tree is walked, and the newest manifest of an older
-    snapshot that still exists lends its checksums (see :func:`.build_lines()`).
-    Either way the manifest then describes ``latest``, and :data:`.LATEST_RECORD` says so.
+    entries, of the same method, and `described` names it. Otherwise all of
+    the tree is walked, and the newest manifest of an older snapshot that
+    still exists lends its checksums (see :func:`.build_lines()`). Either
+    way the manifest then describes ``latest``, and :data:`.LATEST_RECORD` says so.
     """
+    lines = read_described(directory, described, method) if tree and described else None
+    try:
+        name, changes = decode_instructions(instructions.read())
+    except ValueError as e:
+        raise AgentError("No manifest was written: %s." % e)
     if not tree:
         return dict(pathname=write_manifest(directory, name, method), source='none')
     previous = max((other for other in list_manifests(directory)
                     if other < name and os.path.isdir(os.path.join(directory, other))), default=None)
     encoded = None
-    if previous and changes is not None and described == previous:
-        encoded = build_from_previous(directory, tree, previous, method, changes)
+    if lines is not None and changes is not None and previous == described:
+        encoded = build_from_previous(tree, lines, changes, os.path.join(directory, previous))
     if encoded is not None:
         pathname, source = write_manifest(directory, name, method, encoded=encoded), 'changes'
     else:
@@ -83,27 +89,39 @@ def build_manifest(directory, tree, name, method, described=None, changes=None):
     return dict(pathname=pathname, source=source)
 
 
-def build_from_previous(directory, tree, previous, method, changes):
+def read_described(directory, described, method):
+    """
+    Read the manifest that described ``latest`` before this run changed it.
+
+    :param directory: The directory that holds the snapshots (a string).
+    :param described: Its snapshot's name (a string).
+    :param method: The snapshot method of the new snapshot (a string).
+    :returns: Its entry lines (see :func:`.read_entry_lines()`), or
+              :data:`None` when it can't serve: it has no entries, another
+              method made it, or it can't be read.
+    """
+    try:
+        previous_method, complete, lines = read_entry_lines(os.path.join(directory, manifest_name(described)))
+    except (OSError, ValueError, EOFError):
+        return None
+    return lines if complete and previous_method == method else None
+
+
+def build_from_previous(tree, lines, changes, previous):
     """
     Build the entry lines of a manifest from the previous snapshot's manifest and the transfer's changes.
 
-    :param directory: The directory that holds the snapshots (a string).
     :param tree: ``latest`` (a string).
-    :param previous: The previous snapshot's name (a string).
-    :param method: The snapshot method of the new snapshot (a string).
-    :param changes: See :func:`build_manifest()`.
+    :param lines: The previous manifest's entry lines (see :func:`read_described()`).
+    :param changes: The changes (see :func:`.decode_instructions()`).
+    :param previous: The previous snapshot (a pathname).
     :returns: The lines (see :func:`.build_from_changes()`), each ending in
-              a line feed and joined (bytes), or :data:`None` when the
-              previous manifest can't serve (it has no entries, another
-              method made it, or it can't be read) or ``latest`` can't be
-              read that way: all of it is walked then.
+              a line feed and joined (bytes), or :data:`None` when
+              ``latest`` can't be read that way: all of it is walked then.
     """
     try:
-        previous_method, complete, lines = read_entry_lines(os.path.join(directory, manifest_name(previous)))
-        if not complete or previous_method != method:
-            return None
-        lines = build_from_changes(tree, lines, changes, os.path.join(directory, previous))
-    except (OSError, ValueError, EOFError, ChangedDuringWalk):
+        lines = build_from_changes(tree, lines, changes, previous)
+    except (OSError, ValueError, ChangedDuringWalk):
         return None
     lines.append(b'')
     return b'\n'.join(lines)
@@ -249,12 +267,11 @@ VERBS = {'build': build_manifest, 'verify': verify_snapshot, 'diff': diff_snapsh
 
 def main(arguments, stdin, stdout, stderr, shield):
     """
-    Run a verb as a program: ``manifests VERB [--progress] [--changes] ARGUMENT...``.
+    Run a verb as a program: ``manifests VERB [--progress] ARGUMENT...``.
 
     :param arguments: The verb, then ``--progress`` where wanted (for
-                      ``verify``) or ``--changes`` (for ``build``), then its
-                      arguments (strings).
-    :param stdin: With ``--changes``, what the transfer changed (see :func:`.encode_changes()`; a binary stream).
+                      ``verify``), then its arguments (strings).
+    :param stdin: For ``build``, its instructions (a binary stream, see :func:`build_manifest()`).
     :param stdout: For the answer (a binary stream): the verb's result as JSON, or ``{"error": MESSAGE}``.
     :param stderr: For the progress (a text stream).
     :param shield: Unused: the verbs only read, apart from a manifest that is renamed into place when it is complete.
@@ -265,9 +282,8 @@ def main(arguments, stdin, stdout, stderr, shield):
     if arguments[:1] == ['--progress']:
         options['progress'] = stderr
         arguments.pop(0)
-    elif arguments[:1] == ['--changes']:
-        options['changes'] = decode_changes(stdin.read())
-        arguments.pop(0)
+    if verb == 'build':
+        options['instructions'] = stdin
     try:
         result, code = VERBS[verb](*arguments, **options), 0
     except AgentError as e:

@@ -41,11 +41,20 @@ from rsync_system_backup.manifests.scan import (
 MISSING_ERRORS = (errno.ENOENT, errno.ENOTDIR, errno.ELOOP)
 """What opening a directory gives when a name on the way isn't a real directory (absent, no directory, a link)."""
 
+SNAPSHOT = b'='
+"""The mark of the snapshot's name, the first record of :func:`encode_instructions()`."""
+
 DELETED = b'-'
-"""The mark of a name that the transfer deleted (maybe to put something else there), in :func:`encode_changes()`."""
+"""The mark of a name that the transfer deleted (maybe to put something else there)."""
 
 TOUCHED = b'+'
 """The mark of any other name that the transfer touched."""
+
+WALK = b'*'
+"""The mark that says the changes aren't known: all of ``latest`` is walked."""
+
+END = b'.'
+"""The mark of the last record: the instructions are complete."""
 
 
 def order_key(path):
@@ -96,27 +105,48 @@ def find_position(lines, key, start=0):
     return low
 
 
-def encode_changes(touched, deleted):
+def encode_instructions(name, changes):
     """
-    Encode what a transfer changed for :func:`decode_changes()` (the standard input of the manifests' program).
+    Tell the manifests' program which manifest to build, and from what (see :func:`.agent.manifests.build_manifest()`).
 
-    :param touched: The names that the transfer touched (bytes, relative to ``latest``).
-    :param deleted: The names among them that it deleted (bytes).
-    :returns: Bytes: each name after its mark (:data:`DELETED` or :data:`TOUCHED`) and before a NUL byte.
+    :param name: The snapshot's name (a string).
+    :param changes: What the transfer changed in ``latest``: a tuple of the
+                    names it touched and those among them it deleted
+                    (bytes, relative to ``latest``), or :data:`None` when
+                    that isn't known.
+    :returns: Bytes: records that each start with a mark and end with a NUL
+              byte: :data:`SNAPSHOT` and the name, then :data:`WALK`, or each
+              name after :data:`DELETED` or :data:`TOUCHED`; last :data:`END`.
     """
-    deleted = set(deleted)
-    return b''.join((DELETED if name in deleted else TOUCHED) + name + b'\0' for name in sorted(set(touched)))
+    records = [SNAPSHOT + name.encode(**ENCODING_OPTIONS)]
+    if changes is None:
+        records.append(WALK)
+    else:
+        touched, deleted = set(changes[0]), set(changes[1])
+        records.extend((DELETED if name in deleted else TOUCHED) + name for name in sorted(touched | deleted))
+    records.append(END)
+    return b''.join(record + b'\0' for record in records)
 
 
-def decode_changes(data):
+def decode_instructions(data):
     """
-    Read what :func:`encode_changes()` wrote.
+    Read what :func:`encode_instructions()` wrote.
 
     :param data: Bytes.
-    :returns: A dict from each name (a string, decoded as :func:`os.listdir()` decodes
-              names) to :data:`True` when the transfer deleted it.
+    :returns: A tuple of the snapshot's name (a string) and the changes: a
+              dict from each name (a string, decoded as :func:`os.listdir()`
+              decodes names) to :data:`True` when the transfer deleted it, or
+              :data:`None` to walk.
+    :raises: :exc:`~exceptions.ValueError` when the instructions are
+             incomplete (the run stopped before its snapshot).
     """
-    return {os.fsdecode(record[1:]): record[:1] == DELETED for record in data.split(b'\0') if record}
+    records = data.split(b'\0')
+    if records[-2:] != [END, b''] or records[0][:1] != SNAPSHOT:
+        raise ValueError("the run stopped before its snapshot")
+    name, records = records[0][1:].decode(**ENCODING_OPTIONS), records[1:-2]
+    if records == [WALK]:
+        return name, None
+    return name, {os.fsdecode(record[1:]): record[:1] == DELETED for record in records}
 
 
 class TreeLookup(object):
@@ -194,7 +224,7 @@ def build_from_changes(tree, lines, changes, previous_snapshot):
                   walk order, without line feeds (bytes, see
                   :func:`.read_entry_lines()`); it described ``latest``
                   before the transfer.
-    :param changes: What the transfer changed (see :func:`decode_changes()`).
+    :param changes: What the transfer changed (see :func:`decode_instructions()`).
     :param previous_snapshot: The previous snapshot (a string), whose inodes tell which files kept their content.
     :returns: The new manifest's entry lines (a list of bytes without line feeds).
     :raises: :exc:`~exceptions.OSError` or :exc:`.ChangedDuringWalk` when
