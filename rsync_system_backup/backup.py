@@ -111,12 +111,12 @@ class RsyncSystemBackup(CheckedProperties, BackupSteps, PropertyManager):
         :data:`True` to record every entry of each new snapshot in its manifest (see :mod:`.manifests.format`).
 
         Such a manifest lets ``--verify`` check the snapshot later and
-        ``--diff`` compare it with content checksums. It is off by default
-        (then the manifest only records the snapshot method), because
-        describing every entry costs too much on large trees (see
-        :mod:`.manifests.recording`).
+        ``--diff`` compare it with content checksums. It is on by default;
+        :data:`False` (``--no-manifest``) has the manifest only record the
+        snapshot method. After a planned transfer the manifest costs what the
+        transfer changed, not the size of the tree (see :mod:`.manifests.recording`).
         """
-        return False
+        return True
 
     @mutable_property
     def mount_point(self):
@@ -449,6 +449,7 @@ class RsyncSystemBackup(CheckedProperties, BackupSteps, PropertyManager):
                 stack.enter_context(self.lock_destination())
                 kept_marks = self.claim_keep_name() if self.keep_as else None
                 self.prepare_snapshot_method()
+                builder = stack.enter_context(self.manifest_builder())
                 if self.backup_enabled:
                     tunnel = stack.enter_context(self.open_tunnel())
                     origin = stack.enter_context(self.snapshot_source())
@@ -465,7 +466,7 @@ class RsyncSystemBackup(CheckedProperties, BackupSteps, PropertyManager):
                     raise DestinationContextUnavailable(explain_daemon_steps(self.destination, transferred=True))
                 if self.snapshot_enabled:
                     with summary.timed('snapshot'):
-                        summary.snapshot_pathname = self.create_snapshot()
+                        summary.snapshot_pathname = self.create_snapshot(builder)
                         if self.keep_as:
                             self.keep_new_snapshot(summary.snapshot_pathname, kept_marks)
                             summary.kept_as = self.keep_as

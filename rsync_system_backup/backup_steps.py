@@ -26,7 +26,7 @@ from rsync_system_backup.connections.shared_connection import shared_connection
 from rsync_system_backup.connections.tunnel import RSYNCD_PORT, create_tunnel, open_tunnel
 from rsync_system_backup.destinations import Destination
 from rsync_system_backup.disks.unlock_and_mount import MountedFilesystem, UnlockedDevice
-from rsync_system_backup.manifests.recording import ManifestRecorder
+from rsync_system_backup.manifests.recording import ManifestBuilder, ManifestRecorder, take_latest_description
 from rsync_system_backup.reporting.notifications import notify
 from rsync_system_backup.rotation.plan import rotate_snapshots
 from rsync_system_backup.rotation.schemes import check_rotation_scheme
@@ -331,10 +331,25 @@ class BackupSteps:
             return []
         return exclude_backup_from_source(self.source, self.destination.directory, self.destination.parent_directory)
 
-    def create_snapshot(self):
+    def create_snapshot(self, builder=None):
         """
         Snapshot the destination directory into its parent directory.
 
+        :param builder: The :class:`.ManifestBuilder` of this run (see
+                        :meth:`manifest_builder()`), or :data:`None` to start
+                        one here (for a caller of this step alone).
+        :returns: The pathname of the new snapshot (a string).
+        """
+        if builder is None and not self.dry_run:
+            with self.manifest_builder() as started:
+                return self.copy_latest(started)
+        return self.copy_latest(builder)
+
+    def copy_latest(self, builder):
+        """
+        Snapshot the destination directory, with the manifest that a builder records.
+
+        :param builder: A :class:`.ManifestBuilder`, or :data:`None` (for a dry run).
         :returns: The pathname of the new snapshot (a string).
         """
         method = self.snapshot_method_in_use
@@ -342,7 +357,7 @@ class BackupSteps:
             self.destination_context,
             directory=self.destination.directory,
             parent_directory=self.destination.parent_directory,
-            copy_tree=self.snapshot_copier(),
+            copy_tree=self.snapshot_copier(builder),
             sudo=self.sudo_enabled,
             dry_run=self.dry_run,
             ionice=self.ionice,
@@ -376,21 +391,62 @@ class BackupSteps:
         keep_snapshot(self.destination_context, self.destination.parent_directory, self.keep_as,
                       posixpath.basename(pathname), sudo=self.sudo_enabled, marks=marks)
 
-    def snapshot_copier(self):
+    @contextlib.contextmanager
+    def manifest_builder(self):
+        """
+        Take note of the manifest that describes ``latest``, and start the program that builds the next one.
+
+        :returns: A context manager that gives a :class:`.ManifestBuilder`
+                  when this run makes a snapshot (:data:`None` for dry runs,
+                  rsync daemons and runs without a snapshot), and stops it
+                  at the end of the ``with`` block when no snapshot came.
+
+        This comes before anything writes to ``latest``: the record of the
+        manifest that describes it is taken away (see
+        :func:`.take_latest_description()`), so that no manifest is taken for
+        a description of ``latest`` after a run that died while changing it.
+        """
+        if self.dry_run or self.destination.is_daemon or not (self.backup_enabled or self.snapshot_enabled):
+            yield None
+            return
+        described = take_latest_description(self.destination_context, self.destination.parent_directory,
+                                            sudo=self.sudo_enabled)
+        if not self.snapshot_enabled:
+            yield None
+            return
+        builder = ManifestBuilder(self.destination_context, self.destination.parent_directory,
+                                  self.destination.directory if self.manifests_enabled else '',
+                                  self.snapshot_method_in_use.name, described, sudo=self.sudo_enabled,
+                                  ionice=self.ionice)
+        try:
+            yield builder
+        finally:
+            builder.stop()
+
+    def snapshot_copier(self, builder=None):
         """
         Choose the function that copies ``latest`` into a snapshot.
 
+        :param builder: See :meth:`copy_latest()`.
         :returns: The snapshot method's :meth:`~.SnapshotMethod.copy_tree()`,
                   wrapped in a :class:`.ManifestRecorder` (except for dry
                   runs) that records a manifest, with every entry when
                   :attr:`~.RsyncSystemBackup.manifests_enabled` is set.
+
+        The recorder tells the builder what this run's transfer changed in
+        ``latest`` (see :attr:`.SnapshotMethod.changes`), or that nothing
+        was transferred; an rsync daemon's ``post-xfer exec`` run can't know
+        what the daemon changed.
         """
         method = self.snapshot_method_in_use
-        if self.dry_run:
+        if builder is None:
             return method.copy_tree
+        if self.backup_enabled:
+            changes = method.changes
+        else:
+            changes = ([], []) if self.daemon_exit_status is None else None
         return ManifestRecorder(self.destination_context, self.destination.parent_directory, method.copy_tree,
-                                method.name, entries=self.manifests_enabled, sudo=self.sudo_enabled,
-                                ionice=self.ionice)
+                                builder, changes, sudo=self.sudo_enabled)
 
     def rotate_snapshots(self):
         """

@@ -33,7 +33,8 @@ LONG_OPTIONS = [
     'daemon-port=', 'password-file=', 'log-file=', 'accept-existing', 'create-set', 'wait',
     'minutely=', 'hourly=', 'daily=', 'weekly=', 'monthly=', 'yearly=', 'prefer-recent', 'relaxed',
     'snapshot-method=', 'source-snapshot=', 'full-check', 'version', 'show-excludes',
-    'list', 'json', 'verify', 'verify-all', 'diff=', 'max-age=', 'manifest', 'keep=', 'release=',
+    'list', 'json', 'verify', 'verify-all', 'diff=', 'max-age=', 'manifest', 'no-manifest', 'keep=',
+    'release=',
 ]
 """The long options, in :func:`getopt.gnu_getopt()` syntax."""
 
@@ -57,6 +58,7 @@ FLAG_SETTINGS = {
     '--relaxed': ('strict', False),
     '--full-check': ('full_check', True),
     '--manifest': ('manifests_enabled', True),
+    '--no-manifest': ('manifests_enabled', False),
 }
 """The options without a value that set a property of :class:`.RsyncSystemBackup`: the property and its value."""
 

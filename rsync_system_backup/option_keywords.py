@@ -51,7 +51,7 @@ OPTION_KEYWORDS = (
     ('--wait', 'wait_for_lock', "True."),
     ('-f, --force', 'force', "True."),
     ('--disable-notifications', 'notifications_enabled', "False."),
-    ('--manifest', 'manifests_enabled', "True."),
+    ('--no-manifest, --manifest', 'manifests_enabled', "False (--no-manifest); True (--manifest, the default)."),
     ('-v, --verbose, -q, --quiet', None, "No keyword: set the level of the ``rsync_system_backup`` logger."),
     ('(-v with -n)', 'list_changes',
      "True (the default) to let a dry run list every change, as version 1.1 did; the command line does so with "

@@ -224,15 +224,15 @@ Options:
       Show no desktop notifications (by default notify-send announces the
       start, the end and failures).
 
-  --manifest
-      Record every entry of the new snapshot (path, type, size, mode, owner,
+  --no-manifest
+      Record only the snapshot method in the new snapshot's manifest. By
+      default every entry of the snapshot (path, type, size, mode, owner,
       group, modification time, link target and the SHA-256 of its content)
-      in a compressed manifest beside it (in .rsync-system-backup.manifests),
-      for --verify and --diff. Files whose size and modification time match
-      the previous manifest keep their checksum unread. Not the default,
-      because describing every entry costs time on large trees (see
-      README's Performance section); without it the manifest only names
-      the snapshot method.
+      goes into a compressed manifest beside it (in
+      .rsync-system-backup.manifests), for --verify and --diff. It is built
+      from the previous manifest and the names the transfer changed, reading
+      only new and changed files (see README's Performance section);
+      --manifest asks for that default explicitly.
 
   -v, --verbose
       Say more: -v adds what each step does in detail (and a dry run's list
@@ -262,7 +262,7 @@ snapshots, and -i, -u, -m and -c apply):
 
   --verify
       Read the newest snapshot back and compare it with its manifest (see
-      --manifest): each changed, missing or extra entry gets a line saying
+      --no-manifest): each changed, missing or extra entry gets a line saying
       what differs. Exit code 0 when it is intact, 2 when anything differs.
       Only the snapshot is read, with the -i/--ionice class.
 

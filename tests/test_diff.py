@@ -87,7 +87,7 @@ def test_diff_from_manifests(run_cli, source, backups):
 
 def test_diff_by_walking(run_cli, source, backups):
     """Without manifests with entries the same changes are found by walking both snapshots."""
-    old, new = two_backups(run_cli, source, backups, '--disable-notifications')
+    old, new = two_backups(run_cli, source, backups, '--disable-notifications', '--no-manifest')
     result = run_cli('-v', '--diff=%s:%s' % (old, new), backups / 'latest')
     assert result.returncode == 0, result
     assert [line.split(' (')[0] for line in result.stdout.splitlines()] == expected_lines(new), result

@@ -10,12 +10,18 @@ failing joins :data:`SEEDS`.
 
 The harness's own tests check that its comparison finds every kind of
 difference, that a seed always makes the same trees, and that a run reports
-a changed ``latest`` and a changed older snapshot: a harness that can't fail
-would prove nothing.
+a changed ``latest``, a changed older snapshot and a manifest that differs
+from a walk of its snapshot: a harness that can't fail would prove nothing.
+Every seed also checks that each new snapshot's manifest, built from the
+previous one and the plan after the first round, equals a walk of the
+snapshot (and one test that it was built that way).
 """
 
+import gzip
 import os
+import pathlib
 import random
+import re
 import stat
 import subprocess
 
@@ -34,7 +40,7 @@ from support.differential import (
     run_seed,
 )
 from support.loop_filesystems import MountedFilesystem
-from support.trees import flip_byte
+from support.trees import SNAPSHOT_NAME, flip_byte, manifest_path
 
 SEEDS = {
     'tmpfs': {
@@ -203,3 +209,44 @@ def test_long_mode(tmp_path, capsys):
     assert 'seed 4 on tmpfs: ok (1 rounds passed' in output
     assert '1 seeds on tmpfs' in output
     assert os.listdir(str(tmp_path)) == []
+
+
+def test_manifests_come_from_the_changes(tmp_path):
+    """From the second backup on, each manifest is built from the previous one and the plan, and equals a walk."""
+    outputs = []
+    with MountedFilesystem('tmpfs', tmp_path / 'tmpfs') as filesystem:
+        result = run_seed(5, filesystem, tmp_path / 'scratch', rounds=4, options=['-vv'],
+                          tamper=lambda round_number, run: outputs.append(run.output))
+    assert result.passed, result.failure.report(limit=20)
+    assert len(outputs) == 4
+    assert 'by reading all of' in outputs[0]
+    for output in outputs[1:]:
+        assert re.search(r'Built the manifest of \S+ from the previous one and [1-9]\d* changed name', output), output
+
+
+def drop_last_manifest_line(round_number, run):
+    """
+    Damage the newest manifest (in the second round): its last entry goes.
+
+    :param round_number: The round.
+    :param run: The :class:`support.differential.SeedRun`.
+    """
+    if round_number == 1:
+        backups = pathlib.Path(run.view(run.latest.parent))
+        newest = max(name for name in os.listdir(str(backups)) if SNAPSHOT_NAME.match(name))
+        pathname = str(manifest_path(backups, newest))
+        with gzip.open(pathname, 'rt', encoding='utf-8', errors='surrogateescape') as stream:
+            lines = stream.readlines()
+        with gzip.open(pathname, 'wt', encoding='utf-8', errors='surrogateescape') as stream:
+            stream.writelines(lines[:-1])
+
+
+def test_run_reports_a_wrong_manifest(tmp_path):
+    """A manifest that differs from a walk of its snapshot fails the round, naming the line."""
+    with MountedFilesystem('tmpfs', tmp_path / 'tmpfs') as filesystem:
+        result = run_seed(4, filesystem, tmp_path / 'scratch', rounds=2, tamper=drop_last_manifest_line)
+    assert not result.passed
+    assert result.failure.round_number == 1
+    (title,) = [title for title, _ in result.failure.findings]
+    assert title.startswith('the manifest of ') and title.endswith(' differs from a walk of the snapshot')
+    assert 'only in the walk: ' in result.failure.report()

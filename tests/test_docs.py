@@ -187,7 +187,9 @@ def test_option_table_matches_the_parser(options, keyword, value):
         else:
             assert keyword in program_options, option
             if isinstance(program_options[keyword], bool):
-                assert value.startswith(str(program_options[keyword])), option
+                # A row of two opposite flags says which gives which value: "False (--no-x); True (--x)".
+                assert value.startswith(str(program_options[keyword])) \
+                    or '%s (%s' % (program_options[keyword], name) in value, option
 
 
 def test_help_shows_the_option_table():

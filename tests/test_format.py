@@ -1,17 +1,22 @@
 """Tests of the manifest file format: names of every kind survive writing and reading, and names beside snapshots."""
 
+import gzip
 import os
 
 import pytest
 
 from rsync_system_backup.manifests.format import (
+    COMPRESSION_PARTS,
+    MINIMUM_PART_SIZE,
     Entry,
+    compress_parts,
     format_entry,
     manifest_name,
     manifest_owner,
     orphaned_manifests,
     parse_entry,
     read_checksums,
+    read_entry_lines,
     read_manifest,
     write_manifest,
 )
@@ -73,3 +78,20 @@ def test_manifest_directory_is_not_followed(tmp_path):
     with pytest.raises(NotADirectoryError):
         write_manifest(str(tmp_path / 'set'), '2024-05-01_10-00-00', 'link-dest')
     assert os.listdir(str(elsewhere)) == []
+
+
+def test_encoded_lines_in_parts(tmp_path):
+    """Lines written encoded, compressed in parts (gzip members, each ending at a line's end), read back whole."""
+    entries = [make_entry('dir-%05d/%s' % (number, AWKWARD_PATHS[number % len(AWKWARD_PATHS)]))
+               for number in range(20000)]
+    encoded = ''.join(map(format_entry, entries)).encode('utf-8', 'surrogateescape')
+    assert len(encoded) > 2 * MINIMUM_PART_SIZE
+    pathname = write_manifest(str(tmp_path), '2024-05-01_10-00-00', 'safe-hardlink', encoded=encoded)
+    assert read_manifest(pathname).entries == {entry.path: entry for entry in entries}
+    method, complete, lines = read_entry_lines(pathname)
+    assert (method, complete) == ('safe-hardlink', True)
+    assert lines == encoded.split(b'\n')[:-1]
+    parts = compress_parts(encoded)
+    assert len(parts) == min(os.cpu_count(), COMPRESSION_PARTS, len(encoded) // MINIMUM_PART_SIZE)
+    assert all(gzip.decompress(part).endswith(b'\n') for part in parts)
+    assert b''.join(gzip.decompress(part) for part in parts) == encoded

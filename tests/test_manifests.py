@@ -14,8 +14,16 @@ import pytest
 from executor.contexts import LocalContext
 
 from rsync_system_backup.agent import manifests
-from rsync_system_backup.manifests.format import MANIFEST_DIRECTORY, manifest_name
+from rsync_system_backup.manifests.format import (
+    LATEST_RECORD,
+    MANIFEST_DIRECTORY,
+    format_entry,
+    manifest_name,
+    read_entry_lines,
+)
+from rsync_system_backup.manifests.incremental import END, encode_instructions, order_key
 from rsync_system_backup.manifests.remote import AgentFailedError, run_agent
+from rsync_system_backup.manifests.scan import scan_tree, walk
 from rsync_system_backup.exceptions import RemoteCommandError
 from support.trees import write_file
 
@@ -32,8 +40,25 @@ def backups(tmp_path):
     directory = tmp_path / 'backups'
     for name in ('latest', FIRST, SECOND):
         write_file(directory / name / 'file', b'content of %s' % name.encode())
-        run_agent(LocalContext(), 'build', str(directory), str(directory / name), name, 'hardlink')
+        build(str(directory), str(directory / name), name, 'hardlink')
     return str(directory)
+
+
+def build(directory, tree, name, method, described='', changes=None, **options):
+    """
+    Build a manifest with the program (see :func:`.agent.manifests.build_manifest()`).
+
+    :param directory: The directory that holds the snapshots.
+    :param tree: The tree to describe, or an empty string.
+    :param name: The snapshot's name.
+    :param method: The snapshot method.
+    :param described: The snapshot whose manifest describes the tree before the changes.
+    :param changes: The changes (see :func:`.encode_instructions()`), or :data:`None` to walk.
+    :param options: More options of :func:`.run_agent()`.
+    :returns: The program's answer.
+    """
+    return run_agent(LocalContext(), 'build', directory, tree, method, described,
+                     data=encode_instructions(name, changes), **options)
 
 
 @pytest.mark.parametrize('way', sorted(WAYS))
@@ -82,11 +107,11 @@ def test_manifests_without_entries_or_lending_nothing(backups):
     """
     third = '2024-01-03_00-00-00'
     write_file(pathlib.Path(backups) / third / 'file', b'longer content of the third snapshot')
-    run_agent(LocalContext(), 'build', backups, '', third, 'btrfs')
+    build(backups, '', third, 'btrfs')
     assert run_agent(LocalContext(), 'verify', backups, third) == dict(entries=None, differences=None)
     assert run_agent(LocalContext(), 'usage', backups, third)['methods'] == {third: 'btrfs'}
     write_file(pathlib.Path(backups) / manifest_name(FIRST), b'damaged')
-    run_agent(LocalContext(), 'build', backups, os.path.join(backups, SECOND), SECOND, 'hardlink')
+    build(backups, os.path.join(backups, SECOND), SECOND, 'hardlink')
     assert run_agent(LocalContext(), 'verify', backups, SECOND)['entries'] == 2
     compared = run_agent(LocalContext(), 'diff', backups, SECOND, third)
     assert compared['source'] == 'walk'
@@ -118,7 +143,62 @@ def test_failing_program(backups, way):
     subprocess.run(['rm', '-r', os.path.join(backups, MANIFEST_DIRECTORY)], check=True)
     write_file(pathlib.Path(backups) / MANIFEST_DIRECTORY, b'in the way')
     with pytest.raises(RemoteCommandError) as raised:
-        run_agent(LocalContext(), 'build', backups, os.path.join(backups, FIRST), FIRST, 'hardlink',
-                  ionice=WAYS[way])
+        build(backups, os.path.join(backups, FIRST), FIRST, 'hardlink', ionice=WAYS[way])
     assert str(raised.value).startswith("The manifests' program failed on the destination while running build "
                                         "(NotADirectoryError: ")
+
+
+def test_order_key_follows_the_walk(tmp_path):
+    """Sorting paths by order_key() gives the walk's order: a directory's entries before its next sibling."""
+    for name in ('a', 'a.b', 'a!', 'a/x', 'a/x/y', 'a/x.y', 'a0', '-', 'Z', '\xe9', 'b/\t', 'b/ '):
+        write_file(tmp_path / 'tree' / name / 'f', b'')
+    os.mkdir(os.path.join(os.fsencode(tmp_path / 'tree'), b'\xe9\xff'))
+    walked = [path for path, _, _, _ in walk(str(tmp_path / 'tree'))]
+    assert len(walked) > 20
+    assert sorted(reversed(walked), key=order_key) == walked
+
+
+@pytest.mark.parametrize('way', sorted(WAYS))
+def test_build_from_changes(tmp_path, way):
+    """
+    Both ways, a manifest built from the previous one and the changed names
+    equals a walk; without the previous manifest's name, or with another
+    method, the program walks.
+    """
+    directory, latest = tmp_path / 'set', tmp_path / 'set' / 'latest'
+    for name in ('keep/same', 'keep/changed', 'gone/deep/file', 'becomes-dir', 'becomes-file/inside', 'again/old'):
+        write_file(latest / name, name.encode())
+    subprocess.run(['cp', '-al', str(latest), str(directory / FIRST)], check=True)
+    assert build(str(directory), str(latest), FIRST, 'safe-hardlink')['source'] == 'walk'
+    os.unlink(str(latest / 'keep' / 'changed'))
+    write_file(latest / 'keep' / 'changed', b'new content')
+    subprocess.run(['rm', '-r', str(latest / 'gone'), str(latest / 'becomes-dir'), str(latest / 'becomes-file'),
+                    str(latest / 'again')], check=True)
+    write_file(latest / 'becomes-dir' / 'below' / 'file', b'below')
+    write_file(latest / 'becomes-file', b'a file now')
+    # Deleted and made again (as two planned passes may do): nothing of the old directory stays.
+    write_file(latest / 'again' / 'new', b'new')
+    changes = ([b'keep', b'keep/changed', b'gone', b'becomes-dir', b'becomes-file', b'again', b'again/new'],
+               [b'gone', b'becomes-file', b'again'])
+    ionice = WAYS[way]
+    for method, described, source in (('safe-hardlink', '', 'walk'), ('hardlink', FIRST, 'walk'),
+                                      ('safe-hardlink', FIRST, 'changes')):
+        built = build(str(directory), str(latest), SECOND, method, described, changes, ionice=ionice)
+        assert built['source'] == source, (method, described)
+        lines = read_entry_lines(os.path.join(str(directory), manifest_name(SECOND)))[2]
+        assert lines == [format_entry(entry)[:-1].encode() for entry in scan_tree(str(latest))]
+        assert (directory / MANIFEST_DIRECTORY / LATEST_RECORD).read_text() == SECOND + '\n'
+
+
+@pytest.mark.parametrize('way', sorted(WAYS))
+def test_build_without_its_instructions(backups, way):
+    """A build whose instructions end early (the run stopped before its snapshot) writes nothing."""
+    before = sorted(os.listdir(os.path.join(backups, MANIFEST_DIRECTORY)))
+    complete = encode_instructions('2024-01-04_00-00-00', None)
+    assert complete.endswith(END + b'\0')
+    for data in (b'', complete[:-len(END) - 1]):
+        with pytest.raises(AgentFailedError) as raised:
+            run_agent(LocalContext(), 'build', backups, os.path.join(backups, 'latest'), 'hardlink', FIRST,
+                      data=data, ionice=WAYS[way])
+        assert str(raised.value) == "No manifest was written: the run stopped before its snapshot."
+    assert sorted(os.listdir(os.path.join(backups, MANIFEST_DIRECTORY))) == before

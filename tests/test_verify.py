@@ -12,6 +12,7 @@ import os
 import pytest
 
 from support.cli import command_environment, run_in_terminal
+from support.differential import check_manifest
 from support.remote import SERVER_ALIAS
 from support.stand_ins import log_arguments, logged_calls, real_program
 from support.trees import flip_byte, manifest_path, snapshot_names, write_file
@@ -87,18 +88,40 @@ def test_verify_all_checks_every_snapshot(run_cli, source, backups):
 
 
 def test_snapshot_without_manifest(run_cli, source, backups):
-    """A newest snapshot without entries in its manifest (no --manifest) can't be verified: one line, exit 1."""
-    assert run_cli('--disable-notifications', source, backups / 'latest').returncode == 0
+    """A newest snapshot without entries in its manifest (--no-manifest) can't be verified: one line, exit 1."""
+    assert run_cli('--disable-notifications', '--no-manifest', source, backups / 'latest').returncode == 0
     (name,) = snapshot_names(backups)
     assert os.path.getsize(str(manifest_path(backups, name))) < 200  # The header alone.
     result = run_cli('--verify', backups / 'latest')
     assert result.returncode == 1, result
-    assert 'has no manifest with entries' in result.stderr and 'Traceback' not in result.stderr
+    assert result.stderr.strip().endswith(
+        "The newest snapshot %s has no manifest with entries (it was made with --no-manifest, or by an older "
+        "version), so it can't be verified: make backups without --no-manifest." % (backups / name)), result
     result = run_cli('--verify-all', backups / 'latest')
     assert result.returncode == 1 and 'No snapshot in' in result.stderr, result
     os.unlink(str(manifest_path(backups, name)))  # As for snapshots of version 1.1.
     result = run_cli('--verify', backups / 'latest')
     assert result.returncode == 1 and 'has no manifest' in result.stderr, result
+
+
+def test_default_backups_can_be_verified(run_cli, source, backups):
+    """Every snapshot that default runs make (manifests built from the changes) verifies, and damage is found."""
+    latest = backups / 'latest'
+    for number in range(3):
+        write_file(source / 'home' / 'alice' / ('notes-%d' % number), b'round %d' % number)
+        write_file(source / 'var' / 'data', b'data' * (1000 + number))
+        # Without rotation, which would keep one snapshot of the hour.
+        assert run_cli('--disable-notifications', '--backup', '--snapshot', source, latest).returncode == 0
+    names = snapshot_names(backups)
+    assert len(names) == 3
+    result = run_cli('-v', '--verify-all', latest)
+    assert result.returncode == 0, result
+    assert result.stderr.count('is intact') == 3, result
+    flip_byte(str(backups / names[1] / 'var' / 'data'))
+    result = run_cli('--verify-all', latest)
+    assert result.returncode == EXIT_DIFFERENT, result
+    assert result.stdout.startswith('%s: changed var/data (content ' % names[1]), result
+    assert len(result.stdout.splitlines()) == 1, result
 
 
 def test_verify_with_ionice(run_cli, source, backups, fake_bin, tmp_path):
@@ -125,12 +148,17 @@ def test_progress_on_a_terminal(run_cli, source, backups, fake_bin):
 
 
 def test_verify_over_ssh(tmp_path, source, client_home):
-    """Over SSH the check runs on the server with its python3, in one command, and finds the damage."""
+    """Over SSH the manifests are built (from the changes) and checked on the server, and damage is found."""
     backups = tmp_path / 'remote-backups'
     destination = '%s:%s' % (SERVER_ALIAS, backups / 'latest')
     result = client_home.run('--manifest', source, destination)
     assert result.returncode == 0, result
-    (name,) = snapshot_names(backups)
+    write_file(source / 'home' / 'alice' / 'new', b'new')
+    result = client_home.run('-vv', '--backup', '--snapshot', source, destination)
+    assert result.returncode == 0, result
+    first, name = snapshot_names(backups)
+    assert 'Built the manifest of %s from the previous one and 3 changed name(s).' % name in result.stderr
+    assert check_manifest(backups, name) == []
     assert client_home.run('--verify', destination).returncode == 0
     os.chmod(str(backups / name / 'var' / 'data'), 0o600)
     result = client_home.run('--verify', destination)

@@ -19,8 +19,8 @@ from rsync_system_backup.manifests.remote import run_agent
 logger = logging.getLogger(__name__)
 
 
-WITHOUT_ENTRIES = ("The newest snapshot %s has no manifest with entries (it was made without --manifest, or by an "
-                   "older version), so it can't be verified: make backups with --manifest.")
+WITHOUT_ENTRIES = ("The newest snapshot %s has no manifest with entries (it was made with --no-manifest, or by an "
+                   "older version), so it can't be verified: make backups without --no-manifest.")
 """The message for a newest snapshot that can't be verified."""
 
 
@@ -42,7 +42,7 @@ def choose_snapshots(backup_set, every=False):
         names = [name for name in backup_set.snapshots if name in present]
         if not names:
             raise NothingToVerifyError("No snapshot in %s has a manifest, so none can be verified: "
-                                       "make backups with --manifest." % backup_set.directory)
+                                       "make backups without --no-manifest." % backup_set.directory)
         return names
     newest = backup_set.newest
     if newest is None:
@@ -83,7 +83,7 @@ def verify_snapshots(backup_set, every=False, show_progress=False):
             logger.info("The snapshot %s is intact (%i entries).", backup_set.pathname(name), result['entries'])
     if every and not verified:
         raise NothingToVerifyError("No snapshot in %s has a manifest with entries, so none can be verified: "
-                                   "make backups with --manifest." % backup_set.directory)
+                                   "make backups without --no-manifest." % backup_set.directory)
     if every and skipped:
         logger.info("Left out %i snapshot(s) without a manifest.", skipped)
     return EXIT_DIFFERENT if damaged else 0

@@ -7,8 +7,8 @@ output, or after a known problem with exit code :data:`KNOWN_PROBLEM` and
 ``{"error": MESSAGE}``. :func:`.manifests.remote.run_agent()` runs it (in this
 process, or as one command, see :func:`.run_program()`) and reads the answer.
 Besides this module it needs :mod:`.manifests.format`, :mod:`.manifests.scan`,
-:mod:`.manifests.compare` and :mod:`.backup_set.exclusive_sizes`, which use
-the standard library only too.
+:mod:`.manifests.incremental`, :mod:`.manifests.compare` and
+:mod:`.backup_set.exclusive_sizes`, which use the standard library only too.
 """
 
 import json
@@ -19,10 +19,13 @@ from rsync_system_backup.manifests.format import (
     list_manifests,
     manifest_name,
     read_checksums,
+    read_entry_lines,
     read_manifest,
     read_method,
+    write_latest_record,
     write_manifest,
 )
+from rsync_system_backup.manifests.incremental import build_from_changes, decode_instructions
 from rsync_system_backup.manifests.scan import ChangedDuringWalk, build_lines, scan_tree
 from rsync_system_backup.backup_set.exclusive_sizes import measure_exclusive_sizes
 
@@ -37,32 +40,108 @@ class AgentError(Exception):
     """Raised for a known problem, which the other side reports in one line."""
 
 
-def build_manifest(directory, tree, name, method):
+def build_manifest(directory, tree, method, described, instructions):
     """
-    Write the manifest of snapshot `name` from a tree that holds exactly what it holds.
+    Write the manifest of a new snapshot from a tree that holds exactly what it holds.
 
     :param directory: The directory that holds the snapshots (a string).
-    :param tree: The tree to describe: the snapshot or the ``latest`` it copies (a pathname),
+    :param tree: The tree to describe: ``latest``, which the snapshot copies (a pathname),
                  or an empty string for a manifest without entries (which records the method).
-    :param name: The snapshot's name (a string).
     :param method: The snapshot method that makes it (a string).
-    :returns: A dict with the manifest's ``pathname``.
+    :param described: The snapshot whose manifest described ``latest``
+                      before this run changed it (a string, see
+                      :func:`.take_latest_description()`; empty when none did).
+    :param instructions: A binary stream that gives the snapshot's name and
+                         what the transfer changed (see
+                         :func:`.encode_instructions()`) when the snapshot is
+                         made: the program may start while rsync works, and
+                         meanwhile reads the manifest of `described`.
+    :returns: A dict with the manifest's ``pathname`` and how it was built
+              (``source``: ``changes``, ``walk`` or ``none`` for the header alone).
+    :raises: :exc:`AgentError` when the instructions end early (nothing is written then).
 
-    The newest manifest of an older snapshot that still exists lends its
-    checksums (see :func:`.build_lines()`).
+    With the changes, the manifest is built from the previous one (see
+    :func:`.build_from_changes()`) when that one described ``latest`` before
+    the changes: it is the manifest of the newest older snapshot, with
+    entries, of the same method, and `described` names it. Otherwise all of
+    the tree is walked, and the newest manifest of an older snapshot that
+    still exists lends its checksums (see :func:`.build_lines()`). Either
+    way the manifest then describes ``latest``, and :data:`.LATEST_RECORD` says so.
     """
+    lines = read_described(directory, described, method) if tree and described else None
+    try:
+        name, changes = decode_instructions(instructions.read())
+    except ValueError as e:
+        raise AgentError("No manifest was written: %s." % e)
     if not tree:
-        return dict(pathname=write_manifest(directory, name, method))
-    checksums = None
+        return dict(pathname=write_manifest(directory, name, method), source='none')
     previous = max((other for other in list_manifests(directory)
                     if other < name and os.path.isdir(os.path.join(directory, other))), default=None)
-    if previous:
-        try:
-            checksums = read_checksums(os.path.join(directory, manifest_name(previous)))
-        except (OSError, ValueError, EOFError):
-            # A damaged or missing earlier manifest costs time, not correctness.
-            checksums = None
-    return dict(pathname=write_manifest(directory, name, method, build_lines(tree, checksums)))
+    encoded = None
+    if lines is not None and changes is not None and previous == described:
+        encoded = build_from_previous(tree, lines, changes, os.path.join(directory, previous))
+    if encoded is not None:
+        pathname, source = write_manifest(directory, name, method, encoded=encoded), 'changes'
+    else:
+        pathname, source = write_manifest(directory, name, method, build_lines(tree, read_previous_checksums(
+            directory, previous))), 'walk'
+    write_latest_record(directory, name)
+    return dict(pathname=pathname, source=source)
+
+
+def read_described(directory, described, method):
+    """
+    Read the manifest that described ``latest`` before this run changed it.
+
+    :param directory: The directory that holds the snapshots (a string).
+    :param described: Its snapshot's name (a string).
+    :param method: The snapshot method of the new snapshot (a string).
+    :returns: Its entry lines (see :func:`.read_entry_lines()`), or
+              :data:`None` when it can't serve: it has no entries, another
+              method made it, or it can't be read.
+    """
+    try:
+        previous_method, complete, lines = read_entry_lines(os.path.join(directory, manifest_name(described)))
+    except (OSError, ValueError, EOFError):
+        return None
+    return lines if complete and previous_method == method else None
+
+
+def build_from_previous(tree, lines, changes, previous):
+    """
+    Build the entry lines of a manifest from the previous snapshot's manifest and the transfer's changes.
+
+    :param tree: ``latest`` (a string).
+    :param lines: The previous manifest's entry lines (see :func:`read_described()`).
+    :param changes: The changes (see :func:`.decode_instructions()`).
+    :param previous: The previous snapshot (a pathname).
+    :returns: The lines (see :func:`.build_from_changes()`), each ending in
+              a line feed and joined (bytes), or :data:`None` when
+              ``latest`` can't be read that way: all of it is walked then.
+    """
+    try:
+        lines = build_from_changes(tree, lines, changes, previous)
+    except (OSError, ValueError, ChangedDuringWalk):
+        return None
+    lines.append(b'')
+    return b'\n'.join(lines)
+
+
+def read_previous_checksums(directory, previous):
+    """
+    Read the checksums of the previous snapshot's manifest (see :func:`.read_checksums()`).
+
+    :param directory: The directory that holds the snapshots (a string).
+    :param previous: The previous snapshot's name (a string), or :data:`None`.
+    :returns: A dict, or :data:`None` when there is no previous manifest or it can't be read.
+    """
+    if not previous:
+        return None
+    try:
+        return read_checksums(os.path.join(directory, manifest_name(previous)))
+    except (OSError, ValueError, EOFError):
+        # A damaged or missing earlier manifest costs time, not correctness.
+        return None
 
 
 def load_manifest(directory, name):
@@ -107,7 +186,7 @@ def verify_snapshot(directory, name, progress=None):
     :returns: A dict with the ``entries`` checked and the ``differences``
               (see :meth:`.Differences.to_dict()`; added entries are extra,
               removed ones missing); ``entries`` is :data:`None` for a
-              manifest without entries (a snapshot made without ``--manifest``).
+              manifest without entries (a snapshot made with ``--no-manifest``).
     """
     manifest = load_manifest(directory, name)
     if not manifest.complete:
@@ -192,7 +271,7 @@ def main(arguments, stdin, stdout, stderr, shield):
 
     :param arguments: The verb, then ``--progress`` where wanted (for
                       ``verify``), then its arguments (strings).
-    :param stdin: Unused (the program reads no input).
+    :param stdin: For ``build``, its instructions (a binary stream, see :func:`build_manifest()`).
     :param stdout: For the answer (a binary stream): the verb's result as JSON, or ``{"error": MESSAGE}``.
     :param stderr: For the progress (a text stream).
     :param shield: Unused: the verbs only read, apart from a manifest that is renamed into place when it is complete.
@@ -203,6 +282,8 @@ def main(arguments, stdin, stdout, stderr, shield):
     if arguments[:1] == ['--progress']:
         options['progress'] = stderr
         arguments.pop(0)
+    if verb == 'build':
+        options['instructions'] = stdin
     try:
         result, code = VERBS[verb](*arguments, **options), 0
     except AgentError as e:

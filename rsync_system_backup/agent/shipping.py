@@ -32,13 +32,14 @@ leaves the signal handlers alone, since it may run in this process.
   shell.
 
 :func:`start_program()` starts a program that runs alongside this process's
-work (the snapshot's copy while rsync plans the transfer), which is stopped
-by closing its standard input: in a thread of this process where
-:func:`run_program()` would run it here (:class:`ProgramThread`; no
-``python3`` starts, and its messages and those of the commands it starts go
-to a temporary file), otherwise as a command of its own, which falls back
-to a shell command where the destination has no ``python3``
-(:class:`StartedProgram`).
+work (the snapshot's copy while rsync plans the transfer; the manifest's
+build, which reads the previous manifest meanwhile), which is stopped, or
+told that its input is complete, by closing its standard input: in a thread
+of this process where :func:`run_program()` would run it here
+(:class:`ProgramThread`; no ``python3`` starts, and its messages and those
+of the commands it starts go to a temporary file), otherwise as a command of
+its own, which falls back to a shell command where the destination has no
+``python3`` (:class:`StartedProgram`).
 """
 
 import contextlib
@@ -75,6 +76,10 @@ follows, runs with the program's arguments as its positional parameters.
 
 EXIT_NOT_FOUND = 127
 """The exit code of a command that isn't installed."""
+
+MISSING_PYTHON = ("%s needs python3 on the system that holds the backups, and it isn't installed there: install "
+                  "python3 (python3-minimal on Debian).")
+"""The message when the destination has no ``python3`` (after what needs it)."""
 
 STDERR_ERRORS = 'backslashreplace'
 """How a program's messages in this process encode what UTF-8 can't (as ``python3`` does on its standard error)."""
@@ -170,12 +175,12 @@ class StartedProgram(object):
 class ProgramThread(object):
 
     """
-    A program that :func:`start_program()` runs in a thread of this process (``stop()`` and ``wait()`` as there).
+    A program that :func:`start_program()` runs in a thread of this process (``feed()``, ``stop()`` and ``wait()``).
 
     Its standard input is a pipe that stays open until it is stopped or
-    waited for; its standard error is a temporary file, whose file
-    descriptor the commands it starts may write their messages to (see
-    :mod:`.agent.link_copy`). Its shield does nothing: signals reach this
+    waited for; its standard output is kept in memory; its standard error
+    is a temporary file, whose file descriptor the commands it starts may
+    write their messages to (see :mod:`.agent.link_copy`). Its shield does nothing: signals reach this
     process's main thread, never a block of this thread.
     """
 
@@ -188,6 +193,7 @@ class ProgramThread(object):
         """
         reading, self.writing = os.pipe()
         self.stdin = os.fdopen(reading, 'rb')
+        self.stdout = io.BytesIO()
         self.messages = tempfile.TemporaryFile()
         self.returncode = None
         self.finished = None
@@ -207,15 +213,30 @@ class ProgramThread(object):
         stderr = io.TextIOWrapper(io.BufferedWriter(io.FileIO(os.dup(self.messages.fileno()), 'wb')),
                                   encoding='utf-8', errors=STDERR_ERRORS)
         try:
-            self.returncode = call_main(name, arguments, self.stdin, io.BytesIO(), stderr, contextlib.nullcontext)
+            self.returncode = call_main(name, arguments, self.stdin, self.stdout, stderr, contextlib.nullcontext)
         finally:
             stderr.close()
+            # What is fed from now on fails at once (a broken pipe), instead of waiting for a reader.
+            self.stdin.close()
             self.done.set()
 
     @property
     def is_running(self):
         """:data:`True` while the program runs."""
         return not self.done.is_set()
+
+    def feed(self, data):
+        """
+        Write on the program's standard input, which stays open.
+
+        :param data: Bytes. A program that has ended gets nothing; its exit code says how it went.
+        """
+        view = memoryview(data)
+        try:
+            while view and self.writing is not None:
+                view = view[os.write(self.writing, view):]
+        except BrokenPipeError:
+            pass
 
     def stop(self):
         """Close the program's standard input: a program that watches it stops (see :mod:`.agent.link_copy`)."""
@@ -227,7 +248,7 @@ class ProgramThread(object):
         """
         Wait until the program ends (at once when it ended before).
 
-        :returns: A :class:`Finished` object (nothing on standard output).
+        :returns: A :class:`Finished` object.
 
         When the wait is cut short (a signal raises :exc:`.Interrupted` in
         this thread), the program is stopped and waited for before the
@@ -252,7 +273,7 @@ class ProgramThread(object):
         self.stop()
         self.stdin.close()
         self.messages.seek(0)
-        self.finished = Finished(self.returncode, b'', self.messages.read())
+        self.finished = Finished(self.returncode, self.stdout.getvalue(), self.messages.read())
         self.messages.close()
 
 
@@ -322,8 +343,7 @@ def run_program(context, purpose, names, arguments, data=b'', sudo=False, ionice
                               capture=True, capture_stderr=capture_stderr, check=False, sudo=sudo, ionice=ionice,
                               shell=False, tty=False)
     if command.returncode == EXIT_NOT_FOUND:
-        raise RemoteCommandError("%s needs python3 on the system that holds the backups, and it isn't installed "
-                                 "there: install python3 (python3-minimal on Debian)." % purpose)
+        raise RemoteCommandError(MISSING_PYTHON % purpose)
     return Finished(command.returncode, command.stdout or b'', (command.stderr or b'') if capture_stderr else b'')
 
 

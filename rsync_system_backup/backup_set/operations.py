@@ -6,6 +6,7 @@ that need no privilege escalation get plain Python calls (no helper process);
 every other context gets a command, with ``sudo`` where asked for.
 """
 
+import errno
 import os
 import tempfile
 
@@ -19,6 +20,9 @@ LIST_SCRIPT = '[ -d "$1" ] || exit 0; exec find "$1" -mindepth 1 -maxdepth 1 -pr
 
 READ_SCRIPT = '[ ! -L "$1" ] || { echo "$1 is a symbolic link" >&2; exit 1; }; exec cat -- "$1"'
 """Shell code that prints a file, refusing a symbolic link (like ``O_NOFOLLOW``)."""
+
+TAKE_SCRIPT = '[ -f "$1" ] && [ ! -L "$1" ] || exit 0; cat -- "$1" && exec rm -f -- "$1"'
+"""Shell code that prints a regular file and removes it (nothing when it is missing or a symbolic link)."""
 
 FLUSH_AND_RENAME_SCRIPT = 'sync -f -- "$1" && exec mv --no-target-directory -- "$1" "$2"'
 """Shell code that flushes the filesystem of its first argument (see :func:`flush_filesystem()`), then renames it."""
@@ -117,6 +121,33 @@ def read_file(context, pathname, sudo=False):
         with os.fdopen(os.open(pathname, os.O_RDONLY | os.O_NOFOLLOW)) as handle:
             return handle.read()
     return context.capture('sh', '-c', READ_SCRIPT, 'read', pathname, sudo=sudo, shell=False, tty=False)
+
+
+def take_file(context, pathname, sudo=False):
+    """
+    Read a small text file and remove it, never through a symbolic link.
+
+    :param context: An execution context.
+    :param pathname: The file's pathname (a string).
+    :param sudo: :data:`True` to read and remove it with superuser privileges.
+    :returns: The file's content (a string; empty when there is no such
+              file, or a symbolic link has its name).
+    :raises: :exc:`~exceptions.OSError` (locally) or executor's
+             :exc:`~executor.ExternalCommandFailed` when it can't be read or removed.
+    """
+    if runs_in_process(context, sudo):
+        try:
+            with os.fdopen(os.open(pathname, os.O_RDONLY | os.O_NOFOLLOW | os.O_NOCTTY)) as handle:
+                text = handle.read()
+        except (FileNotFoundError, NotADirectoryError):
+            return ''
+        except OSError as e:
+            if e.errno != errno.ELOOP:
+                raise
+            return ''
+        os.unlink(pathname)
+        return text
+    return context.capture('sh', '-c', TAKE_SCRIPT, 'take', pathname, sudo=sudo, shell=False, tty=False)
 
 
 def write_file(context, pathname, text, sudo=False):

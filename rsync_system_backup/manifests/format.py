@@ -5,8 +5,9 @@ A snapshot ``NAME`` has its manifest beside it, outside the snapshot, in a
 hidden directory of the backup set: ``.rsync-system-backup.manifests/NAME.manifest.gz``
 (one directory rather than a file per snapshot beside the snapshots, because
 rotate-backups, run by hand, would take any name with a date in it for a
-backup). It is gzip-compressed UTF-8 text
-(names that aren't UTF-8 are kept byte for byte with surrogate escapes). The
+backup). It is gzip-compressed UTF-8 text, possibly in several gzip
+members, as ``zcat`` reads it (names that aren't UTF-8 are kept byte for
+byte with surrogate escapes). The
 first line is a header::
 
     # rsync-system-backup manifest 1 sha256 method=link-dest entries=all
@@ -18,19 +19,25 @@ devices, ``p`` FIFO, ``s`` socket), the size in bytes (0 for all but files
 and links), the mode in octal, the numeric owner and group, the modification
 time in nanoseconds, the link target (``MAJOR,MINOR`` for devices) and the
 SHA-256 of a file's content, which ``sha256sum`` can check by hand. A
-snapshot made without ``--manifest`` gets the header alone, with
+snapshot made with ``--no-manifest`` gets the header alone, with
 ``entries=none``: it records the snapshot method for ``--list``.
 Backslashes, tabs, line feeds and carriage returns in names are written as
-``\\\\``, ``\\t``, ``\\n`` and ``\\r``.
+``\\\\``, ``\\t``, ``\\n`` and ``\\r``. The entries come in the order of
+:func:`.manifests.scan.walk()`.
+
+The same directory holds :data:`LATEST_RECORD`, which names the snapshot
+whose manifest describes ``latest`` as it is (see :mod:`.manifests.incremental`).
 """
 
 import collections
 import contextlib
 import errno
 import gzip
+import io
 import os
 import stat
 import tempfile
+import threading
 
 MANIFEST_DIRECTORY = '.rsync-system-backup.manifests'
 """The directory beside the snapshots that holds their manifests (private to its owner)."""
@@ -40,6 +47,14 @@ MANIFEST_SUFFIX = '.manifest.gz'
 
 TEMPORARY_SUFFIX = '.tmp'
 """The end of the name of a manifest that is still being written (the middle is random)."""
+
+LATEST_RECORD = 'latest.described-by'
+"""
+The file in :data:`MANIFEST_DIRECTORY` that names the snapshot whose manifest
+describes ``latest`` as it is now: written with a manifest built from
+``latest``, taken away before anything writes to ``latest`` (see
+:func:`.take_latest_description()`).
+"""
 
 FORMAT_VERSION = '1'
 """The version of the format, in the header."""
@@ -55,6 +70,12 @@ ENCODING_OPTIONS = dict(encoding='utf-8', errors='surrogateescape')
 
 COMPRESSION_LEVEL = 1
 """The gzip level: the fastest, because a manifest is written on every backup."""
+
+COMPRESSION_PARTS = 4
+"""At most how many parts :func:`compress_parts()` compresses at once."""
+
+MINIMUM_PART_SIZE = 1024 * 1024
+"""The size below which lines aren't split into more parts (bytes)."""
 
 Entry = collections.namedtuple('Entry', 'path type size mode uid gid mtime_ns target checksum')
 """One entry of a snapshot: the fields of a manifest line (numbers as integers, the rest as strings)."""
@@ -119,7 +140,8 @@ def orphaned_manifests(filenames, names):
     :returns: The names of those manifests in :data:`MANIFEST_DIRECTORY` (a sorted list of strings).
     """
     present = set(names)
-    return sorted(filename for filename in filenames if manifest_owner(filename) not in present)
+    return sorted(filename for filename in filenames
+                  if manifest_owner(filename) not in present and filename != LATEST_RECORD)
 
 
 def list_manifests(directory):
@@ -280,6 +302,25 @@ def read_manifest(pathname):
     return Manifest(method, entries, complete)
 
 
+def read_entry_lines(pathname):
+    """
+    Read a manifest's header and its entry lines as they are written.
+
+    :param pathname: The manifest's pathname (a string).
+    :returns: A tuple of the snapshot method (see :func:`parse_header()`),
+              :data:`True` when it has entries, and its entry lines without
+              their line feeds (a list of bytes, UTF-8 as written).
+    :raises: As :func:`read_manifest()`.
+    """
+    with os.fdopen(os.open(pathname, os.O_RDONLY | os.O_NOFOLLOW | os.O_NOCTTY), 'rb') as raw:
+        lines = gzip.decompress(raw.read()).split(b'\n')
+    method, complete = parse_header(lines[0].decode(**ENCODING_OPTIONS))
+    if lines.pop() != b'':
+        raise ValueError("the last line of the manifest is incomplete")
+    del lines[0]
+    return method, complete, lines
+
+
 def read_checksums(pathname):
     """
     Read what an incremental build needs from a manifest: each file's size, modification time and checksum.
@@ -298,31 +339,89 @@ def read_checksums(pathname):
     return checksums
 
 
-def write_manifest(directory, snapshot_name, method, lines=None):
+def write_manifest(directory, snapshot_name, method, lines=None, encoded=None):
     """
     Write a snapshot's manifest under a random temporary name, then rename it into place.
 
     :param directory: The directory that holds the snapshot (a string).
     :param snapshot_name: The snapshot's name (a string).
     :param method: The snapshot method that made the snapshot (a string).
-    :param lines: The manifest lines (an iterable of strings from
-                  :func:`format_entry()`), or :data:`None` for the header alone.
+    :param lines: The manifest lines (an iterable of strings from :func:`format_entry()`).
+    :param encoded: The manifest lines as bytes, encoded and joined already (instead of `lines`).
     :returns: The manifest's pathname (a string).
 
-    The file is created with :func:`tempfile.mkstemp()` (a random name,
+    Without `lines` and `encoded` the manifest is the header alone. The
+    file is created with :func:`tempfile.mkstemp()` (a random name,
     ``O_EXCL``, readable only by its owner) in :data:`MANIFEST_DIRECTORY`,
-    never inside a snapshot or ``latest``.
+    never inside a snapshot or ``latest``. `encoded` lines are compressed
+    in parts at once (see :func:`compress_parts()`).
     """
     final = os.path.join(directory, manifest_name(snapshot_name))
     handle, temporary = tempfile.mkstemp(prefix=snapshot_name + MANIFEST_SUFFIX + '.', suffix=TEMPORARY_SUFFIX,
                                          dir=make_manifest_directory(directory))
     try:
-        with os.fdopen(handle, 'wb') as raw, \
-                gzip.open(raw, 'wt', compresslevel=COMPRESSION_LEVEL, **ENCODING_OPTIONS) as stream:
-            stream.write(format_header(method, complete=lines is not None))
-            stream.writelines(lines or ())
+        with os.fdopen(handle, 'wb') as raw:
+            header = format_header(method, complete=lines is not None or encoded is not None)
+            with gzip.GzipFile(fileobj=raw, mode='wb', compresslevel=COMPRESSION_LEVEL) as stream:
+                stream.write(header.encode(**ENCODING_OPTIONS))
+                if lines is not None:
+                    text = io.TextIOWrapper(stream, **ENCODING_OPTIONS)
+                    text.writelines(lines)
+                    text.flush()
+                    text.detach()
+            if encoded is not None:
+                raw.writelines(compress_parts(encoded))
         os.rename(temporary, final)
     except BaseException:
         os.unlink(temporary)
         raise
     return final
+
+
+def compress_parts(data):
+    """
+    Compress manifest lines as gzip members, one per processor (at most :data:`COMPRESSION_PARTS`), all at once.
+
+    :param data: Manifest lines (bytes, each ending in a line feed).
+    :returns: A list of gzip members (bytes), which read as `data` when they are concatenated.
+
+    zlib lets other threads run while it compresses, so on several
+    processors the parts take about the time of one. Each part ends at the
+    end of a line.
+    """
+    count = max(1, min(os.cpu_count() or 1, COMPRESSION_PARTS, len(data) // MINIMUM_PART_SIZE))
+    bounds = [0]
+    for number in range(1, count):
+        bounds.append(max(bounds[-1], data.find(b'\n', len(data) * number // count) + 1))
+    bounds.append(len(data))
+    members, view = [None] * count, memoryview(data)
+
+    def compress(number):
+        members[number] = gzip.compress(view[bounds[number]:bounds[number + 1]], compresslevel=COMPRESSION_LEVEL)
+    threads = [threading.Thread(target=compress, args=(number,)) for number in range(1, count)]
+    for thread in threads:
+        thread.start()
+    compress(0)
+    for thread in threads:
+        thread.join()
+    return members
+
+
+def write_latest_record(directory, snapshot_name):
+    """
+    Record that a snapshot's manifest describes ``latest`` as it is now (see :data:`LATEST_RECORD`).
+
+    :param directory: The directory that holds the snapshots (a string).
+    :param snapshot_name: The snapshot's name (a string).
+
+    Written under a random temporary name and renamed into place, as :func:`write_manifest()` does.
+    """
+    handle, temporary = tempfile.mkstemp(prefix=LATEST_RECORD + '.', suffix=TEMPORARY_SUFFIX,
+                                         dir=make_manifest_directory(directory))
+    try:
+        with os.fdopen(handle, 'wb') as stream:
+            stream.write((snapshot_name + '\n').encode(**ENCODING_OPTIONS))
+        os.rename(temporary, os.path.join(directory, MANIFEST_DIRECTORY, LATEST_RECORD))
+    except BaseException:
+        os.unlink(temporary)
+        raise

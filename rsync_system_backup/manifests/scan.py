@@ -47,16 +47,32 @@ def walk(root):
     :raises: :exc:`~exceptions.OSError` when the root can't be opened.
     """
     top = os.open(root, DIRECTORY_FLAGS)
-    stack = []
     try:
         yield '.', os.fstat(top), None, None
-        stack.append((top, '', iter(sorted(os.listdir(top)))))
+        yield from walk_below(top, '')
+    finally:
+        os.close(top)
+
+
+def walk_below(directory, prefix):
+    """
+    Walk what an open directory holds, as :func:`walk()` does.
+
+    :param directory: The directory's descriptor (it stays open).
+    :param prefix: The directory's path relative to the tree with a slash at
+                   its end (a string, empty for the tree's top).
+    :returns: A generator of (path, stat result, directory descriptor, name)
+              tuples for every entry below the directory (see :func:`walk()`).
+    """
+    stack = [(directory, prefix, iter(sorted(os.listdir(directory))))]
+    try:
         while stack:
             descriptor, prefix, names = stack[-1]
             name = next(names, None)
             if name is None:
                 stack.pop()
-                os.close(descriptor)
+                if stack:
+                    os.close(descriptor)
                 continue
             info = os.stat(name, dir_fd=descriptor, follow_symlinks=False)
             path = prefix + name
@@ -65,7 +81,7 @@ def walk(root):
                 child = open_directory(descriptor, name, info)
                 stack.append((child, path + '/', iter(sorted(os.listdir(child)))))
     finally:
-        for descriptor, _, _ in stack:
+        for descriptor, _, _ in stack[1:]:
             os.close(descriptor)
 
 

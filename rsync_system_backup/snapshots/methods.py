@@ -91,6 +91,14 @@ class SnapshotMethod(object):
     giving them private copies first).
     """
 
+    changes = None
+    """
+    What this run's transfer changed in ``latest``: a tuple of the names it
+    touched and those among them it deleted (lists of bytes, relative to
+    ``latest``), or :data:`None` when the method doesn't know (then the
+    manifest is built by walking all of ``latest``, see :mod:`.manifests.recording`).
+    """
+
     def __init__(self, context, directory, filesystem_type, sudo=False, ionice=None):
         """
         Prepare to work on a destination.

@@ -94,6 +94,17 @@ class SafeHardlinkMethod(SnapshotMethod):
     touches_top = False
     """:data:`True` when the planned transfer touches the top directory of ``latest`` (set by :meth:`protect()`)."""
 
+    deleted_names = ()
+    """The names that the planned transfer deletes (bytes, relative to ``latest``; set by :meth:`protect()`)."""
+
+    planned = False
+    """:data:`True` once a planned transfer began to change ``latest`` (set by :meth:`protect()`)."""
+
+    @property
+    def changes(self):
+        """The names that the planned transfer touched and deleted (see :attr:`.SnapshotMethod.changes`)."""
+        return (self.touched_names, self.deleted_names) if self.planned else None
+
     @contextlib.contextmanager
     def transfer_target(self, snapshot=False):
         """
@@ -146,9 +157,11 @@ class SafeHardlinkMethod(SnapshotMethod):
         """
         if self.early_copy is not None and not self.early_copy.wait():
             self.early_copy = None
+        self.planned = True
         left_out, undeleted = protect(self.context, self.directory, plan, sudo=self.sudo, ionice=self.ionice)
-        # A transfer may plan twice (see transfer_planned()): the early copy needs the names of both.
+        # A transfer may plan twice (see transfer_planned()): the early copy and the manifest need the names of both.
         self.touched_names = sorted(set(self.touched_names) | set(plan.touched_names()))
+        self.deleted_names = sorted(set(self.deleted_names) | plan.deletions)
         self.touches_top = self.touches_top or plan.touches_root()
         return left_out, undeleted
 

@@ -20,7 +20,9 @@ namespace, see :mod:`support.loop_filesystems`), next to an *oracle*: a
 directory beside ``DEST`` that plain rsync updates in place from the same
 source with the same excludes (:data:`ORACLE_OPTIONS`). After every run it
 checks that the command succeeded, that ``latest`` equals the oracle, that
-the new snapshot equals ``latest`` and that every older snapshot still equals
+the new snapshot equals ``latest``, that its manifest (built from the
+previous one and the transfer's changes, from the second round on) equals a
+walk of the whole snapshot, and that every older snapshot still equals
 the description taken right after it was made; then :class:`Mutator` changes
 the source at random (contents, modes, owners, xattrs, ACLs, times, hard-link
 groups joined and split, directories that become files and files that become
@@ -77,7 +79,9 @@ if __name__ == '__main__':
 
 from support.cli import command_environment, command_line  # noqa: E402
 from support.loop_filesystems import MountedFilesystem  # noqa: E402
-from support.trees import SNAPSHOT_NAME, XFS_ACL_ATTRIBUTES  # noqa: E402
+from support.trees import SNAPSHOT_NAME, XFS_ACL_ATTRIBUTES, manifest_path  # noqa: E402
+from rsync_system_backup.manifests.format import format_entry, read_entry_lines  # noqa: E402
+from rsync_system_backup.manifests.scan import scan_tree  # noqa: E402
 
 ORACLE_OPTIONS = ('-aHAX', '--numeric-ids', '--delete', '--delete-excluded',
                   '--filter=Hx trusted.SGI_ACL_*', '--filter=Px trusted.SGI_ACL_*')
@@ -1347,7 +1351,7 @@ class SeedRun(object):
 
     """One seed: a random source, backed up round after round by the command and by the oracle, and checked."""
 
-    def __init__(self, seed, filesystem, scratch, rounds=None, tamper=None, timeout=300):
+    def __init__(self, seed, filesystem, scratch, rounds=None, tamper=None, timeout=300, options=()):
         """
         Prepare a run.
 
@@ -1358,8 +1362,9 @@ class SeedRun(object):
         :param tamper: A function called with the round number and this
                        object after each backup, before the checks (the
                        harness's own tests use it to check that a changed
-                       tree is found).
+                       tree is found, and read :attr:`output`).
         :param timeout: Seconds before a command is given up on.
+        :param options: More options for the command (strings, ``-vv`` say).
         """
         self.seed = seed
         self.filesystem = filesystem
@@ -1373,6 +1378,8 @@ class SeedRun(object):
         self.rounds = chosen if rounds is None else rounds
         self.tamper = tamper
         self.timeout = timeout
+        self.options = list(options)
+        self.output = ''
         self.records = {}
         self.notes = []
 
@@ -1419,9 +1426,10 @@ class SeedRun(object):
         :param excludes: The round's exclude patterns.
         :returns: A :class:`Failure`, or :data:`None`.
         """
-        options = ['--exclude=%s' % pattern for pattern in excludes]
+        options = self.options + ['--exclude=%s' % pattern for pattern in excludes]
         returncode, output = self.run_command(command_line('--disable-notifications', '--backup', '--snapshot',
                                                            *(options + [self.source, self.latest])))
+        self.output = output
         if returncode != 0 or 'Traceback' in output:
             return Failure(self.seed, self.filesystem.kind, round_number,
                            [('the command failed with exit code %d' % returncode, output.splitlines()[-5:])],
@@ -1474,6 +1482,7 @@ class SeedRun(object):
         else:
             snapshot = describe_tree(os.path.join(backups, new[0]))
             findings.extend(self.compare('the new snapshot %s differs from latest' % new[0], latest, snapshot))
+            findings.extend(check_manifest(pathlib.Path(backups), new[0]))
             self.records[new[0]] = snapshot
         return findings
 
@@ -1513,6 +1522,35 @@ class SeedRun(object):
         shutil.rmtree(str(self.scratch), ignore_errors=True)
 
 
+def check_manifest(backups, name):
+    """
+    Compare a snapshot's manifest, line for line, with the manifest that a walk of the whole snapshot gives.
+
+    :param backups: The directory that holds the snapshots (a path this process sees).
+    :param name: The snapshot's name.
+    :returns: A list with one finding, or an empty list.
+
+    From the second backup on, the command builds the manifest from the
+    previous one and the names that the transfer changed: it must come out
+    as if every entry had been described and every file read afresh.
+    """
+    try:
+        method, complete, lines = read_entry_lines(str(manifest_path(backups, name)))
+    except (OSError, ValueError) as e:
+        return [('the manifest of %s is unreadable' % name, [str(e)])]
+    walked = [format_entry(entry)[:-1].encode('utf-8', 'surrogateescape') for entry in scan_tree(str(backups / name))]
+    if complete and lines == walked:
+        return []
+    missing, extra = sorted(set(walked) - set(lines)), sorted(set(lines) - set(walked))
+    differences = ['only in the walk: %r' % line for line in missing] + ['only in the manifest: %r' % line
+                                                                         for line in extra]
+    if not complete:
+        differences.append('the manifest has no entries (entries=none)')
+    elif not differences:
+        differences.append('the same lines in another order')
+    return [('the manifest of %s differs from a walk of the snapshot' % name, differences)]
+
+
 def oracle_command(source, oracle, excludes):
     """
     Build the oracle's command: plain rsync in place.
@@ -1526,7 +1564,7 @@ def oracle_command(source, oracle, excludes):
             + [str(source) + '/', str(oracle) + '/'])
 
 
-def run_seed(seed, filesystem, scratch, rounds=None, tamper=None):
+def run_seed(seed, filesystem, scratch, rounds=None, tamper=None, options=()):
     """
     Run one seed and clean up after it.
 
@@ -1535,9 +1573,10 @@ def run_seed(seed, filesystem, scratch, rounds=None, tamper=None):
     :param scratch: A directory for the seed's source on the host (a path; it may not exist yet).
     :param rounds: See :class:`SeedRun`.
     :param tamper: See :class:`SeedRun`.
+    :param options: See :class:`SeedRun`.
     :returns: A :class:`SeedResult`.
     """
-    run = SeedRun(seed, filesystem, scratch, rounds=rounds, tamper=tamper)
+    run = SeedRun(seed, filesystem, scratch, rounds=rounds, tamper=tamper, options=options)
     try:
         return run.run()
     finally:
