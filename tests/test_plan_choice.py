@@ -131,6 +131,9 @@ def test_runs_plan_from_the_snapshots_and_latest_equals_the_parent(scene, tmp_pa
         assert scene.differences(latest, '--exclude=*.skip') == []
         after = snapshots_of(latest)
         assert all(after[name] == manifest for name, manifest in before.items() if name in after)
+        # The new snapshot's manifest, built from the send plan's changes, describes it exactly.
+        verified = scene.filesystem.run_cli('--verify', latest)
+        assert verified.returncode == 0, verified.output
         record = scene.record(latest)
         assert record['uuid'] not in uuids
         uuids.append(record['uuid'])
