@@ -16,6 +16,7 @@ import os
 
 from rsync_system_backup.manifests.compare import COMPARED_FIELDS, compare_trees
 from rsync_system_backup.manifests.format import (
+    copy_manifest,
     list_manifests,
     manifest_name,
     read_checksums,
@@ -77,14 +78,17 @@ def build_manifest(directory, tree, method, described, instructions):
         return dict(pathname=write_manifest(directory, name, method), source='none')
     previous = max((other for other in list_manifests(directory)
                     if other < name and os.path.isdir(os.path.join(directory, other))), default=None)
-    encoded = None
-    if lines is not None and changes is not None and previous == described:
-        encoded = build_from_previous(tree, lines, changes, os.path.join(directory, previous))
-    if encoded is not None:
-        pathname, source = write_manifest(directory, name, method, encoded=encoded), 'changes'
+    usable = lines is not None and changes is not None and previous == described
+    if usable and not changes:
+        # Nothing has written to latest since that manifest described it (a snapshot alone): the same file serves.
+        pathname, source = copy_manifest(directory, name, described), 'changes'
     else:
-        pathname, source = write_manifest(directory, name, method, build_lines(tree, read_previous_checksums(
-            directory, previous))), 'walk'
+        encoded = build_from_previous(tree, lines, changes, os.path.join(directory, previous)) if usable else None
+        if encoded is not None:
+            pathname, source = write_manifest(directory, name, method, encoded=encoded), 'changes'
+        else:
+            pathname, source = write_manifest(directory, name, method, build_lines(tree, read_previous_checksums(
+                directory, previous))), 'walk'
     write_latest_record(directory, name)
     return dict(pathname=pathname, source=source)
 

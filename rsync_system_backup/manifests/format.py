@@ -378,6 +378,34 @@ def write_manifest(directory, snapshot_name, method, lines=None, encoded=None):
     return final
 
 
+def copy_manifest(directory, snapshot_name, original_name):
+    """
+    Give a snapshot the manifest of another one that holds the same tree, byte for byte.
+
+    It is written as :func:`write_manifest()` writes a manifest (a random
+    temporary name, renamed into place); the original is opened without
+    following a symbolic link.
+
+    :param directory: The directory that holds both snapshots (a string).
+    :param snapshot_name: The new snapshot's name (a string).
+    :param original_name: The name of the snapshot whose manifest it gets (a string).
+    :returns: The new manifest's pathname (a string).
+    """
+    final = os.path.join(directory, manifest_name(snapshot_name))
+    handle, temporary = tempfile.mkstemp(prefix=snapshot_name + MANIFEST_SUFFIX + '.', suffix=TEMPORARY_SUFFIX,
+                                         dir=make_manifest_directory(directory))
+    try:
+        original = os.open(os.path.join(directory, manifest_name(original_name)),
+                           os.O_RDONLY | os.O_NOFOLLOW | os.O_NOCTTY)
+        with os.fdopen(handle, 'wb') as copy, os.fdopen(original, 'rb') as source:
+            copy.write(source.read())
+        os.rename(temporary, final)
+    except BaseException:
+        os.unlink(temporary)
+        raise
+    return final
+
+
 def compress_parts(data):
     """
     Compress manifest lines as gzip members, one per processor (at most :data:`COMPRESSION_PARTS`), all at once.
