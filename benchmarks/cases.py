@@ -16,6 +16,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import time
 
 from measure import BenchmarkError, Measurement, run_timed
 from programs import this_build
@@ -209,13 +210,6 @@ class Case(object):
         """
         return sorted(name for name in os.listdir(self.directory(participant))
                       if name != LATEST and not name.startswith('.'))
-
-    def remove_snapshots(self, participant):
-        """Remove the snapshots from a participant's directory (with one ``rm``)."""
-        directory = self.directory(participant)
-        names = self.snapshot_names(participant)
-        if names:
-            subprocess.check_call(['rm', '-rf', '--'] + [os.path.join(directory, name) for name in names])
 
     def check_backup(self, participant):
         """
@@ -461,20 +455,37 @@ class ManifestCase(IncrementalBackupCase):
 
 class SnapshotCase(IncrementalBackupCase):
 
-    """A snapshot of an existing backup, nothing else."""
+    """
+    A snapshot of an existing backup, nothing else.
+
+    As in use, the run before left its snapshot: each participant's first
+    backup keeps its snapshot, and each round keeps only the newest one (for
+    a build that records manifests, the one whose manifest describes
+    ``latest``, so the new snapshot's manifest is a copy of it).
+    """
 
     name = 'snapshot'
     title = 'snapshot only'
     floor_title = 'cp -al'
 
     def setup(self, participants):
-        """Give each participant a first backup (made by the participant itself), without snapshots."""
+        """Give each participant a first backup (made by the participant itself) with its snapshot."""
         super(SnapshotCase, self).setup(participants)
-        for participant in participants:
-            self.remove_snapshots(participant)
+        self.last_second = int(time.time())
 
     def start_round(self, number):
         """Nothing changes between rounds."""
+
+    def prepare(self, participant):
+        """
+        Wait (untimed) until the second in which the last snapshot was made is over.
+
+        Snapshot names have a resolution of one second: this build would
+        wait for a free name itself, and version 1.1 would copy into the
+        snapshot of the same second.
+        """
+        while int(time.time()) <= self.last_second:
+            time.sleep(0.02)
 
     def floor_commands(self, directory):
         """``cp -al``."""
@@ -485,12 +496,19 @@ class SnapshotCase(IncrementalBackupCase):
         return ['--disable-notifications', '--snapshot', self.transport.location(os.path.join(directory, LATEST))]
 
     def check(self, participant):
-        """There is one snapshot."""
-        self.check_one_snapshot(participant)
+        """There is a new snapshot beside the one of the run before."""
+        names = self.snapshot_names(participant)
+        if len(names) != 2:
+            raise BenchmarkError("%s: expected two snapshots in %s, found %r."
+                                 % (participant.label, self.directory(participant), names))
 
     def finish(self, participant):
-        """Remove the new snapshot, so the next round starts from the same state."""
-        self.remove_snapshots(participant)
+        """Remove every snapshot but the newest, so the next round starts as this one did."""
+        self.last_second = int(time.time())
+        directory = self.directory(participant)
+        older = [os.path.join(directory, name) for name in self.snapshot_names(participant)[:-1]]
+        if older:
+            subprocess.check_call(['rm', '-rf', '--'] + older)
 
 
 class RotationCase(Case):
