@@ -121,7 +121,7 @@ class Node(object):
 
     """One entry of the replayed tree (see :class:`Replay`)."""
 
-    __slots__ = ('locations', 'children', 'old_path', 'origin', 'created', 'changed', 'content', 'moved')
+    __slots__ = ('locations', 'children', 'old_path', 'origin', 'created', 'changed', 'content', 'moved', 'retimed')
 
     def __init__(self, old_path=None, origin=None):
         """
@@ -144,11 +144,18 @@ class Node(object):
         """:data:`True` when a command changed its content."""
         self.moved = False
         """:data:`True` when a command renamed, linked or unlinked it."""
+        self.retimed = False
+        """:data:`True` when a ``utimes`` command set its times (which says nothing of which time changed)."""
 
     @property
     def touched(self):
         """:data:`True` when any command changed the entry."""
-        return self.created or self.changed or self.content or self.moved
+        return self.created or self.changed or self.content or self.moved or self.retimed
+
+    @property
+    def only_retimed(self):
+        """:data:`True` when the only command about the entry set its times (reading it changes its access time)."""
+        return self.retimed and not (self.created or self.changed or self.content or self.moved)
 
 
 class Replay(object):
@@ -202,6 +209,8 @@ class Replay(object):
             node = self.resolve(path)
             self.detach(node, *self.resolve_parent(path))
             node.moved = True
+        elif name == 'utimes':
+            self.resolve(path).retimed = True
         elif name in ATTRIBUTE_COMMANDS:
             self.resolve(path).changed = True
         elif name in CONTENT_COMMANDS:
@@ -374,10 +383,14 @@ class PlanBuilder(object):
 
         :param replay: A :class:`Replay` that ran.
         """
-        self.root_changed = replay.root.changed or replay.root.content
-        changed_directories = [b''] if replay.root.touched else []
+        root = replay.root
+        self.root_changed = root.changed or root.content or (root.retimed and not self.same_modification_time(b'', b''))
+        changed_directories = [b''] if root.touched else []
         for node in [node for node in replay.found if node.touched] + replay.created:
             names = replay.names_of(node)
+            if node.only_retimed and all(self.same_modification_time(node.old_path, name) for name in names):
+                # Only its access (and change) time moved, which rsync never compares: nothing to transfer.
+                continue
             moved_names = [name for name in names if node.created or name != node.old_path]
             for name in names:
                 info = self.lstat_new(name)
@@ -398,6 +411,21 @@ class PlanBuilder(object):
         deletions = set(name for name in replay.deletions() | self.deletions
                         if name not in self.kinds or self.replaces_directory(name))
         self.deletions = set(name for name in deletions if not lies_below(name, deletions))
+
+    def same_modification_time(self, old_path, name):
+        """
+        Check whether an entry has the same modification time in both snapshots.
+
+        :param old_path: Its path in ``OLD`` (bytes, from the stream's replay; empty for the top).
+        :param name: A path of it in ``NEW`` (bytes, empty for the top).
+        :returns: :data:`True` when it does.
+        """
+        try:
+            before = os.lstat(join(self.old_top, old_path) if old_path else self.old_top)
+            after = os.lstat(join(self.new_top, name) if name else self.new_top)
+        except OSError:
+            return False
+        return before.st_mtime_ns == after.st_mtime_ns
 
     def replaces_directory(self, name):
         """
