@@ -36,7 +36,9 @@ Options:
   --json FILE         also write the results to FILE as JSON
   --case NAME         measure only the case NAME (its name in the JSON:
                       full, incremental, incremental-manifests, snapshot,
-                      rotation, help); can be repeated
+                      rotation, help; locally and over SSH), or only its
+                      case over SSH (ssh-NAME, its name in the JSON then);
+                      can be repeated
 """
 
 import argparse
@@ -119,7 +121,8 @@ def parse_arguments(arguments):
     parser.add_argument('--skip-ssh', action='store_true', help="leave out the cases over SSH")
     parser.add_argument('--json', metavar='FILE', help="write the results to FILE as JSON")
     parser.add_argument('--case', metavar='NAME', action='append',
-                        help="measure only this case (a name in the JSON, such as incremental; can be repeated)")
+                        help="measure only this case (a name in the JSON, such as incremental, locally and over "
+                             "SSH, or ssh-incremental for the SSH case alone; can be repeated)")
     return parser.parse_args(arguments)
 
 
@@ -201,7 +204,9 @@ def main(arguments=None):
         for case_class in LOCAL_CASES:
             if not options.case or case_class.name in options.case:
                 run_case(case_class(bench, LocalTransport()), participants, options.rounds, results)
-        ssh_cases = [case_class for case_class in SSH_CASES if not options.case or case_class.name in options.case]
+        # A case's name takes it locally and over SSH; its JSON name over SSH (ssh-NAME) takes that one alone.
+        ssh_cases = [case_class for case_class in SSH_CASES if not options.case or case_class.name in options.case
+                     or SSHTransport.key_prefix + case_class.name in options.case]
         if ssh_cases and not options.skip_ssh:
             with LoopbackSSH(os.path.join(work_directory, 'sshd')) as ssh:
                 for case_class in ssh_cases:
