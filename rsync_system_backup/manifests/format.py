@@ -339,9 +339,34 @@ def read_checksums(pathname):
     return checksums
 
 
+@contextlib.contextmanager
+def new_manifest(directory, snapshot_name):
+    """
+    Create a snapshot's manifest under a random temporary name, and rename it into place when the ``with`` block ends.
+
+    The file is created with :func:`tempfile.mkstemp()` (a random name,
+    ``O_EXCL``, readable only by its owner) in :data:`MANIFEST_DIRECTORY`,
+    never inside a snapshot or ``latest``; when the block fails, it is
+    removed again.
+
+    :param directory: The directory that holds the snapshot (a string).
+    :param snapshot_name: The snapshot's name (a string).
+    :returns: A context manager that gives the file (a binary stream).
+    """
+    handle, temporary = tempfile.mkstemp(prefix=snapshot_name + MANIFEST_SUFFIX + '.', suffix=TEMPORARY_SUFFIX,
+                                         dir=make_manifest_directory(directory))
+    try:
+        with os.fdopen(handle, 'wb') as raw:
+            yield raw
+        os.rename(temporary, os.path.join(directory, manifest_name(snapshot_name)))
+    except BaseException:
+        os.unlink(temporary)
+        raise
+
+
 def write_manifest(directory, snapshot_name, method, lines=None, encoded=None):
     """
-    Write a snapshot's manifest under a random temporary name, then rename it into place.
+    Write a snapshot's manifest (see :func:`new_manifest()`).
 
     :param directory: The directory that holds the snapshot (a string).
     :param snapshot_name: The snapshot's name (a string).
@@ -350,60 +375,38 @@ def write_manifest(directory, snapshot_name, method, lines=None, encoded=None):
     :param encoded: The manifest lines as bytes, encoded and joined already (instead of `lines`).
     :returns: The manifest's pathname (a string).
 
-    Without `lines` and `encoded` the manifest is the header alone. The
-    file is created with :func:`tempfile.mkstemp()` (a random name,
-    ``O_EXCL``, readable only by its owner) in :data:`MANIFEST_DIRECTORY`,
-    never inside a snapshot or ``latest``. `encoded` lines are compressed
-    in parts at once (see :func:`compress_parts()`).
+    Without `lines` and `encoded` the manifest is the header alone.
+    `encoded` lines are compressed in parts at once (see :func:`compress_parts()`).
     """
-    final = os.path.join(directory, manifest_name(snapshot_name))
-    handle, temporary = tempfile.mkstemp(prefix=snapshot_name + MANIFEST_SUFFIX + '.', suffix=TEMPORARY_SUFFIX,
-                                         dir=make_manifest_directory(directory))
-    try:
-        with os.fdopen(handle, 'wb') as raw:
-            header = format_header(method, complete=lines is not None or encoded is not None)
-            with gzip.GzipFile(fileobj=raw, mode='wb', compresslevel=COMPRESSION_LEVEL) as stream:
-                stream.write(header.encode(**ENCODING_OPTIONS))
-                if lines is not None:
-                    text = io.TextIOWrapper(stream, **ENCODING_OPTIONS)
-                    text.writelines(lines)
-                    text.flush()
-                    text.detach()
-            if encoded is not None:
-                raw.writelines(compress_parts(encoded))
-        os.rename(temporary, final)
-    except BaseException:
-        os.unlink(temporary)
-        raise
-    return final
+    with new_manifest(directory, snapshot_name) as raw:
+        header = format_header(method, complete=lines is not None or encoded is not None)
+        with gzip.GzipFile(fileobj=raw, mode='wb', compresslevel=COMPRESSION_LEVEL) as stream:
+            stream.write(header.encode(**ENCODING_OPTIONS))
+            if lines is not None:
+                text = io.TextIOWrapper(stream, **ENCODING_OPTIONS)
+                text.writelines(lines)
+                text.flush()
+                text.detach()
+        if encoded is not None:
+            raw.writelines(compress_parts(encoded))
+    return os.path.join(directory, manifest_name(snapshot_name))
 
 
 def copy_manifest(directory, snapshot_name, original_name):
     """
-    Give a snapshot the manifest of another one that holds the same tree, byte for byte.
+    Give a snapshot the manifest of another one that holds the same tree, byte for byte (see :func:`new_manifest()`).
 
-    It is written as :func:`write_manifest()` writes a manifest (a random
-    temporary name, renamed into place); the original is opened without
-    following a symbolic link.
+    The original is opened without following a symbolic link.
 
     :param directory: The directory that holds both snapshots (a string).
     :param snapshot_name: The new snapshot's name (a string).
     :param original_name: The name of the snapshot whose manifest it gets (a string).
     :returns: The new manifest's pathname (a string).
     """
-    final = os.path.join(directory, manifest_name(snapshot_name))
-    handle, temporary = tempfile.mkstemp(prefix=snapshot_name + MANIFEST_SUFFIX + '.', suffix=TEMPORARY_SUFFIX,
-                                         dir=make_manifest_directory(directory))
-    try:
-        original = os.open(os.path.join(directory, manifest_name(original_name)),
-                           os.O_RDONLY | os.O_NOFOLLOW | os.O_NOCTTY)
-        with os.fdopen(handle, 'wb') as copy, os.fdopen(original, 'rb') as source:
-            copy.write(source.read())
-        os.rename(temporary, final)
-    except BaseException:
-        os.unlink(temporary)
-        raise
-    return final
+    original = os.open(os.path.join(directory, manifest_name(original_name)), os.O_RDONLY | os.O_NOFOLLOW | os.O_NOCTTY)
+    with os.fdopen(original, 'rb') as source, new_manifest(directory, snapshot_name) as copy:
+        copy.write(source.read())
+    return os.path.join(directory, manifest_name(snapshot_name))
 
 
 def compress_parts(data):
