@@ -271,3 +271,52 @@ def test_ssh_destination_keeps_the_record_there(scene, tmp_path, client_home):
         assert (SENT % scene.source in result.output) == (number > 0)
         assert scene.differences(latest) == []
         assert scene.record(latest) is not None
+
+
+@pytest.mark.parametrize('method', ['btrfs', 'reflink'])
+def test_in_place_methods_apply_the_send_plan(scene, method):
+    """
+    With the btrfs and reflink methods (nothing shares ``latest``'s inodes), the send plan replaces rsync's walk.
+
+    Without a usable plan the transfer is one rsync over the whole tree (no
+    dry run); with one, rsync gets the planned names alone, deletes and
+    links them itself and changes attributes in place (same inode), and
+    ``latest`` equals the parent after random changes, every snapshot
+    staying as it was.
+    """
+    inside = scene.filesystem.mount_point / 'backups' / 'latest'
+    latest = pathlib.Path(scene.filesystem.view(inside))
+    option = '--snapshot-method=%s' % method
+    first = scene.backup(inside, option)
+    assert scene.dry_runs() == [] and SENT % scene.source not in first
+    rng = random.Random(4711)
+    builder = TreeBuilder(rng, str(scene.root / 'tree'))
+    builder.build()
+    output = scene.backup(inside, option)
+    assert SENT % scene.source in output, output
+    assert scene.differences(inside) == []
+    write_dated(scene.root / 'etc' / 'hostname', b'backup-host\n')
+    os.chmod(str(scene.root / 'etc' / 'hostname'), 0o600)
+    inode = os.lstat(str(latest / 'etc' / 'hostname')).st_ino
+    for number in range(4):
+        if number:
+            Mutator(builder).mutate(rng.randint(1, 30))
+            builder.settle_directories(changed_only=True)
+        before = snapshots_of(latest)
+        output = scene.backup(inside, option)
+        assert SENT % scene.source in output, output
+        walks = [line for line in scene.log.read_text().splitlines()
+                 if '--files-from=-' not in line and '--exclude=*' not in line]
+        assert walks == [] and scene.dry_runs() == []
+        assert scene.differences(inside) == []
+        after = snapshots_of(latest)
+        assert all(after[name] == manifest for name, manifest in before.items() if name in after)
+        verified = scene.filesystem.run_cli('--verify', inside)
+        assert verified.returncode == 0, verified.output
+    # The change of mode reached latest's own inode: no file was written anew for it.
+    info = os.lstat(str(latest / 'etc' / 'hostname'))
+    assert (info.st_ino, info.st_mode & 0o777) == (inode, 0o600)
+    scene.set_full_check(latest, 0)
+    output = scene.backup(inside, option)
+    assert "Transferring with one rsync over the whole tree: the last full check was" in output
+    assert scene.dry_runs() == [] and scene.differences(inside) == []

@@ -16,6 +16,10 @@ change an earlier snapshot:
     ``cp --archive --reflink=always``: new inodes that share data blocks with
     ``latest`` until either side changes. Snapshots never change.
 
+These two apply a plan from the source's snapshots, when there is one, to
+``latest`` in place (see :attr:`SnapshotMethod.plans_in_place`), so that
+rsync doesn't walk the whole tree.
+
 ``link-dest``
     rsync builds each backup as a new tree beside ``latest``, hard-linking
     the files that are unchanged in every attribute to ``latest`` (with
@@ -38,13 +42,14 @@ import contextlib
 import logging
 import posixpath
 
-from rsync_system_backup.exceptions import SnapshotFailedError, SnapshotMethodError
+from rsync_system_backup.exceptions import SnapshotFailedError, SnapshotMethodError, TransferCheckError
 from rsync_system_backup.processes.signals import cleanup
 from rsync_system_backup.snapshots.btrfs import create_subvolume, delete_subvolumes, find_subvolumes, snapshot_subvolume
 from rsync_system_backup.snapshots.filesystem_features import BTRFS, find_link_limit
 from rsync_system_backup.snapshots.hard_links import count_shared_files, relieve_link_limit
 from rsync_system_backup.snapshots.replacement import Replacement
 from rsync_system_backup.backup_set.operations import add_suffix, remove_trees
+from rsync_system_backup.transfer.check import check_transfer
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +58,7 @@ class TransferTarget(object):
 
     """Where rsync writes a backup, and the options that go with it."""
 
-    def __init__(self, directory, rsync_options=(), protect=None, check=None):
+    def __init__(self, directory, rsync_options=(), protect=None, check=None, in_place=False):
         """
         Describe where rsync writes.
 
@@ -67,11 +72,18 @@ class TransferTarget(object):
                         couldn't carry out.
         :param check: With `protect`, the function that checks ``latest``
                       after the apply (see :meth:`.SafeHardlinkMethod.check()`).
+        :param in_place: :data:`True` when no snapshot shares an inode with
+                         ``latest``: the transfer is a planned one only when
+                         the source's snapshots give the plan (otherwise one
+                         rsync walks the whole tree), and its apply changes
+                         attributes in place and carries out the deletions
+                         and new hard links itself (see :data:`.IN_PLACE_APPLY_OPTIONS`).
         """
         self.directory = directory
         self.rsync_options = list(rsync_options)
         self.protect = protect
         self.check = check
+        self.in_place = in_place
 
 
 class SnapshotMethod(object):
@@ -97,6 +109,14 @@ class SnapshotMethod(object):
     touched and those among them it deleted (lists of bytes, relative to
     ``latest``), or :data:`None` when the method doesn't know (then the
     manifest is built by walking all of ``latest``, see :mod:`.manifests.recording`).
+    """
+
+    plans_in_place = False
+    """
+    :data:`True` for the methods whose snapshots share no inode with
+    ``latest`` (btrfs and reflink): when the source's snapshots give the plan
+    (see :mod:`.transfer.send_plan`), the transfer applies it to ``latest``
+    in place without rsync's walk of the whole tree (see :meth:`transfer_target()`).
     """
 
     def __init__(self, context, directory, filesystem_type, sudo=False, ionice=None):
@@ -145,10 +165,60 @@ class SnapshotMethod(object):
 
         When a first backup with a method that builds a new tree (link-dest)
         was interrupted, its tree becomes ``latest`` here, so that what it
-        transferred is not transferred again.
+        transferred is not transferred again. For the methods that
+        :attr:`plans_in_place`, the target takes a plan from the source's
+        snapshots when there is one (see :meth:`note_plan()` and :meth:`check()`).
         """
         self.replacement.adopt_first_backup()
-        yield TransferTarget(self.directory)
+        if self.plans_in_place:
+            yield TransferTarget(self.directory, protect=self.note_plan, check=self.check, in_place=True)
+        else:
+            yield TransferTarget(self.directory)
+
+    def note_plan(self, plan):
+        """
+        Take note of what an in-place apply will change, for the manifest (see :attr:`changes`).
+
+        :param plan: The checked :class:`.TransferPlan`.
+        :returns: Two empty lists: the apply itself deletes and links (see :data:`.IN_PLACE_APPLY_OPTIONS`),
+                  so nothing is left out or undeleted here.
+        """
+        self.changes = (plan.touched_names(), sorted(plan.deletions))
+        return [], []
+
+    def check(self, plan, source, carried_out, incomplete=False):
+        """
+        Check ``latest`` after the apply of a planned transfer (see :func:`.check_transfer()`).
+
+        :param plan: The checked :class:`.TransferPlan`.
+        :param source: The :class:`.SourceView` of the source.
+        :param carried_out: The names that the transfer carried out (a set of bytes).
+        :param incomplete: :data:`True` when rsync reported files it couldn't
+                           transfer (exit code 23): differences are a warning
+                           then, as the run is incomplete anyway.
+        :raises: :exc:`.TransferCheckError` when ``latest`` differs from the
+                 source (and the transfer wasn't incomplete), see :meth:`reject_transfer()`.
+        """
+        problems = check_transfer(self.context, self.directory, plan, source, carried_out, sudo=self.sudo,
+                                  ionice=self.ionice)
+        if problems and incomplete:
+            logger.warning("After the planned transfer, %i name(s) differ from the source, like the files rsync "
+                           "couldn't transfer: %s.", len(problems), problems[0])
+        elif problems:
+            self.reject_transfer(problems)
+
+    def reject_transfer(self, problems):
+        """
+        Fail the run after the check of a planned transfer found differences.
+
+        :param problems: The differences (strings, see :func:`.check_transfer()`).
+        :raises: :exc:`.TransferCheckError`. The backup set's record of the
+                 source snapshot was removed before the transfer (see
+                 :mod:`.transfer.plan_choice`), so the next run's rsync walks the whole tree.
+        """
+        raise TransferCheckError("After the planned transfer, %i name(s) differ from the source: %s; no snapshot "
+                                 "was made, the earlier snapshots are intact, and the next run transfers the whole "
+                                 "tree to put it right." % (len(problems), problems[0]))
 
     def copy_tree(self, directory, target):
         """
@@ -287,6 +357,7 @@ class ReflinkMethod(SnapshotMethod):
     """rsync writes ``latest`` in place and snapshots are ``cp --archive --reflink=always`` copies of it."""
 
     name = 'reflink'
+    plans_in_place = True
 
     def prepare(self):
         """
@@ -315,6 +386,7 @@ class BtrfsMethod(SnapshotMethod):
     """``latest`` is a btrfs subvolume and snapshots are read-only snapshots of it."""
 
     name = 'btrfs'
+    plans_in_place = True
 
     def prepare(self):
         """

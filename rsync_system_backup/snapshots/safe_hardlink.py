@@ -41,7 +41,6 @@ from rsync_system_backup.snapshots.methods import LinkDestMethod, SnapshotMethod
 from rsync_system_backup.snapshots.parallel_copy import link_copy
 from rsync_system_backup.snapshots.protection import protect
 from rsync_system_backup.backup_set.operations import remove_trees, write_file
-from rsync_system_backup.transfer.check import check_transfer
 
 TOO_MANY_LINKS = b'Too many links'
 """How cp reports EMLINK (``strerror``; cp runs in the C locale for this)."""
@@ -165,31 +164,18 @@ class SafeHardlinkMethod(SnapshotMethod):
         self.touches_top = self.touches_top or plan.touches_root()
         return left_out, undeleted
 
-    def check(self, plan, source, carried_out, incomplete=False):
+    def reject_transfer(self, problems):
         """
-        Check ``latest`` after the apply (see :func:`.check_transfer()`).
+        Fail the run after the check found differences, and make the next transfer one without a plan.
 
-        :param plan: The checked :class:`.TransferPlan`.
-        :param source: The :class:`.SourceView` of the source.
-        :param carried_out: The names that the transfer carried out (a set of bytes).
-        :param incomplete: :data:`True` when rsync reported files it couldn't
-                           transfer (exit code 23): differences are a warning
-                           then, as the run is incomplete anyway.
-        :raises: :exc:`.TransferCheckError` when ``latest`` differs from the
-                 source (and the transfer wasn't incomplete); the next run
-                 transfers without a plan (see :data:`UNPLANNED_MARKER`).
+        :param problems: The differences (strings, see :func:`.check_transfer()`).
+        :raises: :exc:`.TransferCheckError`, after writing :data:`UNPLANNED_MARKER`.
         """
-        problems = check_transfer(self.context, self.directory, plan, source, carried_out, sudo=self.sudo,
-                                  ionice=self.ionice)
-        if problems and incomplete:
-            logger.warning("After the planned transfer, %i name(s) differ from the source, like the files rsync "
-                           "couldn't transfer: %s.", len(problems), problems[0])
-        elif problems:
-            write_file(self.context, self.marker_pathname, "The check after a planned transfer found: %s\n"
-                       % "\n".join(problems), sudo=self.sudo)
-            raise TransferCheckError("After the planned transfer, %i name(s) differ from the source: %s; no "
-                                     "snapshot was made, the earlier snapshots are intact, and the next run "
-                                     "transfers without a plan to put it right." % (len(problems), problems[0]))
+        write_file(self.context, self.marker_pathname, "The check after a planned transfer found: %s\n"
+                   % "\n".join(problems), sudo=self.sudo)
+        raise TransferCheckError("After the planned transfer, %i name(s) differ from the source: %s; no "
+                                 "snapshot was made, the earlier snapshots are intact, and the next run "
+                                 "transfers without a plan to put it right." % (len(problems), problems[0]))
 
     def copy_tree(self, directory, target):
         """

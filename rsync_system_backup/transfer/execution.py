@@ -25,14 +25,17 @@ from rsync_system_backup.transfer.errors import (
 from rsync_system_backup.transfer.output import PARTIAL_TRANSFER, TransferStatistics
 from rsync_system_backup.transfer.plan import (
     APPLY_OPTIONS,
+    IN_PLACE_APPLY_OPTIONS,
     PLAN_ENVIRONMENT,
     PLAN_OPTIONS,
     ROOT_OPTIONS,
     SourceView,
     drop_redirected_names,
     files_from,
+    in_place_names,
     read_plan,
 )
+from rsync_system_backup.transfer.plan_choice import DRY_RUN_FALLBACK, IN_PLACE_FALLBACK
 from rsync_system_backup.transfer.progress import TransferMonitor
 
 PLANNED_PASSES = 2
@@ -125,9 +128,10 @@ def transfer_changes(backup, tunnel=None, target=None, origin=None, choice=None)
         logger.info("Counting the changes for the summary without listing them (-v lists them).")
     timer = Timer()
     with ErrorOutputRecorder(write=monitor.progress_line.write_above if monitor.progress_line else None) as errors:
-        runner = RsyncRunner(backup, errors, target, tunnel, origin, choice)
-        if target is not None and target.protect is not None:
-            rsync, returncode = transfer_planned(runner, monitor, target)
+        runner = RsyncRunner(backup, errors, target, tunnel, origin)
+        plan = choose_plan(choice, target)
+        if target is not None and target.protect is not None and (plan is not None or not target.in_place):
+            rsync, returncode = transfer_planned(runner, monitor, target, plan)
         else:
             rsync = runner.run(list(monitor.rsync_options), monitor=monitor)
             returncode = rsync.returncode
@@ -162,11 +166,26 @@ def transfer_changes(backup, tunnel=None, target=None, origin=None, choice=None)
     return statistics
 
 
+def choose_plan(choice, target):
+    """
+    Take the plan from the source's snapshots, for a target that transfers with a plan.
+
+    :param choice: The :class:`.PlanChoice`, or :data:`None`.
+    :param target: The :class:`.TransferTarget`, or :data:`None`.
+    :returns: A :class:`.SendPlan`, or :data:`None` when the transfer plans
+              with rsync's dry run (safe-hardlink) or is one rsync (the
+              in-place methods), or isn't a planned one.
+    """
+    if choice is None or target is None or target.protect is None:
+        return None
+    return choice.plan(IN_PLACE_FALLBACK if target.in_place else DRY_RUN_FALLBACK)
+
+
 class RsyncRunner(object):
 
     """Runs the rsync commands of one transfer in the source's context, all with the run's options."""
 
-    def __init__(self, backup, errors, target=None, tunnel=None, origin=None, choice=None):
+    def __init__(self, backup, errors, target=None, tunnel=None, origin=None):
         """
         Prepare to run rsync.
 
@@ -175,7 +194,6 @@ class RsyncRunner(object):
         :param target: Where rsync writes (a :class:`.TransferTarget`), or :data:`None`.
         :param tunnel: An :class:`.OpenTunnel`, or :data:`None`.
         :param origin: What rsync reads (a :class:`.SourceSnapshot`), or :data:`None` for the live source.
-        :param choice: A :class:`.PlanChoice`, or :data:`None` to plan with rsync's dry run.
         """
         self.backup = backup
         self.errors = errors
@@ -183,7 +201,6 @@ class RsyncRunner(object):
         self.source = origin.directory if origin else backup.source
         self.excluded_paths = origin.filters if origin else backup.excluded_paths()
         self.environment = dict(HOME='', **(tunnel.environment if tunnel else {}))
-        self.choice = choice
 
     def command(self, options, delete=True):
         """
@@ -231,7 +248,7 @@ class RsyncRunner(object):
         return rsync
 
 
-def transfer_planned(runner, monitor, target):
+def transfer_planned(runner, monitor, target, plan=None):
     """
     Transfer in steps: plan, check the names, protect, apply, check ``latest`` (see :mod:`.transfer.plan`).
 
@@ -243,7 +260,9 @@ def transfer_planned(runner, monitor, target):
                    planned deletions it couldn't carry out, see
                    :meth:`.SafeHardlinkMethod.protect()`) and whose
                    ``check`` looks at ``latest`` afterwards (see
-                   :meth:`.SafeHardlinkMethod.check()`).
+                   :meth:`.SnapshotMethod.check()`).
+    :param plan: The :class:`.SendPlan` of the first pass (see :func:`choose_plan()`), or :data:`None` to
+                 plan with rsync's dry run.
     :returns: A tuple of the rsync command that judges the transfer and
               the exit code that stands for it: the first command that
               failed and its code; else 23 when a command exited with 23,
@@ -261,7 +280,8 @@ def transfer_planned(runner, monitor, target):
     statistics, sent, received = None, 0, 0
     for number in range(PLANNED_PASSES):
         last = number == PLANNED_PASSES - 1
-        judge, codes, missing, blind_spots = plan_and_apply(runner, monitor, target, last)
+        judge, codes, missing, blind_spots = plan_and_apply(runner, monitor, target, last, plan)
+        plan = None
         statistics = statistics or monitor.statistics
         sent += monitor.statistics.bytes_sent or 0
         received += monitor.statistics.bytes_received or 0
@@ -279,7 +299,7 @@ def transfer_planned(runner, monitor, target):
     return judge, max(codes)
 
 
-def plan_and_apply(runner, monitor, target, last=True):
+def plan_and_apply(runner, monitor, target, last=True, plan=None):
     """
     Run the steps of a planned transfer once (see :func:`transfer_planned()`).
 
@@ -289,6 +309,7 @@ def plan_and_apply(runner, monitor, target, last=True):
     :param target: The :class:`.TransferTarget`.
     :param last: :data:`False` when another pass follows if the dry run
                  had blind spots: they don't count as failures then.
+    :param plan: A :class:`.SendPlan` to apply, or :data:`None` to plan with rsync's dry run.
     :returns: A tuple of the command that judges the pass (the first that
               failed, or the dry run), the exit codes that count, the names
               that were left out (a list) and how many blind spots the dry
@@ -297,7 +318,6 @@ def plan_and_apply(runner, monitor, target, last=True):
     errors = runner.errors
     failed_before, blind_before = errors.failed_files, errors.blind_spots
     statistics = TransferStatistics()
-    plan = runner.choice.plan() if runner.choice else None
     if plan is not None:
         return apply_plan(runner, monitor, target, plan, statistics, [0], None, 0)
     dry_run = runner.run(list(PLAN_OPTIONS), environment=PLAN_ENVIRONMENT, asynchronous=True, capture=True,
@@ -344,7 +364,8 @@ def apply_plan(runner, monitor, target, plan, statistics, codes, dry_run, blind_
     left_out, undeleted = target.protect(plan)
     left_out = set(left_out)
     carried_out = (set(plan.links) | plan.deletions) - left_out - set(undeleted)
-    names, unexamined = drop_redirected_names(source, [name for name in plan.apply_names() if name not in left_out])
+    listed = in_place_names(plan) if target.in_place else plan.apply_names()
+    names, unexamined = drop_redirected_names(source, [name for name in listed if name not in left_out])
     carried_out.update(names)
     # Names that couldn't be checked, protected or deleted are like files rsync couldn't transfer (exit code 23).
     missing = unexamined + sorted(plan.unchecked) + sorted(left_out) + undeleted
@@ -352,7 +373,8 @@ def apply_plan(runner, monitor, target, plan, statistics, codes, dry_run, blind_
     commands = []
     if names:
         monitor.statistics = TransferStatistics()
-        commands.append(runner.run(list(monitor.rsync_options) + list(APPLY_OPTIONS), delete=False, monitor=monitor,
+        options = IN_PLACE_APPLY_OPTIONS if target.in_place else APPLY_OPTIONS
+        commands.append(runner.run(list(monitor.rsync_options) + list(options), delete=False, monitor=monitor,
                                    input=files_from(names)))
         if dry_run is None:
             statistics = monitor.statistics

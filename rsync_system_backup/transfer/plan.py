@@ -24,6 +24,11 @@ shares is ever changed in place:
    a file's inode in place. The top directory's own attributes take one
    more small rsync (:data:`ROOT_OPTIONS`).
 
+The btrfs and reflink methods, whose snapshots share no inode with
+``latest``, apply a plan from the source's snapshots without steps 3 and 4's
+care: rsync gets the deletions and new hard links too and changes
+attributes in place (:data:`IN_PLACE_APPLY_OPTIONS`, :func:`in_place_names()`).
+
 Names are bytes throughout: rsync prints them in the C locale, where every
 byte outside printable ASCII (a newline, say, or the bytes of a non-UTF-8
 name) is escaped as ``\\#ooo`` (see :func:`unescape()`). Nothing in the
@@ -65,6 +70,19 @@ also when it became equal to ``latest``'s in size and time since the plan.
 So rsync never changes the inode of a file that snapshots share: hard links
 of the source are linked to the new file (``--hard-links``), as when
 content changes.
+"""
+
+IN_PLACE_APPLY_OPTIONS = ('--from0', '--files-from=-', '--delete-missing-args', '--force')
+"""
+The rsync options of the apply into a ``latest`` that no snapshot shares an
+inode with (the btrfs and reflink methods), planned from the source's
+read-only snapshots (see :mod:`.transfer.send_plan`): the names come
+NUL-separated on standard input, together with the plan's deletions and
+its new hard links with their leaders (see :func:`in_place_names()`). rsync
+deletes a listed name that the snapshot lacks, a directory with what it
+holds, and replaces an entry whose kind changes; it changes attributes in
+place and links the new names as a whole run would, so the apply does what
+rsync in place does to those names, without walking the rest.
 """
 
 ROOT_OPTIONS = ('--dirs', '--exclude=*')
@@ -417,6 +435,19 @@ def files_from(names):
     name that starts with ``#`` or ``;`` isn't a comment then.
     """
     return b''.join(b'./' + name + b'\0' for name in names)
+
+
+def in_place_names(plan):
+    """
+    List the names of an apply with :data:`IN_PLACE_APPLY_OPTIONS`.
+
+    :param plan: A checked :class:`TransferPlan`.
+    :returns: A sorted list of names (bytes): the apply's names (see
+              :meth:`TransferPlan.apply_names()`), the new hard links and the
+              entries they link to (rsync links them when it sees both), and
+              the deletions (rsync deletes a listed name that the source lacks).
+    """
+    return sorted(set(plan.apply_names()) | set(plan.links) | set(plan.links.values()) | plan.deletions)
 
 
 def drop_redirected_names(source, names):

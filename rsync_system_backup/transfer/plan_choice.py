@@ -44,6 +44,12 @@ from rsync_system_backup.transfer.send_plan import SendPlanUnavailable, plan_fro
 FULL_CHECK_INTERVAL = 7 * 24 * 60 * 60
 """How long the send plan may stand in for rsync's dry run before a full check runs (seconds: a week)."""
 
+DRY_RUN_FALLBACK = "Planning the transfer with rsync's dry run"
+"""How the INFO line starts when a planned transfer of the safe-hardlink method plans without the snapshots."""
+
+IN_PLACE_FALLBACK = "Transferring with one rsync over the whole tree"
+"""How it starts when a transfer into ``latest`` in place (btrfs, reflink) goes without a plan."""
+
 FINGERPRINT_VERSION = b'send-plan-filters-1'
 """What the fingerprint of the filter options starts with (a new way to write them gets a new version)."""
 
@@ -157,26 +163,28 @@ class PlanChoice(object):
                     "the time of the last full check lies in the future")
         return None
 
-    def plan(self):
+    def plan(self, fallback=DRY_RUN_FALLBACK):
         """
         Plan the transfer from the snapshots, the first time a planned transfer asks.
 
-        :returns: A :class:`.SendPlan`, or :data:`None` to plan with rsync's
-                  dry run (with one INFO line saying why, when the transfer reads a snapshot).
+        :param fallback: What the transfer does without the plan, as the INFO line
+                         that says so starts (:data:`DRY_RUN_FALLBACK` or :data:`IN_PLACE_FALLBACK`).
+        :returns: A :class:`.SendPlan`, or :data:`None` to do without (with one
+                  INFO line saying why, when the transfer reads a snapshot).
         """
         if self.asked or self.origin.snapshot is None:
             return None
         self.asked = True
         origin = self.origin
         if self.reason:
-            logger.info("Planning the transfer with rsync's dry run: %s.", self.reason)
+            logger.info("%s: %s.", fallback, self.reason)
             return None
         try:
             plan = plan_from_snapshots(origin.context, origin.parent, origin.snapshot, self.filter_options,
                                        sudo=origin.sudo)
         except SendPlanUnavailable as unavailable:
-            logger.info("Planning the transfer with rsync's dry run: the snapshots of %s can't give the plan (%s).",
-                        origin.source, unavailable.reason)
+            logger.info("%s: the snapshots of %s can't give the plan (%s).", fallback, origin.source,
+                        unavailable.reason)
             return None
         self.used = True
         logger.info("Planned the transfer from the snapshots of %s (btrfs send), without rsync's dry run: %i name(s) "
