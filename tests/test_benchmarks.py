@@ -119,3 +119,21 @@ def test_timeline(tmp_path):
     assert table[-1].startswith('total ')
     assert len(full.read_text().splitlines()) == len(rows)
     assert os.listdir(str(tmp_path / 'backups' / 'latest')) == os.listdir(str(source))
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which('unshare'), reason="needs root and unshare (loop mounts)")
+def test_source_snapshots_benchmark(tmp_path):
+    """The benchmark of btrfs and ext4 sources runs at a tiny size: its table and JSON, every loop device gone."""
+    report = tmp_path / 'results.json'
+    process = subprocess.run([sys.executable, os.path.join(BENCHMARKS_DIRECTORY, 'source_snapshots.py'),
+                              '--files', '300', '--rounds', '1', '--work-dir', str(tmp_path), '--json', str(report)],
+                             cwd=REPOSITORY, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             timeout=600)
+    assert process.returncode == 0, process.stderr.decode('utf-8', 'replace')
+    table = process.stdout.decode()
+    pairs = ['btrfs -> btrfs', 'btrfs -> ext4', 'ext4 -> btrfs', 'ext4 -> ext4']
+    assert all(pair in table for pair in pairs), table
+    results = json.loads(report.read_text())['results']
+    assert all(len(times['tool']) == 1 and times['floor'][0] > 0 and times['rss'][0] > 0
+               for times in results.values())
+    assert os.listdir(str(tmp_path)) == ['results.json'], "the work directory was left behind"

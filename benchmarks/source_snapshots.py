@@ -1,0 +1,311 @@
+#!/usr/bin/env python3
+"""
+Measure incremental backups from a btrfs source (planned from its snapshots) and an ext4 source (rsync's walk).
+
+Usage: python benchmarks/source_snapshots.py [OPTIONS]
+
+Runs itself again in a private mount namespace (``unshare --mount``), where
+it mounts four loop images: a btrfs source (the tree in a subvolume, so
+the run snapshots it and plans from ``btrfs send``; each destination gets
+a subvolume of its own, as the kept parent snapshot belongs to the
+source), an ext4 source (rsync's dry run plans), and a btrfs and an ext4
+destination. Each source is backed up to each destination (btrfs: the btrfs method; ext4:
+safe-hardlink), with the default options, manifests included. Each round
+changes about 1% of both sources (see tree.py), then times, for every
+pair, one run of rsync-system-backup and its floor on the same destination
+filesystem: ``rsync -aHAX --numeric-ids --delete`` in place and the
+snapshot the filesystem does best (``btrfs subvolume snapshot -r`` on
+btrfs, ``cp -al`` on ext4). With ``--cold`` the page cache is dropped
+before every timed command (``/proc/sys/vm/drop_caches``: this slows the
+whole machine down for a moment). The table shows the medians, the ratio
+to the floor, and the peak resident set size of rsync-system-backup's own
+Python process (see peak_rss.py). When the namespace ends, its mounts go
+and the loop devices detach themselves. Needs root, unshare and the mkfs
+programs.
+
+Options:
+  --files N      the number of files in each source tree (default 100000)
+  --rounds N     the number of rounds (default 3)
+  --seed N       picks the tree (default 1)
+  --cold         drop the page cache before each timed command
+  --work-dir DIR where to create the temporary work directory (default
+                 /tmp; the images are sparse files)
+  --json FILE    also write the results to FILE as JSON
+"""
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+
+BENCHMARKS_DIRECTORY = os.path.dirname(os.path.abspath(__file__))
+"""The directory holding the benchmarks."""
+
+sys.path.insert(0, BENCHMARKS_DIRECTORY)
+
+from measure import run_timed  # noqa: E402
+from tree import TreePlan  # noqa: E402
+
+INSIDE_FLAG = '--inside-namespace'
+"""The hidden option with which the script runs itself in its mount namespace."""
+
+SOURCES = ('btrfs', 'ext4')
+"""The filesystems of the sources."""
+
+DESTINATIONS = ('btrfs', 'ext4')
+"""The filesystems of the destinations."""
+
+HOLDER = '.rsync-system-backup.source-snapshots'
+"""The directory of a btrfs source's kept snapshot, which the floor's rsync leaves out as the backup does."""
+
+MKFS = {'btrfs': ['mkfs.btrfs', '-q', '-f'], 'ext4': ['mkfs.ext4', '-q', '-F', '-i', '4096']}
+"""How each image is made (ext4 with an inode per 4 KiB: the trees are mostly small files)."""
+
+ROW = '%-22s %10s %10s %8s %10s'
+"""The layout of a line of the table."""
+
+
+def parse_arguments(arguments):
+    """
+    Parse the command line.
+
+    :param arguments: The arguments (a list of strings).
+    :returns: An :class:`argparse.Namespace`.
+    """
+    parser = argparse.ArgumentParser(description="Time backups of btrfs and ext4 sources against their floors.")
+    parser.add_argument('--files', type=int, default=100000)
+    parser.add_argument('--rounds', type=int, default=3)
+    parser.add_argument('--seed', type=int, default=1)
+    parser.add_argument('--cold', action='store_true')
+    parser.add_argument('--work-dir', default='/tmp')
+    parser.add_argument('--json')
+    parser.add_argument(INSIDE_FLAG, dest='inside', help=argparse.SUPPRESS)
+    return parser.parse_args(arguments)
+
+
+def image_megabytes(plan):
+    """
+    Choose the size of each image: room for the tree, its snapshots' changes and the metadata.
+
+    :param plan: The :class:`.TreePlan` of the sources.
+    :returns: MiB (an integer).
+    """
+    return max(1024, 3 * plan.statistics.bytes // (1024 * 1024) + plan.files // 100)
+
+
+def run(*command):
+    """
+    Run an untimed command, failing loudly.
+
+    :param command: The command line (strings).
+    """
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+
+
+def mount_image(work, name, kind, megabytes):
+    """
+    Make and mount one loop image (in this process's private mount namespace).
+
+    :param work: The work directory (a string).
+    :param name: The image's name (a string).
+    :param kind: ``btrfs`` or ``ext4``.
+    :param megabytes: Its size (MiB).
+    :returns: Its mount point (a string).
+    """
+    image = os.path.join(work, name + '.img')
+    mount_point = os.path.join(work, name)
+    os.mkdir(mount_point)
+    with open(image, 'wb') as handle:
+        handle.truncate(megabytes * 1024 * 1024)
+    run(*(MKFS[kind] + [image]))
+    run('mount', '-n', '-o', 'loop', image, mount_point)
+    return mount_point
+
+
+def drop_caches():
+    """Write back and drop the page cache, dentries and inodes (for a cold-cache measurement)."""
+    run('sync')
+    with open('/proc/sys/vm/drop_caches', 'w') as handle:
+        handle.write('3\n')
+
+
+class Pair(object):
+
+    """One source backed up to one destination, with the floor's copy beside it."""
+
+    def __init__(self, source, source_kind, destination_root, destination_kind):
+        """
+        Prepare the pair's directories.
+
+        :param source: The source directory (a string).
+        :param source_kind: The source's filesystem (a string).
+        :param destination_root: The destination filesystem's mount point (a string).
+        :param destination_kind: Its filesystem (a string).
+        """
+        self.source = source
+        self.name = '%s -> %s' % (source_kind, destination_kind)
+        self.destination_kind = destination_kind
+        base = os.path.join(destination_root, 'from-' + source_kind)
+        self.latest = os.path.join(base, 'backups', 'latest')
+        self.floor = os.path.join(base, 'floor')
+        self.floor_latest = os.path.join(self.floor, 'latest')
+        os.makedirs(self.floor)
+        self.times = dict(tool=[], floor=[], rss=[])
+
+    def tool_command(self, rss_report):
+        """
+        Build the command line of one default run of rsync-system-backup.
+
+        :param rss_report: Where :mod:`peak_rss` writes the peak (a string).
+        :returns: A list of strings.
+        """
+        return [sys.executable, os.path.join(BENCHMARKS_DIRECTORY, 'peak_rss.py'), rss_report, '-m',
+                'rsync_system_backup', '--disable-notifications', '-q', self.source, self.latest]
+
+    def floor_commands(self, number):
+        """
+        Build the floor's commands: rsync in place, then the filesystem's snapshot.
+
+        :param number: The round (an integer, for the snapshot's name).
+        :returns: A list of command lines.
+        """
+        transfer = ['rsync', '-aHAX', '--numeric-ids', '--delete', '--exclude=/%s/' % HOLDER,
+                    self.source + '/', self.floor_latest + '/']
+        snapshot = os.path.join(self.floor, 'snapshot-%i' % number)
+        if self.destination_kind == 'btrfs':
+            return [transfer, ['btrfs', '-q', 'subvolume', 'snapshot', '-r', self.floor_latest, snapshot]]
+        return [transfer, ['cp', '-al', self.floor_latest, snapshot]]
+
+    def first_backup(self, environment, rss_report):
+        """
+        Make the first backup and the floor's first copy (untimed).
+
+        :param environment: The environment (a dict).
+        :param rss_report: See :meth:`tool_command()`.
+        """
+        run_timed(self.tool_command(rss_report), environment)
+        if self.destination_kind == 'btrfs':
+            run('btrfs', '-q', 'subvolume', 'create', self.floor_latest)
+        for command in self.floor_commands(0):
+            run(*command)
+
+    def measure(self, number, environment, rss_report, cold):
+        """
+        Time one run and its floor.
+
+        :param number: The round (an integer).
+        :param environment: The environment (a dict).
+        :param rss_report: See :meth:`tool_command()`.
+        :param cold: :data:`True` to drop the caches before each timed command.
+        """
+        if cold:
+            drop_caches()
+        measurement = run_timed(self.tool_command(rss_report), environment, rss_report=rss_report)
+        self.times['tool'].append(measurement.seconds)
+        self.times['rss'].append(measurement.peak_rss_kib)
+        seconds = 0.0
+        for command in self.floor_commands(number):
+            if cold:
+                drop_caches()
+            seconds += run_timed(command, environment).seconds
+        self.times['floor'].append(seconds)
+
+
+def measure(options):
+    """
+    Set the scene up in this (private) mount namespace and time every pair.
+
+    :param options: The parsed options.
+    :returns: A list of :class:`Pair` objects with their times.
+    """
+    work = options.inside
+    plan = TreePlan(files=options.files, seed=options.seed)
+    megabytes = image_megabytes(plan)
+    environment = dict(os.environ, COLOREDLOGS_SYSLOG='false')
+    environment.pop('RSYNC_MODULE_PATH', None)
+    sources = {}
+    for kind in SOURCES:
+        top = mount_image(work, 'source-' + kind, kind, megabytes)
+        first = os.path.join(top, 'src-1')
+        if kind == 'btrfs':
+            run('btrfs', '-q', 'subvolume', 'create', first)
+        else:
+            os.mkdir(first)
+        sys.stderr.write("Creating %i files on %s ..\n" % (plan.files, kind))
+        plan.create(os.path.join(first, 'tree'))
+        sources[kind] = [first] * len(DESTINATIONS)
+        if kind == 'btrfs':
+            # The kept parent snapshot belongs to the source, so each destination gets a source of its own:
+            # a writable snapshot of the first, which costs nothing.
+            for number in range(2, len(DESTINATIONS) + 1):
+                copy = os.path.join(top, 'src-%i' % number)
+                run('btrfs', '-q', 'subvolume', 'snapshot', first, copy)
+                sources[kind][number - 1] = copy
+    destinations = dict((kind, mount_image(work, 'destination-' + kind, kind, megabytes * 2))
+                        for kind in DESTINATIONS)
+    pairs = [Pair(sources[source][index], source, destinations[destination], destination)
+             for source in SOURCES for index, destination in enumerate(DESTINATIONS)]
+    rss_report = os.path.join(work, 'rss')
+    for pair in pairs:
+        sys.stderr.write("First backup %s ..\n" % pair.name)
+        pair.first_backup(environment, rss_report)
+    for number in range(1, options.rounds + 1):
+        for source in sorted(set(pair.source for pair in pairs)):
+            plan.mutate(os.path.join(source, 'tree'), number)
+        for pair in pairs:
+            sys.stderr.write("Round %i: %s ..\n" % (number, pair.name))
+            pair.measure(number, environment, rss_report, options.cold)
+    return pairs
+
+
+def format_table(pairs, options):
+    """
+    Render the medians as a table.
+
+    :param pairs: The measured :class:`Pair` objects.
+    :param options: The parsed options.
+    :returns: A string.
+    """
+    cache = 'cold' if options.cold else 'warm'
+    lines = ['Medians of %i rounds at %i files, 1%% changed, %s cache:' % (options.rounds, options.files, cache),
+             '', ROW % ('source -> destination', 'floor', 'this build', 'x floor', 'peak RSS')]
+    for pair in pairs:
+        floor, tool = statistics.median(pair.times['floor']), statistics.median(pair.times['tool'])
+        peaks = [peak for peak in pair.times['rss'] if peak]
+        lines.append(ROW % (pair.name, '%.2f s' % floor, '%.2f s' % tool, '%.2fx' % (tool / floor),
+                            '%.0f MiB' % (max(peaks) / 1024.0) if peaks else ''))
+    return '\n'.join(lines)
+
+
+def main(arguments=None):
+    """
+    Run the benchmark (in a private mount namespace) and print the table.
+
+    :param arguments: The command line arguments (defaults to ``sys.argv[1:]``).
+    """
+    arguments = sys.argv[1:] if arguments is None else arguments
+    options = parse_arguments(arguments)
+    if options.inside:
+        pairs = measure(options)
+        results = dict((pair.name, pair.times) for pair in pairs)
+        print(format_table(pairs, options))
+        if options.json:
+            with open(options.json, 'w') as handle:
+                json.dump(dict(files=options.files, rounds=options.rounds, cold=options.cold, results=results),
+                          handle, indent=2)
+        return
+    work = tempfile.mkdtemp(prefix='source-snapshots-', dir=options.work_dir)
+    try:
+        command = ['unshare', '--mount', '--propagation', 'private', sys.executable, os.path.abspath(__file__)]
+        status = subprocess.call(command + arguments + [INSIDE_FLAG, work])
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    sys.exit(status)
+
+
+if __name__ == '__main__':
+    main()
