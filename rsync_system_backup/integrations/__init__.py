@@ -1,0 +1,1 @@
+"""What a job tells monitoring systems: healthchecks-style pings and a Prometheus textfile of metrics."""
