@@ -34,7 +34,7 @@ LONG_OPTIONS = [
     'minutely=', 'hourly=', 'daily=', 'weekly=', 'monthly=', 'yearly=', 'prefer-recent', 'relaxed',
     'snapshot-method=', 'source-snapshot=', 'full-check', 'version', 'show-excludes',
     'list', 'json', 'verify', 'verify-all', 'diff=', 'max-age=', 'manifest', 'no-manifest', 'keep=',
-    'release=',
+    'release=', 'exclude-from=',
 ]
 """The long options, in :func:`getopt.gnu_getopt()` syntax."""
 
@@ -84,6 +84,7 @@ class CommandLine(object):
         self.action = None
         self.action_value = None
         self.json = False
+        self.excludes = []
 
 
 def parse_command_line(arguments, environment=os.environ):
@@ -105,6 +106,7 @@ def parse_command_line(arguments, environment=os.environ):
         apply_option(parsed, option, value)
     if parsed.show_help or parsed.show_version:
         return parsed
+    read_excludes(parsed)
     if parsed.rotation_overrides:
         try:
             scheme = override_rotation_scheme(DEFAULT_ROTATION_SCHEME, parsed.rotation_overrides)
@@ -162,7 +164,9 @@ def apply_option(parsed, option, value):
     elif option in ('-r', '--rotate'):
         enable_explicit_action(settings, 'rotate_enabled')
     elif option in ('-x', '--exclude'):
-        settings.setdefault('exclude_list', []).append(check_exclude_pattern(value))
+        parsed.excludes.append((option_name(option), check_exclude_pattern(value)))
+    elif option == '--exclude-from':
+        parsed.excludes.append((option, expand_home(check_not_empty(option, value))))
     elif option in ('-v', '--verbose'):
         parsed.verbosity += 1
     elif option in ('-q', '--quiet'):
@@ -206,6 +210,20 @@ def apply_option(parsed, option, value):
                 raise UsageError(str(e))
         elif name[2:] in FREQUENCIES:
             parsed.rotation_overrides[name[2:]] = check_retention(name, value)
+
+
+def read_excludes(parsed):
+    """
+    Fill in the exclude patterns of ``-x`` and the files of ``--exclude-from``, in the order of the options.
+
+    :param parsed: The :class:`CommandLine` being built (its ``program_options``
+                   get ``exclude_list`` when any of the options was given).
+    :raises: :exc:`UsageError` when an exclude file can't be read (see :func:`.read_exclude_file()`).
+    """
+    from rsync_system_backup.transfer.exclude_files import read_exclude_file
+    for option, value in parsed.excludes:
+        patterns = parsed.program_options.setdefault('exclude_list', [])
+        patterns.extend(check_as_usage(read_exclude_file, value) if option == '--exclude-from' else [value])
 
 
 def option_name(option):

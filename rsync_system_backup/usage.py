@@ -191,6 +191,13 @@ Options:
 
 {default_excludes}
 
+  --exclude-from=FILE
+      Leave out files matching the patterns in FILE, which has the syntax of
+      rsync's --exclude-from: one pattern per line, blank lines and lines
+      that start with ; or # are skipped. Can be repeated; the patterns take
+      the option's place among those of -x. A FILE that can't be read is
+      refused before anything is written.
+
   --show-excludes
       Show what a backup with these options leaves out, one pattern per
       line, and exit: the paths above, the backup itself when DESTINATION

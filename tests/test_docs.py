@@ -132,8 +132,9 @@ SAMPLE_VALUES = {
     '--ionice': 'idle', '--exclude': '*.iso', '--diff': '2024-05-01_03-00-00', '--max-age': '26h',
     '--minutely': '5', '--hourly': '12', '--daily': '30', '--weekly': '8', '--monthly': '6', '--yearly': 'always',
     '--keep': 'before-upgrade', '--release': 'before-upgrade', '--source-snapshot': 'never',
+    '--exclude-from': 'excludes.txt',
 }
-"""A valid value for each option of the command line that takes one."""
+"""A valid value for each option of the command line that takes one (the exclude file is in the test's directory)."""
 
 COMPANIONS = {'--json': ['--list']}
 """The options that only go with another one, and what they go with."""
@@ -170,8 +171,10 @@ def test_option_table_names_every_keyword():
 
 
 @pytest.mark.parametrize('options, keyword, value', [row for row in OPTION_KEYWORDS if not row[0].startswith('(')])
-def test_option_table_matches_the_parser(options, keyword, value):
+def test_option_table_matches_the_parser(options, keyword, value, tmp_path, monkeypatch):
     """Each option sets the keyword that its row names (flags to the value it says), or none when it names none."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / SAMPLE_VALUES['--exclude-from']).write_text('*.iso\n')
     if options in ('SOURCE', 'DESTINATION'):
         program_options = parse_command_line(['/src', '/dst'], environment={}).program_options
         assert program_options[keyword] == {'SOURCE': '/src', 'DESTINATION': '/dst'}[options]
