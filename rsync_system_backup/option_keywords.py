@@ -69,6 +69,8 @@ OPTION_KEYWORDS = (
     ('--list, --json, --verify, --verify-all, --diff=OLD[:NEW], --max-age=DURATION', None,
      "No keyword: ``rsync_system_backup.actions.dispatch.run_action(OPTION, VALUE, KEYWORDS)`` runs them "
      "(KEYWORDS is a dict of these keyword arguments; see its description for VALUE)."),
+    ('(the after key of a job)', 'after_snapshot',
+     "A function that gets the RsyncSystemBackup object after the snapshot step, before rotation."),
     ('--version', None, "No keyword: ``rsync_system_backup.__version__``."),
     ('-h, --help', None, "No keyword: ``help(RsyncSystemBackup)`` shows this table."),
 )
