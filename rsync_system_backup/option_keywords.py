@@ -69,6 +69,9 @@ OPTION_KEYWORDS = (
     ('--list, --json, --verify, --verify-all, --diff=OLD[:NEW], --max-age=DURATION', None,
      "No keyword: ``rsync_system_backup.actions.dispatch.run_action(OPTION, VALUE, KEYWORDS)`` runs them "
      "(KEYWORDS is a dict of these keyword arguments; see its description for VALUE)."),
+    ('--config=FILE, --job=NAME, --check-config', None,
+     "No keyword: ``rsync_system_backup.config.loading.load_jobs(FILE, NAMES)`` gives the jobs of FILE, each with "
+     "its keyword arguments as ``program_options``."),
     ('(the after key of a job)', 'after_snapshot',
      "A function that gets the RsyncSystemBackup object after the snapshot step, before rotation."),
     ('--version', None, "No keyword: ``rsync_system_backup.__version__``."),
