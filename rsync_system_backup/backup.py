@@ -61,6 +61,21 @@ class RsyncSystemBackup(CheckedProperties, BackupSteps, PropertyManager):
         return False
 
     @mutable_property
+    def after_snapshot(self):
+        """
+        A function to call after the snapshot step and before rotation (:data:`None`, the default, for none).
+
+        It gets this object as its argument; :attr:`summary` says what the run
+        has done so far (the new snapshot's pathname among it). It is called
+        where the snapshot step ends, also when that step is turned off, and in
+        dry runs. When it raises an exception the run stops there, as after a
+        failed step: the snapshot stays, rotation doesn't run, every cleanup
+        runs, and :meth:`execute()` raises the exception. A job of a
+        configuration file runs its ``after`` hook with it (see :mod:`.config.hooks`).
+        """
+        return None
+
+    @mutable_property
     def backup_enabled(self):
         """:data:`True` to transfer the source to the destination with rsync (the default)."""
         return True
@@ -470,6 +485,8 @@ class RsyncSystemBackup(CheckedProperties, BackupSteps, PropertyManager):
                         if self.keep_as:
                             self.keep_new_snapshot(summary.snapshot_pathname, kept_marks)
                             summary.kept_as = self.keep_as
+                if self.after_snapshot is not None:
+                    self.after_snapshot(self)
                 if self.rotate_enabled:
                     with summary.timed('rotation'):
                         summary.rotation_plan = self.rotate_snapshots()

@@ -2,7 +2,8 @@
 The ``rsync-system-backup`` command line interface.
 
 :func:`main()` parses the command line (see :mod:`.command_line`), builds a
-:class:`.RsyncSystemBackup` from it and runs it, or runs a read-only action.
+:class:`.RsyncSystemBackup` from it and runs it, or runs a read-only action;
+with ``--config=FILE`` it loads the file's jobs and runs them (see :mod:`.config`).
 Parsing imports nothing heavy, so ``--help`` and usage errors answer at once.
 """
 
@@ -89,6 +90,7 @@ def main(arguments=None):
     :data:`EXIT_INCOMPLETE` when rsync couldn't transfer some files,
     :data:`EXIT_BUSY` when another run holds the destination's lock and 128
     plus the signal's number when a signal stopped the run (see :func:`run()`).
+    With ``--config``, the worst exit code of the jobs (see :meth:`.JobRunner.run()`).
     """
     try:
         parsed = parse_command_line(sys.argv[1:] if arguments is None else arguments)
@@ -102,8 +104,18 @@ def main(arguments=None):
         from rsync_system_backup import __version__
         sys.stdout.write("rsync-system-backup %s\n" % __version__)
         return
+    jobs = load_configuration(parsed) if parsed.config_file else None
+    if parsed.check_config:
+        from rsync_system_backup.config.report import format_jobs
+        sys.stdout.write(format_jobs(parsed.config_file, jobs))
+        return
     if parsed.show_excludes:
-        show_excludes(parsed.program_options)
+        if jobs is None:
+            show_excludes(parsed.program_options)
+        for job in jobs or []:
+            # A comment in rsync's syntax of exclude files, which names the job.
+            sys.stdout.write("# %s\n" % job.title)
+            show_excludes(job.program_options)
         return
     skip_final_collection()
     try:
@@ -111,11 +123,36 @@ def main(arguments=None):
     except OSError as e:
         sys.stderr.write("Error: Can't open the log file %s: %s\n" % (parsed.log_file, e.strerror or e))
         sys.exit(1)
+    if jobs is not None:
+        from rsync_system_backup.config.runner import JobRunner
+        sys.exit(JobRunner(jobs, parsed).run())
     if parsed.action:
         from rsync_system_backup.actions.dispatch import run_action
         sys.exit(exit_code_of(lambda: run_action(parsed.action, parsed.action_value, parsed.program_options,
                                                  show_progress=stderr_is_terminal() and parsed.verbosity >= 0)))
     sys.exit(run(parsed.program_options))
+
+
+def load_configuration(parsed):
+    """
+    Load and check the configuration file of ``--config`` (see :func:`.load_jobs()`), or exit with its problems.
+
+    :param parsed: The :class:`.CommandLine`.
+    :returns: The jobs to run (a list of :class:`.Job`).
+
+    Each problem of the file is one line that starts with ``Error:``; the exit code is 1.
+    """
+    from rsync_system_backup.config.loading import load_jobs
+    from rsync_system_backup.config.toml_file import ConfigError
+    try:
+        jobs = load_jobs(parsed.config_file, parsed.job_names)
+    except ConfigError as e:
+        sys.stderr.write(''.join("Error: %s\n" % problem for problem in e.problems))
+        sys.exit(1)
+    if parsed.json and len(jobs) > 1:
+        sys.stderr.write("Error: --json with --config lists one job's backup set: add --job=NAME.\n")
+        sys.exit(1)
+    return jobs
 
 
 def skip_final_collection():
@@ -155,11 +192,15 @@ def show_excludes(program_options):
     sys.stdout.write(''.join(pattern + '\n' for pattern in paths + program.exclude_list))
 
 
-def run(program_options):
+def run(program_options, outcome=None):
     """
     Run a backup and translate its outcome into an exit code.
 
     :param program_options: Keyword arguments for :class:`.RsyncSystemBackup`.
+    :param outcome: A :class:`.JobOutcome` whose ``summary`` (the run's
+                    :class:`.BackupSummary`, also after a failure) and
+                    ``message`` (the summary line, or the line that says how
+                    the run failed) are filled in, or :data:`None`.
     :returns: The exit code (an integer, see :func:`exit_code_of()`).
     """
     def backup():
@@ -176,18 +217,26 @@ def run(program_options):
         with stop_on_signals():
             program = RsyncSystemBackup(show_progress=show_progress, list_changes=logger.isEnabledFor(VERBOSE),
                                         **program_options)
-            program.execute()
+            try:
+                program.execute()
+            finally:
+                if outcome is not None:
+                    outcome.summary = program.summary
         report_summary(program.summary, on_terminal)
+        if outcome is not None:
+            outcome.message = program.summary.format_line()
         return EXIT_INCOMPLETE if program.summary.incomplete else 0
-    return exit_code_of(backup, backup=True)
+    return exit_code_of(backup, backup=True, outcome=outcome)
 
 
-def exit_code_of(work, backup=False):
+def exit_code_of(work, backup=False, outcome=None):
     """
     Do a backup or a read-only action, and report how it ended and translate that into an exit code.
 
     :param work: A function without arguments that does it and returns its exit code (an integer).
     :param backup: :data:`True` for a backup, :data:`False` for a read-only action.
+    :param outcome: A :class:`.JobOutcome` whose ``message`` becomes the line
+                    that reports a failure or a skipped run, or :data:`None`.
     :returns: The exit code of `work`, or after an error (reported in one line,
               or with a traceback when unexpected) 1; for a backup
               :data:`EXIT_BUSY` when another run holds the lock, and 0 when
@@ -199,19 +248,27 @@ def exit_code_of(work, backup=False):
     from rsync_system_backup.exceptions import BackupInProgressError, MissingBackupDiskError, RsyncSystemBackupError
     from rsync_system_backup.processes.signals import Interrupted
     logger = logging.getLogger(LOGGER_NAME)
+
+    def report(level, message, *args, **options):
+        # Logged as always; a job's outcome keeps the line too.
+        logger.log(level, message, *args, **options)
+        if outcome is not None:
+            outcome.message = message % args
     try:
         return work()
     except Interrupted as e:
-        logger.error("Aborting: interrupted by %s%s.", e.signal_name,
-                     "; every cleanup has run and the earlier snapshots are intact" if backup else "")
+        report(logging.ERROR, "Aborting: interrupted by %s%s.", e.signal_name,
+               "; every cleanup has run and the earlier snapshots are intact" if backup else "")
         return e.exit_code
     except RsyncSystemBackupError as e:
         if backup and isinstance(e, MissingBackupDiskError) and not connected_to_terminal():
             from rsync_system_backup.reporting.unattended import SUMMARY
-            logger.info("Skipping backup: %s", e, extra=SUMMARY)
+            report(logging.INFO, "Skipping backup: %s", e, extra=SUMMARY)
             return 0
-        logger.error("Aborting due to error: %s", e)
+        report(logging.ERROR, "Aborting due to error: %s", e)
         return EXIT_BUSY if backup and isinstance(e, BackupInProgressError) else 1
-    except Exception:
+    except Exception as e:
         logger.exception("Aborting due to an unexpected error (please report it with this traceback):")
+        if outcome is not None:
+            outcome.message = "Aborting due to an unexpected error: %r" % e
         return 1

@@ -4,7 +4,8 @@ The command line's options: getopt, the checks of their values, and the settings
 :func:`parse_command_line()` turns the arguments into a :class:`CommandLine`:
 the keyword arguments for :class:`.RsyncSystemBackup`, or a read-only action,
 and what the command itself does with ``--help``, ``--version``,
-``--show-excludes``, ``-v`` and ``-q``. It imports nothing heavy, so
+``--show-excludes``, ``-v`` and ``-q``; or, with ``--config=FILE``, how to
+run the jobs of FILE (which :mod:`.config` reads). It imports nothing heavy, so
 ``--help`` and usage errors answer at once.
 """
 
@@ -34,7 +35,7 @@ LONG_OPTIONS = [
     'minutely=', 'hourly=', 'daily=', 'weekly=', 'monthly=', 'yearly=', 'prefer-recent', 'relaxed',
     'snapshot-method=', 'source-snapshot=', 'full-check', 'version', 'show-excludes',
     'list', 'json', 'verify', 'verify-all', 'diff=', 'max-age=', 'manifest', 'no-manifest', 'keep=',
-    'release=',
+    'release=', 'exclude-from=', 'config=', 'job=', 'check-config',
 ]
 """The long options, in :func:`getopt.gnu_getopt()` syntax."""
 
@@ -62,6 +63,21 @@ FLAG_SETTINGS = {
 }
 """The options without a value that set a property of :class:`.RsyncSystemBackup`: the property and its value."""
 
+CONFIG_RUN_OPTIONS = (
+    '--config', '--job', '--check-config', '--dry-run', '--verbose', '--quiet', '--log-file', '--help', '--version',
+    '--list', '--json', '--verify', '--verify-all', '--max-age', '--show-excludes',
+    '--wait', '--full-check', '--disable-notifications',
+)
+"""
+The options that go with ``--config``: they say how to run the file's jobs, not what a job backs up.
+
+The last three are also keys of a job; given on the command line they turn
+the setting on for every job that runs.
+"""
+
+ONE_SET_OPTIONS = ('--diff', '--keep', '--release')
+"""The options that work on one backup set, which ``--config`` (several jobs) doesn't name."""
+
 
 class UsageError(Exception):
     """Raised for a command line that can't be understood."""
@@ -84,6 +100,11 @@ class CommandLine(object):
         self.action = None
         self.action_value = None
         self.json = False
+        self.excludes = []
+        self.given_options = []
+        self.config_file = None
+        self.job_names = []
+        self.check_config = False
 
 
 def parse_command_line(arguments, environment=os.environ):
@@ -93,8 +114,9 @@ def parse_command_line(arguments, environment=os.environ):
     :param arguments: The arguments (a list of strings, without the program name).
     :param environment: The environment (for ``$RSYNC_MODULE_PATH``).
     :returns: A :class:`CommandLine`.
-    :raises: :exc:`UsageError` for unknown, duplicate or invalid options and
-             for a wrong number of positional arguments.
+    :raises: :exc:`UsageError` for unknown, duplicate or invalid options, for
+             a wrong number of positional arguments, and with ``--config``
+             for what doesn't go with it (see :func:`check_config_command_line()`).
     """
     try:
         options, positional = getopt.gnu_getopt(arguments, SHORT_OPTIONS, LONG_OPTIONS)
@@ -105,6 +127,14 @@ def parse_command_line(arguments, environment=os.environ):
         apply_option(parsed, option, value)
     if parsed.show_help or parsed.show_version:
         return parsed
+    if parsed.config_file:
+        check_config_command_line(parsed, positional)
+        check_as_usage(check_action, parsed)
+        return parsed
+    if parsed.job_names or parsed.check_config:
+        raise UsageError("%s needs --config=FILE, the file that defines the jobs."
+                         % ('--job' if parsed.job_names else '--check-config'))
+    read_excludes(parsed)
     if parsed.rotation_overrides:
         try:
             scheme = override_rotation_scheme(DEFAULT_ROTATION_SCHEME, parsed.rotation_overrides)
@@ -155,6 +185,7 @@ def apply_option(parsed, option, value):
     :raises: :exc:`UsageError` for a duplicate or invalid option.
     """
     settings = parsed.program_options
+    parsed.given_options.append(option_name(option))
     if option in ('-b', '--backup'):
         enable_explicit_action(settings, 'backup_enabled')
     elif option in ('-s', '--snapshot'):
@@ -162,7 +193,11 @@ def apply_option(parsed, option, value):
     elif option in ('-r', '--rotate'):
         enable_explicit_action(settings, 'rotate_enabled')
     elif option in ('-x', '--exclude'):
-        settings.setdefault('exclude_list', []).append(check_exclude_pattern(value))
+        parsed.excludes.append((option_name(option), check_exclude_pattern(value)))
+    elif option == '--exclude-from':
+        parsed.excludes.append((option, expand_home(check_not_empty(option, value))))
+    elif option == '--job':
+        parsed.job_names.append(check_not_empty(option, value))
     elif option in ('-v', '--verbose'):
         parsed.verbosity += 1
     elif option in ('-q', '--quiet'):
@@ -191,6 +226,10 @@ def apply_option(parsed, option, value):
             settings['password_file'] = expand_home(check_not_empty(name, value))
         elif name == '--log-file':
             parsed.log_file = expand_home(check_not_empty(name, value))
+        elif name == '--config':
+            parsed.config_file = expand_home(check_not_empty(name, value))
+        elif name == '--check-config':
+            parsed.check_config = True
         elif name == '--ionice':
             settings['ionice'] = check_ionice_class(value)
         elif name == '--snapshot-method':
@@ -206,6 +245,42 @@ def apply_option(parsed, option, value):
                 raise UsageError(str(e))
         elif name[2:] in FREQUENCIES:
             parsed.rotation_overrides[name[2:]] = check_retention(name, value)
+
+
+def read_excludes(parsed):
+    """
+    Fill in the exclude patterns of ``-x`` and the files of ``--exclude-from``, in the order of the options.
+
+    :param parsed: The :class:`CommandLine` being built (its ``program_options``
+                   get ``exclude_list`` when any of the options was given).
+    :raises: :exc:`UsageError` when an exclude file can't be read (see :func:`.read_exclude_file()`).
+    """
+    from rsync_system_backup.transfer.exclude_files import read_exclude_file
+    for option, value in parsed.excludes:
+        patterns = parsed.program_options.setdefault('exclude_list', [])
+        patterns.extend(check_as_usage(read_exclude_file, value) if option == '--exclude-from' else [value])
+
+
+def check_config_command_line(parsed, positional):
+    """
+    Refuse what doesn't go with ``--config``: SOURCE, DESTINATION and the options that shape a backup.
+
+    :param parsed: The :class:`CommandLine` being built.
+    :param positional: The positional arguments (a list of strings).
+    :raises: :exc:`UsageError` for a positional argument or an option that
+             isn't one of :data:`CONFIG_RUN_OPTIONS`.
+    """
+    if positional:
+        raise UsageError("--config=FILE takes no SOURCE or DESTINATION (got %s): the jobs in FILE name them."
+                         % ' '.join(map(repr, positional)))
+    for name in parsed.given_options:
+        if name in ONE_SET_OPTIONS:
+            raise UsageError("%s works on one backup set, so it doesn't go with --config: give that set's "
+                             "DESTINATION instead." % name)
+        if name not in CONFIG_RUN_OPTIONS:
+            key = 'manifest' if name == '--no-manifest' else name[2:]
+            raise UsageError("%s shapes a backup, so it doesn't go with --config: set %s in the jobs' tables of %s "
+                             "(or in [defaults]) instead." % (name, key, parsed.config_file))
 
 
 def option_name(option):

@@ -40,7 +40,8 @@ OPTION_KEYWORDS = (
     ('-u, --no-sudo', 'sudo_enabled', "False."),
     ('-n, --dry-run', 'dry_run', "True."),
     ('--multi-fs', 'multi_fs', "True."),
-    ('-x, --exclude=PATTERN', 'exclude_list', "The patterns (a list of strings)."),
+    ('-x, --exclude=PATTERN, --exclude-from=FILE', 'exclude_list',
+     "The patterns (a list of strings); --exclude-from adds the patterns of FILE (one per line) in its place."),
     ('(no option)', 'excluded_roots',
      "The absolute paths that every backup leaves out (a list of strings, ``DEFAULT_EXCLUDED_ROOTS`` by default)."),
     ('--show-excludes', None,
@@ -68,6 +69,11 @@ OPTION_KEYWORDS = (
     ('--list, --json, --verify, --verify-all, --diff=OLD[:NEW], --max-age=DURATION', None,
      "No keyword: ``rsync_system_backup.actions.dispatch.run_action(OPTION, VALUE, KEYWORDS)`` runs them "
      "(KEYWORDS is a dict of these keyword arguments; see its description for VALUE)."),
+    ('--config=FILE, --job=NAME, --check-config', None,
+     "No keyword: ``rsync_system_backup.config.loading.load_jobs(FILE, NAMES)`` gives the jobs of FILE, each with "
+     "its keyword arguments as ``program_options``."),
+    ('(the after key of a job)', 'after_snapshot',
+     "A function that gets the RsyncSystemBackup object after the snapshot step, before rotation."),
     ('--version', None, "No keyword: ``rsync_system_backup.__version__``."),
     ('-h, --help', None, "No keyword: ``help(RsyncSystemBackup)`` shows this table."),
 )

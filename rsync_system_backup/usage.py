@@ -10,6 +10,7 @@ DEFAULT_EXCLUDES_BLOCK = textwrap.fill(' '.join(DEFAULT_EXCLUDED_ROOTS), width=7
 
 USAGE_TEXT = """\
 Usage: rsync-system-backup [OPTIONS] [SOURCE] DESTINATION
+       rsync-system-backup --config=FILE [--job=NAME] [OPTIONS]
 
 Back up a Linux system (or any directory) with rsync, keep timestamped
 snapshots of it and rotate old snapshots away.
@@ -191,6 +192,13 @@ Options:
 
 {default_excludes}
 
+  --exclude-from=FILE
+      Leave out files matching the patterns in FILE, which has the syntax of
+      rsync's --exclude-from: one pattern per line, blank lines and lines
+      that start with ; or # are skipped. Can be repeated; the patterns take
+      the option's place among those of -x. A FILE that can't be read is
+      refused before anything is written.
+
   --show-excludes
       Show what a backup with these options leaves out, one pattern per
       line, and exit: the paths above, the backup itself when DESTINATION
@@ -287,6 +295,36 @@ snapshots, and -i, -u, -m and -c apply):
   Over SSH these run python3 on the destination's system (nothing else
   needs to be installed there); for an rsync daemon, run them on the server.
 
+Running the jobs of a configuration file:
+
+  --config=FILE
+      Run the backup jobs of FILE, a TOML file (see docs/configuration.rst),
+      one after the other in the file's order: a table [jobs.NAME] per job,
+      whose keys are the long options above (source and destination for
+      SOURCE and DESTINATION), with a table [defaults] that they inherit
+      from, and the commands to run before a job, after its snapshot and
+      when it fails. A job that fails doesn't stop the later ones; each job
+      writes its own summary, and the exit code is the worst job's (1, then
+      75, then 2, then 0; a signal stops every job at once). FILE is checked
+      as a whole first: a problem stops the run before any job starts. With
+      --config, the command line takes no SOURCE or DESTINATION, and of the
+      options only -n, -v, -q, --log-file, --wait, --full-check,
+      --disable-notifications (these three for every job), --show-excludes
+      and --list, --json, --verify, --verify-all and --max-age (these run for
+      each job's backup set instead of the backup).
+
+  --job=NAME
+      Run only the job NAME of FILE. Can be repeated; the jobs named run in
+      the file's order.
+
+  --check-config
+      Check the whole of FILE without running anything: its TOML syntax,
+      unknown keys, values of the wrong type or that the command line would
+      refuse, jobs without a destination, two jobs writing one backup set.
+      Each problem is one line naming the key and its line in FILE (exit code
+      1); without problems, each job's settings and the command line that
+      runs it are shown (exit code 0).
+
 Keeping snapshots that exist (DESTINATION alone, as above; these change
 only which snapshots are kept, under the backup set's lock):
 
@@ -327,5 +365,7 @@ Exit codes:
   75   another run is working on the same destination (see --wait)
   129  stopped by SIGHUP, 130 by SIGINT (Control-C), 143 by SIGTERM; every
        cleanup has run, no partial snapshot is left and older ones are intact
+
+  With --config, the exit code is the worst of the jobs' (see --config).
 """.format(default_excludes=DEFAULT_EXCLUDES_BLOCK)
 """The text shown by ``rsync-system-backup --help``."""

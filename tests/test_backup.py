@@ -6,7 +6,7 @@ import subprocess
 import pytest
 
 from support.stand_ins import real_program, write_script
-from support.trees import list_names, make_system_tree, snapshot_names, take_manifest, write_file
+from support.trees import list_names, make_snapshots, make_system_tree, snapshot_names, take_manifest, write_file
 
 ODD_NAMES = [
     b'with space',
@@ -240,3 +240,46 @@ def test_two_runs_in_one_second_make_two_snapshots(run_cli, source, backups):
     assert len(snapshot_names(backups)) >= 2
     newest = snapshot_names(backups)[-1]
     assert take_manifest(backups / newest, times='seconds') == take_manifest(source, times='seconds')
+
+
+def test_after_snapshot_runs_between_the_snapshot_and_rotation(source, backups):
+    """The after_snapshot function sees the new snapshot and the snapshots that rotation then removes (issue 24)."""
+    from rsync_system_backup import RsyncSystemBackup
+    make_snapshots(backups, ['2024-05-01_10-00-00', '2024-05-01_10-30-00'])
+    seen = []
+
+    def after_snapshot(program):
+        seen.append((program.summary.snapshot_pathname, list_names(backups)))
+
+    program = RsyncSystemBackup(source=str(source), destination=str(backups / 'latest'), notifications_enabled=False,
+                                after_snapshot=after_snapshot)
+    program.execute()
+    [(snapshot, names)] = seen
+    new = os.path.basename(snapshot)
+    assert sorted(names) == sorted(['2024-05-01_10-00-00', '2024-05-01_10-30-00', new, 'latest'])
+    assert list_names(backups) == ['2024-05-01_10-00-00', new, 'latest']
+    assert program.summary.rotation_plan.removed == [str(backups / '2024-05-01_10-30-00')]
+
+
+def test_failing_after_snapshot_stops_before_rotation(source, backups):
+    """An exception of after_snapshot fails the run: the snapshot stays, rotation doesn't run, the lock is gone."""
+    from rsync_system_backup import RsyncSystemBackup
+    from rsync_system_backup.exceptions import InvalidOptionError, RsyncSystemBackupError
+    make_snapshots(backups, ['2024-05-01_10-00-00', '2024-05-01_10-30-00'])
+
+    def after_snapshot(program):
+        raise RsyncSystemBackupError("the after hook failed")
+
+    program = RsyncSystemBackup(source=str(source), destination=str(backups / 'latest'), notifications_enabled=False,
+                                after_snapshot=after_snapshot)
+    with pytest.raises(RsyncSystemBackupError, match="the after hook failed"):
+        program.execute()
+    [new] = [name for name in snapshot_names(backups) if not name.startswith('2024')]
+    assert take_manifest(backups / new, times='seconds') == take_manifest(source, times='seconds')
+    assert '2024-05-01_10-30-00' in snapshot_names(backups)
+    assert program.summary.rotation_plan is None
+    # The next run takes the lock again, and rotates.
+    RsyncSystemBackup(source=str(source), destination=str(backups / 'latest'), notifications_enabled=False).execute()
+    assert '2024-05-01_10-30-00' not in snapshot_names(backups)
+    with pytest.raises(InvalidOptionError, match="after_snapshot must be a function or None"):
+        RsyncSystemBackup(destination=str(backups / 'latest'), after_snapshot='echo done')

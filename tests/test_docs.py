@@ -132,11 +132,16 @@ SAMPLE_VALUES = {
     '--ionice': 'idle', '--exclude': '*.iso', '--diff': '2024-05-01_03-00-00', '--max-age': '26h',
     '--minutely': '5', '--hourly': '12', '--daily': '30', '--weekly': '8', '--monthly': '6', '--yearly': 'always',
     '--keep': 'before-upgrade', '--release': 'before-upgrade', '--source-snapshot': 'never',
+    '--config': '/etc/rsync-system-backup.toml', '--job': 'home', '--exclude-from': 'excludes.txt',
 }
-"""A valid value for each option of the command line that takes one."""
+"""A valid value for each option of the command line that takes one (the exclude file is in the test's directory)."""
 
-COMPANIONS = {'--json': ['--list']}
+COMPANIONS = {'--json': ['--list'], '--job': ['--config=/etc/rsync-system-backup.toml'],
+              '--check-config': ['--config=/etc/rsync-system-backup.toml']}
 """The options that only go with another one, and what they go with."""
+
+CONFIG_OPTIONS = ('--config', '--job', '--check-config')
+"""The options of a configuration file, which take no DESTINATION."""
 
 NOT_SETTINGS = {'summary'}
 """The writable properties of :class:`RsyncSystemBackup` that hold an outcome, not a setting."""
@@ -170,8 +175,10 @@ def test_option_table_names_every_keyword():
 
 
 @pytest.mark.parametrize('options, keyword, value', [row for row in OPTION_KEYWORDS if not row[0].startswith('(')])
-def test_option_table_matches_the_parser(options, keyword, value):
+def test_option_table_matches_the_parser(options, keyword, value, tmp_path, monkeypatch):
     """Each option sets the keyword that its row names (flags to the value it says), or none when it names none."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / SAMPLE_VALUES['--exclude-from']).write_text('*.iso\n')
     if options in ('SOURCE', 'DESTINATION'):
         program_options = parse_command_line(['/src', '/dst'], environment={}).program_options
         assert program_options[keyword] == {'SOURCE': '/src', 'DESTINATION': '/dst'}[options]
@@ -180,7 +187,7 @@ def test_option_table_matches_the_parser(options, keyword, value):
         name = SHORT_TO_LONG.get(option, option)
         argument = '%s=%s' % (name, SAMPLE_VALUES[name]) if name + '=' in ['--' + o for o in LONG_OPTIONS] \
             else option
-        arguments = COMPANIONS.get(name, []) + [argument, '/dst']
+        arguments = COMPANIONS.get(name, []) + [argument] + ([] if name in CONFIG_OPTIONS else ['/dst'])
         program_options = parse_command_line(arguments, environment={}).program_options
         if keyword is None:
             assert set(program_options) <= {'destination'}, option

@@ -260,6 +260,20 @@ def check_tunnel(name, value):
     return check_text(name, value)
 
 
+def check_optional_function(name, value):
+    """
+    Accept :data:`None` or something that can be called.
+
+    :param name: The property's name (a string).
+    :param value: The value.
+    :returns: The value.
+    :raises: :exc:`.InvalidOptionError` for anything else.
+    """
+    if value is not None and not callable(value):
+        refuse(name, "a function or None", value)
+    return value
+
+
 PROPERTY_CHECKS = dict(
     {name: check_boolean for name in (
         'accept_existing', 'backup_enabled', 'snapshot_enabled', 'rotate_enabled', 'dry_run', 'multi_fs', 'force',
@@ -282,6 +296,7 @@ PROPERTY_CHECKS = dict(
     daemon_exit_status=check_optional_number,
     tunnel=check_tunnel,
     keep_as=check_keep_name,
+    after_snapshot=check_optional_function,
 )
 """The check of each property, by name: a function that takes the name and the value and returns the value to set."""
 
