@@ -137,11 +137,13 @@ def test_unknown_key_names_its_line(run_cli, tmp_path, places):
                               "(a job doesn't run in the directory of the file)."),
     ('hook-timeout = 0', "line 4: hook-timeout in [jobs.home]: give a number of seconds more than 0."),
     ('after = "  "', "line 4: after in [jobs.home]: the command is empty: give one, or leave the key out."),
-    ('ping-url = "hc-ping.com/abc"', "line 4: ping-url in [jobs.home]: 'hc-ping.com/abc' is not an http:// or "
-                                     "https:// URL: give the ping URL of the check, such as https://hc-ping.com/UUID."),
-    ('metrics-file = "/var/lib/backups.txt"', "line 4: metrics-file in [jobs.home]: '/var/lib/backups.txt' doesn't "
-                                              "end in .prom, which node exporter's textfile collector reads: name "
-                                              "the file NAME.prom."),
+    ('ping-url = "hc-ping.com/abc"', "line 4: ping-url in [jobs.home]: The ping URL must start with http:// or "
+                                     "https:// (it has no scheme): give the whole address that the monitoring "
+                                     "service shows, such as https://hc-ping.com/UUID."),
+    ('metrics-file = "/var/lib/backups.txt"', "line 4: metrics-file in [jobs.home]: The metrics file "
+                                              "/var/lib/backups.txt doesn't end in NAME.prom, so node_exporter's "
+                                              "textfile collector would never read it: name it like "
+                                              "/var/lib/prometheus/node-exporter/rsync-system-backup.prom."),
     ('dry-run = true', "line 4: unknown key 'dry-run' in [jobs.home]; --dry-run says how to run the jobs: give it on "
                        "the command line, with --config."),
     ('no-manifest = true', "line 4: unknown key 'no-manifest' in [jobs.home]; write manifest = false."),

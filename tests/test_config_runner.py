@@ -13,6 +13,8 @@ import signal
 import time
 
 from support.cli import finish
+from support.http_recorder import RecordingServer
+from support.prometheus import parse_metrics
 from support.config_files import read_listing, read_record, recording_hook, toml_string, write_config, write_one_job
 from support.processes import wait_for
 from support.remote import SERVER_ALIAS
@@ -242,3 +244,52 @@ def test_worst_exit_code_wins():
     assert worst_exit_code([2, 75, 0]) == 75
     assert worst_exit_code([75, 1, 2]) == 1
     assert worst_exit_code([1, 143, 75]) == 143
+
+
+def test_pings_and_metrics_file_of_each_job(run_cli, tmp_path):
+    """
+    A good job pings /start then success, a failing one /start then /fail with its line; both land in the metrics file.
+
+    A dry run afterwards pings nothing and leaves the metrics file as it was.
+    """
+    contents, source = make_job_source(tmp_path)
+    metrics = tmp_path / 'metrics' / 'rsync-system-backup.prom'
+    metrics.parent.mkdir()
+    with RecordingServer() as server:
+        config = write_config(tmp_path / 'config.toml', """
+            [defaults]
+            source = {source}
+            metrics-file = {metrics}
+
+            [jobs.good]
+            destination = {good}
+            ping-url = {good_url}
+
+            [jobs.bad]
+            destination = {bad}
+            ping-url = {bad_url}
+            before = ["sh", "-c", "echo 'no database' >&2; exit 3"]
+        """.format(source=toml_string(source), metrics=toml_string(metrics),
+                   good=toml_string(tmp_path / 'good' / 'latest'), good_url=toml_string(server.url('/ping/good')),
+                   bad=toml_string(tmp_path / 'bad' / 'latest'), bad_url=toml_string(server.url('/ping/bad'))))
+        started = time.time()
+        result = run_cli('--config=%s' % config, '--disable-notifications')
+        assert result.returncode == 1, result
+        assert read_tree(tmp_path / 'good' / 'latest') == contents
+        requests = [(request.method, request.path) for request in server.requests]
+        assert requests == [('GET', '/ping/good/start'), ('POST', '/ping/good'),
+                            ('GET', '/ping/bad/start'), ('POST', '/ping/bad/fail')]
+        [line] = summary_lines(result)
+        assert server.requests[1].body.decode() in line
+        assert server.requests[3].body.decode() == ("Aborting due to error: The before hook of job bad failed with "
+                                                    "exit code 3: no database")
+        values = parse_metrics(metrics)
+        assert sorted(values) == ['bad', 'good']
+        good, bad = values['good'], values['bad']
+        assert good['exit_code'] == 0 and started <= good['last_success'] == good['last_run'] <= time.time()
+        assert good['snapshots'] == 1 and good['transferred_bytes'] > 0 and good['free_bytes'] > 0
+        assert bad['exit_code'] == 1 and bad['last_success'] == 0 and bad['last_run'] >= good['last_run']
+        before = metrics.read_text()
+        dry = run_cli('--config=%s' % config, '--disable-notifications', '--dry-run', '--job=good')
+        assert dry.returncode == 0, dry
+        assert len(server.requests) == 4 and metrics.read_text() == before

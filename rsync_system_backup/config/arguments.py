@@ -11,9 +11,7 @@ an :class:`.RsyncSystemBackup`); the job's keyword arguments for
 :class:`.RsyncSystemBackup` are what the parser makes of the whole.
 """
 
-import os
 import shlex
-import urllib.parse
 
 from rsync_system_backup.command_line import UsageError, expand_home, parse_command_line
 from rsync_system_backup.config.keys import (
@@ -26,7 +24,7 @@ from rsync_system_backup.config.keys import (
     STEP_KEYS,
     TEXTS,
 )
-from rsync_system_backup.exceptions import RsyncSystemBackupError
+from rsync_system_backup.exceptions import InvalidOptionError, RsyncSystemBackupError
 
 PLACEHOLDER_DESTINATION = '/backups/latest'
 """The destination that the check of a key's arguments alone gives the parser (which wants one)."""
@@ -206,19 +204,16 @@ def is_relative_path(key, value):
 
 def check_monitoring(key, value):
     """
-    Check the value of ``ping-url`` or ``metrics-file``.
+    Check the value of ``ping-url`` or ``metrics-file`` (see :mod:`.integrations.pings`, :mod:`.integrations.metrics`).
 
     :param key: ``ping-url`` or ``metrics-file``.
     :param value: Its value (a string).
     :returns: The problem (a string), or :data:`None`.
     """
-    if key == 'ping-url':
-        parts = urllib.parse.urlsplit(value)
-        if parts.scheme not in ('http', 'https') or not parts.netloc:
-            return ("%r is not an http:// or https:// URL: give the ping URL of the check, such as "
-                    "https://hc-ping.com/UUID." % value)
-        return None
-    if not os.path.basename(value).endswith('.prom'):
-        return ("%r doesn't end in .prom, which node exporter's textfile collector reads: name the file NAME.prom."
-                % value)
+    from rsync_system_backup.integrations.metrics import check_metrics_file
+    from rsync_system_backup.integrations.pings import check_ping_url
+    try:
+        (check_ping_url if key == 'ping-url' else check_metrics_file)(value)
+    except InvalidOptionError as e:
+        return str(e)
     return None

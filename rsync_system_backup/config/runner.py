@@ -18,6 +18,8 @@ from rsync_system_backup.actions.options import STEP_PROPERTIES
 from rsync_system_backup.cli import LOGGER_NAME, exit_code_of, run, stderr_is_terminal
 from rsync_system_backup.config.hooks import HookFailedError, JobHooks
 from rsync_system_backup.config.outcomes import JobOutcome, worst_exit_code
+from rsync_system_backup.integrations.metrics import metrics_from_summary, write_job_metrics
+from rsync_system_backup.integrations.pings import Pinger
 
 SIGNAL_EXIT_CODES = 128
 """The lowest exit code that means a signal stopped a job (128 plus the signal's number)."""
@@ -95,22 +97,47 @@ class JobRunner(object):
                 self.finish_job(outcome)
         return outcome
 
+    @property
+    def monitored(self):
+        """
+        Whether the jobs' ``ping-url`` and ``metrics-file`` hear of this run.
+
+        :data:`True` for backups; a dry run or a read-only action (``--list``, ...) backs nothing up, so it
+        would only make a monitoring service believe that one ran.
+        """
+        return not self.command_line.action and not self.command_line.program_options.get('dry_run', False)
+
     def start_job(self, outcome):
         """
-        Note that a job starts.
+        Note that a job starts, and tell its ``ping-url`` (see :mod:`.integrations.pings`).
 
         :param outcome: The job's :class:`.JobOutcome` (only its ``job`` and ``started`` are known).
         """
         logger.info("Starting job %s (%i of %i).", outcome.job.name, len(self.outcomes), len(self.jobs))
+        if outcome.job.ping_url and self.monitored:
+            Pinger(outcome.job.ping_url, job=outcome.job.name).start()
 
     def finish_job(self, outcome):
         """
-        Note that a job has ended.
+        Note that a job has ended: tell its ``ping-url`` how, and update its ``metrics-file``.
 
         :param outcome: The job's :class:`.JobOutcome`, complete.
+
+        Exit code 0 is a success ping, any other a failure ping, with the job's
+        summary line as the body; the metrics file gets the job's samples (see
+        :mod:`.integrations.metrics`). Neither can fail the job: a problem is a warning.
         """
+        job = outcome.job
         if not outcome.succeeded:
-            logger.warning("Job %s ended with exit code %i.", outcome.job.name, outcome.exit_code)
+            logger.warning("Job %s ended with exit code %i.", job.name, outcome.exit_code)
+        if not self.monitored:
+            return
+        if job.ping_url:
+            pinger = Pinger(job.ping_url, job=job.name)
+            (pinger.success if outcome.succeeded else pinger.failure)(outcome.message or '')
+        if job.metrics_file:
+            write_job_metrics(job.metrics_file, metrics_from_summary(job.name, outcome.started, outcome.finished,
+                                                                     outcome.exit_code, outcome.summary))
 
     def job_options(self, job):
         """
