@@ -21,7 +21,12 @@ from rsync_system_backup.actions.options import (
     place_diff_operands,
     record_action,
 )
-from rsync_system_backup.checks.values import IONICE_CLASSES, is_port_number
+from rsync_system_backup.checks.values import (
+    CLEARING_PATTERN,
+    CLEARING_PATTERN_PROBLEM,
+    IONICE_CLASSES,
+    is_port_number,
+)
 from rsync_system_backup.exceptions import InvalidOptionError
 from rsync_system_backup.rotation.schemes import FREQUENCIES, override_rotation_scheme, parse_retention
 
@@ -354,9 +359,12 @@ def check_exclude_pattern(value):
 
     :param value: The pattern (a string).
     :returns: The pattern.
-    :raises: :exc:`UsageError` when it is empty or contains a line break.
+    :raises: :exc:`UsageError` when it is empty, contains a line break or is
+             ``!`` (see :data:`.CLEARING_PATTERN`).
     """
     check_not_empty('--exclude', value)
+    if value == CLEARING_PATTERN:
+        raise UsageError("Invalid --exclude: %s." % CLEARING_PATTERN_PROBLEM)
     if '\n' in value or '\r' in value:
         raise UsageError("The exclude pattern %r contains a line break: rsync can't match that; "
                          "use ? or * in its place." % value)

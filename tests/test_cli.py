@@ -91,6 +91,7 @@ def test_show_excludes_refuses_bad_input(run_cli):
     """--show-excludes checks what it is given, with one line and exit code 1."""
     for arguments, message in [
         (['-x', 'a\nb'], "Error: The exclude pattern 'a\\nb' contains a line break"),
+        (['-x', '!'], "Error: Invalid --exclude: the exclude pattern '!' makes rsync forget every exclude before it"),
         (['--', '/src', '-bad:/x'], "Error: The destination '-bad:/x' names the host '-bad', which starts with '-'"),
     ]:
         result = run_cli('--show-excludes', *arguments)

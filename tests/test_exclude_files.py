@@ -48,9 +48,10 @@ def test_reads_the_syntax_of_rsync(tmp_path):
 @pytest.mark.parametrize('content, message', [
     (b'*.iso\n  \n', "Line 2 of the exclude file %s (--exclude-from) holds only blanks"),
     (b'a\0b\n', "Line 1 of the exclude file %s (--exclude-from) holds a NUL byte"),
+    (b'*.iso\n!\n', "Line 2 of the exclude file %s (--exclude-from): the exclude pattern '!' makes rsync forget"),
 ])
 def test_refuses_lines_that_rsync_would_misread(tmp_path, content, message):
-    """A line of blanks (rsync would exclude names of blanks) and a NUL byte are refused with the line's number."""
+    """A line of blanks (rsync would exclude names of blanks), a NUL byte and rsync's "clear" (!) are refused."""
     path = tmp_path / 'excludes'
     path.write_bytes(content)
     with pytest.raises(InvalidOptionError) as error:

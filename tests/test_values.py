@@ -24,6 +24,7 @@ def test_string_exclude_list_is_refused(tmp_path):
 
 @pytest.mark.parametrize('name, value, message', [
     ('exclude_list', ['ok', 3], 'exclude_list must be a list of non-empty strings'),
+    ('exclude_list', ['*.iso', '!'], "exclude_list: the exclude pattern '!' makes rsync forget every exclude"),
     ('excluded_roots', '/proc', 'excluded_roots must be a list of strings'),
     ('dry_run', 'no', "dry_run must be True or False, not 'no' (str)"),
     ('backup_enabled', 2, 'backup_enabled must be True or False'),

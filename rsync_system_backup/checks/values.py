@@ -107,6 +107,34 @@ def check_text_list(name, value):
     return items
 
 
+CLEARING_PATTERN = '!'
+"""
+The exclude pattern that rsync reads as "forget every rule so far": given
+as ``--exclude=!`` it would drop the default excludes and the rule that keeps
+the backup out of its own source, so it is refused wherever a pattern comes
+from (see :func:`check_filter_list()`).
+"""
+
+CLEARING_PATTERN_PROBLEM = ("the exclude pattern '!' makes rsync forget every exclude before it (the default ones and "
+                            "the one that keeps the backup out of its own source): leave it out")
+"""Why :data:`CLEARING_PATTERN` is refused, for the messages of the command line, the exclude file and the API."""
+
+
+def check_filter_list(name, value):
+    """
+    Accept a list of exclude patterns: non-empty strings (see :func:`check_text_list()`), none of them ``!``.
+
+    :param name: The property's name (a string).
+    :param value: The value.
+    :returns: A new list of strings.
+    :raises: :exc:`.InvalidOptionError` for anything else, and for :data:`CLEARING_PATTERN`.
+    """
+    patterns = check_text_list(name, value)
+    if CLEARING_PATTERN in patterns:
+        raise InvalidOptionError("RsyncSystemBackup.%s: %s." % (name, CLEARING_PATTERN_PROBLEM))
+    return patterns
+
+
 def check_optional_number(name, value, lowest=None, highest=None):
     """
     Accept :data:`None` or a whole number in a range.
@@ -288,8 +316,8 @@ PROPERTY_CHECKS = dict(
     destination=check_destination,
     destination_context=check_context,
     source_context=check_context,
-    exclude_list=check_text_list,
-    excluded_roots=check_text_list,
+    exclude_list=check_filter_list,
+    excluded_roots=check_filter_list,
     ionice=check_ionice,
     rotation_scheme=check_rotation_scheme_value,
     daemon_port=check_port_number,

@@ -15,6 +15,7 @@ before anything is written, and ``--show-excludes`` shows the patterns.
 import os
 import stat
 
+from rsync_system_backup.checks.values import CLEARING_PATTERN, CLEARING_PATTERN_PROBLEM
 from rsync_system_backup.exceptions import InvalidOptionError
 
 COMMENT_MARKERS = (b';', b'#')
@@ -56,7 +57,7 @@ def parse_exclude_lines(pathname, content):
     :param pathname: The file's pathname (a string, for the messages).
     :param content: The file's content (bytes).
     :returns: The patterns (a list of strings).
-    :raises: :exc:`.InvalidOptionError` for a line of blanks only or a NUL byte.
+    :raises: :exc:`.InvalidOptionError` for a line of blanks only, a NUL byte or ``!`` (see :data:`.CLEARING_PATTERN`).
     """
     patterns = []
     for number, line in enumerate(content.replace(b'\r\n', b'\n').replace(b'\r', b'\n').split(b'\n'), 1):
@@ -69,5 +70,8 @@ def parse_exclude_lines(pathname, content):
             raise InvalidOptionError("Line %i of the exclude file %s (--exclude-from) holds only blanks, which rsync "
                                      "would take for a pattern: empty the line, or write ? for each blank."
                                      % (number, pathname))
+        if line == CLEARING_PATTERN.encode():
+            raise InvalidOptionError("Line %i of the exclude file %s (--exclude-from): %s."
+                                     % (number, pathname, CLEARING_PATTERN_PROBLEM))
         patterns.append(os.fsdecode(line))
     return patterns
