@@ -143,7 +143,7 @@ def load_configuration(parsed):
     Each problem of the file is one line that starts with ``Error:``; the exit code is 1.
     """
     from rsync_system_backup.config.loading import load_jobs
-    from rsync_system_backup.config.toml_file import ConfigError
+    from rsync_system_backup.exceptions import ConfigError
     try:
         jobs = load_jobs(parsed.config_file, parsed.job_names)
     except ConfigError as e:

@@ -145,3 +145,21 @@ class SourceMismatchError(RsyncSystemBackupError):
 
 class KeptSnapshotError(RsyncSystemBackupError):
     """Raised for a kept snapshot's name that is taken or unknown, or a record of them that can't be read."""
+
+
+class ConfigError(RsyncSystemBackupError):
+
+    """Raised for a configuration file with problems (``--config``): each problem is one line that names its place."""
+
+    def __init__(self, problems):
+        """
+        Record the problems.
+
+        :param problems: The lines (a list of strings, or a string for one problem).
+        """
+        self.problems = [problems] if isinstance(problems, str) else list(problems)
+        super(ConfigError, self).__init__('\n'.join(self.problems))
+
+
+class HookFailedError(RsyncSystemBackupError):
+    """Raised when a job's hook can't start, exits with a status other than 0, or runs longer than its timeout."""

@@ -11,7 +11,8 @@ import time
 
 import pytest
 
-from rsync_system_backup.config.hooks import HookFailedError, group_members, run_hook
+from rsync_system_backup.config.hooks import group_members, run_hook
+from rsync_system_backup.exceptions import HookFailedError
 from support.processes import process_exists
 
 

@@ -10,26 +10,10 @@ import pytest
 
 from rsync_system_backup.command_line import parse_command_line
 from support.cli import command_environment
+from support.examples import read_example, unit_settings
 
-EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'docs', 'examples')
 DOCUMENTED_PROGRAM = '/opt/rsync-system-backup/bin/rsync-system-backup'
 """Where the examples expect the program (the installation steps in README.rst put it there)."""
-
-
-def read_example(name):
-    """Read a file from docs/examples."""
-    with open(os.path.join(EXAMPLES, name)) as handle:
-        return handle.read()
-
-
-def unit_settings(name):
-    """The ``Key=value`` lines of a unit file, as a dict (later lines win)."""
-    settings = {}
-    for line in read_example(name).splitlines():
-        if '=' in line and not line.startswith(('#', ';')):
-            key, value = line.split('=', 1)
-            settings[key.strip()] = value.strip()
-    return settings
 
 
 def installed_program():

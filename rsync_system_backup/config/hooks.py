@@ -20,17 +20,13 @@ import time
 
 from humanfriendly import format_timespan
 
-from rsync_system_backup.exceptions import RsyncSystemBackupError
+from rsync_system_backup.exceptions import HookFailedError, RsyncSystemBackupError
 from rsync_system_backup.processes.signals import GRACE_PERIOD
 
 POLL_INTERVAL = 0.05
 """Seconds between the looks at a stopped hook's processes."""
 
 logger = logging.getLogger(__name__)
-
-
-class HookFailedError(RsyncSystemBackupError):
-    """Raised when a hook can't start, exits with a status other than 0, or runs longer than its timeout."""
 
 
 class JobHooks(object):

@@ -13,8 +13,8 @@ import posixpath
 from rsync_system_backup.command_line import expand_home
 from rsync_system_backup.config.arguments import parse_job
 from rsync_system_backup.config.jobs import resolve_jobs
-from rsync_system_backup.config.toml_file import ConfigError, read_config_file
-from rsync_system_backup.exceptions import RsyncSystemBackupError
+from rsync_system_backup.config.toml_file import read_config_file
+from rsync_system_backup.exceptions import ConfigError, RsyncSystemBackupError
 
 
 def load_jobs(pathname, selected=()):

@@ -16,8 +16,9 @@ import sys
 
 from rsync_system_backup.actions.options import STEP_PROPERTIES
 from rsync_system_backup.cli import LOGGER_NAME, exit_code_of, run, stderr_is_terminal
-from rsync_system_backup.config.hooks import HookFailedError, JobHooks
+from rsync_system_backup.config.hooks import JobHooks
 from rsync_system_backup.config.outcomes import JobOutcome, worst_exit_code
+from rsync_system_backup.exceptions import HookFailedError
 from rsync_system_backup.integrations.metrics import metrics_from_summary, write_job_metrics
 from rsync_system_backup.integrations.pings import Pinger
 

@@ -17,24 +17,10 @@ try:
 except ImportError:  # Python < 3.11: the same parser, as a backport.
     import tomli as tomllib
 
-from rsync_system_backup.exceptions import RsyncSystemBackupError
+from rsync_system_backup.exceptions import ConfigError
 
 MULTILINE_QUOTES = ('"""', "'''")
 """The delimiters of TOML's strings that may span lines."""
-
-
-class ConfigError(RsyncSystemBackupError):
-
-    """Raised for a configuration file with problems: each problem is one line that names its place and the fix."""
-
-    def __init__(self, problems):
-        """
-        Record the problems.
-
-        :param problems: The lines (a list of strings, or a string for one problem).
-        """
-        self.problems = [problems] if isinstance(problems, str) else list(problems)
-        super(ConfigError, self).__init__('\n'.join(self.problems))
 
 
 class ConfigFile(object):
