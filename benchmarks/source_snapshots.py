@@ -28,6 +28,10 @@ Options:
   --rounds N     the number of rounds (default 3)
   --seed N       picks the tree (default 1)
   --cold         drop the page cache before each timed command
+  --pairs LIST   which sources and destinations (default
+                 btrfs:btrfs,btrfs:ext4,ext4:btrfs,ext4:ext4); each pair
+                 holds two copies of the tree, so at 1,000,000 files (about
+                 7 GB) fewer pairs keep the images within the disk
   --work-dir DIR where to create the temporary work directory (default
                  /tmp; the images are sparse files)
   --json FILE    also write the results to FILE as JSON
@@ -59,6 +63,9 @@ SOURCES = ('btrfs', 'ext4')
 DESTINATIONS = ('btrfs', 'ext4')
 """The filesystems of the destinations."""
 
+DEFAULT_PAIRS = 'btrfs:btrfs,btrfs:ext4,ext4:btrfs,ext4:ext4'
+"""The sources and destinations measured by default (``SOURCE:DESTINATION``, comma-separated)."""
+
 HOLDER = '.rsync-system-backup.source-snapshots'
 """The directory of a btrfs source's kept snapshot, which the floor's rsync leaves out as the backup does."""
 
@@ -81,10 +88,27 @@ def parse_arguments(arguments):
     parser.add_argument('--rounds', type=int, default=3)
     parser.add_argument('--seed', type=int, default=1)
     parser.add_argument('--cold', action='store_true')
+    parser.add_argument('--pairs', default=DEFAULT_PAIRS, type=check_pairs)
     parser.add_argument('--work-dir', default='/tmp')
     parser.add_argument('--json')
     parser.add_argument(INSIDE_FLAG, dest='inside', help=argparse.SUPPRESS)
     return parser.parse_args(arguments)
+
+
+def check_pairs(value):
+    """
+    Check the value of ``--pairs``.
+
+    :param value: ``SOURCE:DESTINATION`` pairs, comma-separated (a string), each filesystem btrfs or ext4.
+    :returns: The value.
+    :raises: :exc:`argparse.ArgumentTypeError` for anything else, or a pair given twice.
+    """
+    pairs = value.split(',')
+    known = set('%s:%s' % (source, destination) for source in SOURCES for destination in DESTINATIONS)
+    if not pairs or any(pair not in known for pair in pairs) or len(set(pairs)) != len(pairs):
+        raise argparse.ArgumentTypeError("give SOURCE:DESTINATION pairs of btrfs and ext4, each once, such as %s"
+                                         % DEFAULT_PAIRS)
+    return value
 
 
 def image_megabytes(plan):
@@ -227,8 +251,12 @@ def measure(options):
     megabytes = image_megabytes(plan)
     environment = dict(os.environ, COLOREDLOGS_SYSLOG='false')
     environment.pop('RSYNC_MODULE_PATH', None)
+    wanted = [tuple(pair.split(':')) for pair in options.pairs.split(',')]
     sources = {}
     for kind in SOURCES:
+        targets = [destination for source, destination in wanted if source == kind]
+        if not targets:
+            continue
         top = mount_image(work, 'source-' + kind, kind, megabytes)
         first = os.path.join(top, 'src-1')
         if kind == 'btrfs':
@@ -237,18 +265,18 @@ def measure(options):
             os.mkdir(first)
         sys.stderr.write("Creating %i files on %s ..\n" % (plan.files, kind))
         plan.create(os.path.join(first, 'tree'))
-        sources[kind] = [first] * len(DESTINATIONS)
+        sources[kind] = dict((destination, first) for destination in targets)
         if kind == 'btrfs':
             # The kept parent snapshot belongs to the source, so each destination gets a source of its own:
             # a writable snapshot of the first, which costs nothing.
-            for number in range(2, len(DESTINATIONS) + 1):
+            for number, destination in enumerate(targets[1:], 2):
                 copy = os.path.join(top, 'src-%i' % number)
                 run('btrfs', '-q', 'subvolume', 'snapshot', first, copy)
-                sources[kind][number - 1] = copy
+                sources[kind][destination] = copy
     destinations = dict((kind, mount_image(work, 'destination-' + kind, kind, megabytes * 2))
-                        for kind in DESTINATIONS)
-    pairs = [Pair(sources[source][index], source, destinations[destination], destination)
-             for source in SOURCES for index, destination in enumerate(DESTINATIONS)]
+                        for kind in DESTINATIONS if any(destination == kind for _, destination in wanted))
+    pairs = [Pair(sources[source][destination], source, destinations[destination], destination)
+             for source, destination in wanted]
     rss_report = os.path.join(work, 'rss')
     for pair in pairs:
         sys.stderr.write("First backup %s ..\n" % pair.name)
