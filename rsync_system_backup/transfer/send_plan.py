@@ -24,8 +24,8 @@ How the commands become names:
    directory that is new at its path (created, or moved there) is planned
    with everything in it, read from ``NEW`` (rsync sees all of it as new).
    A file with more names in ``NEW`` than the stream gave (the stream names
-   an inode once) gets the others from ``btrfs inspect-internal
-   inode-resolve``, so that the apply writes the whole hard-link group.
+   an inode once) gets the others from the kernel (see
+   :mod:`.transfer.inode_paths`), so that the apply writes the whole hard-link group.
    Every name of ``OLD`` that lost its entry is a deletion (only the top
    one of a deleted tree: the protect step deletes a directory with
    everything in it).
@@ -58,6 +58,7 @@ import stat
 import tempfile
 
 from rsync_system_backup.agent.tree import is_clean
+from rsync_system_backup.transfer.inode_paths import inode_paths
 from rsync_system_backup.transfer.plan import KIND_TESTS, PLAN_ENVIRONMENT, TransferPlan, files_from, unescape
 from rsync_system_backup.transfer.send_stream import StreamError, read_commands
 
@@ -512,8 +513,7 @@ class PlanBuilder(object):
         """
         Plan every other name of each planned file that has names outside the plan.
 
-        :raises: :exc:`SendPlanUnavailable` when ``btrfs inspect-internal
-                 inode-resolve`` doesn't give every name.
+        :raises: :exc:`SendPlanUnavailable` when the kernel doesn't give every name (see :meth:`resolve_inode()`).
         """
         groups = {}
         for name, info in self.inodes.items():
@@ -530,24 +530,21 @@ class PlanBuilder(object):
 
         :param info: The :func:`os.lstat()` result of one of its names.
         :returns: A set of paths (bytes).
-
-        ``inode-resolve`` prints each path after ``NEW`` and a slash, one a
-        line; a name that holds a newline spans lines, so lines are joined
-        until they name the inode, and the names found must be as many as its links.
+        :raises: :exc:`SendPlanUnavailable` when the kernel doesn't give them
+                 (see :func:`.inode_paths()`), or not as many names of this
+                 inode as it has links.
         """
-        output = self.run_command('btrfs', 'inspect-internal', 'inode-resolve', '--', str(info.st_ino),
-                                  os.fsdecode(self.new_top))
-        prefix = self.new_top + b'/'
-        names, pending = set(), None
-        for line in output.split(b'\n')[:-1]:
-            pending = line if pending is None else pending + b'\n' + line
-            if pending.startswith(prefix):
-                candidate = pending[len(prefix):]
-                found = self.lstat_new(candidate, missing_ok=True) if is_clean(candidate) else None
-                if found is not None and (found.st_dev, found.st_ino) == (info.st_dev, info.st_ino):
-                    names.add(candidate)
-                    pending = None
-        if pending is not None or len(names) != info.st_nlink:
+        try:
+            found = inode_paths(self.new_top, info.st_ino)
+        except OSError as error:
+            raise SendPlanUnavailable("can't find the names of inode %i (%s)" % (info.st_ino,
+                                                                                 error.strerror or error))
+        names = set()
+        for candidate in found:
+            other = self.lstat_new(candidate, missing_ok=True) if is_clean(candidate) else None
+            if other is not None and (other.st_dev, other.st_ino) == (info.st_dev, info.st_ino):
+                names.add(candidate)
+        if len(names) != info.st_nlink:
             raise SendPlanUnavailable("can't find all %i names of inode %i" % (info.st_nlink, info.st_ino))
         return names
 
