@@ -17,7 +17,9 @@ filesystem: ``rsync -aHAX --numeric-ids --delete`` in place and the
 snapshot the filesystem does best (``btrfs subvolume snapshot -r`` on
 btrfs, ``cp -al`` on ext4). With ``--cold`` the page cache is dropped
 before every timed command (``/proc/sys/vm/drop_caches``: this slows the
-whole machine down for a moment). The table shows the medians, the ratio
+whole machine down for a moment); before every timed command, what
+earlier ones left to write is written back (``sync``), so that no command
+pays for another's writes. The table shows the medians, the ratio
 to the floor, and the peak resident set size of rsync-system-backup's own
 Python process (see peak_rss.py). When the namespace ends, its mounts go
 and the loop devices detach themselves. Needs root, unshare and the mkfs
@@ -150,11 +152,21 @@ def mount_image(work, name, kind, megabytes):
     return mount_point
 
 
-def drop_caches():
-    """Write back and drop the page cache, dentries and inodes (for a cold-cache measurement)."""
+def settle(cold):
+    """
+    Write back what earlier commands left to write, and with `cold` drop the caches too, before a timed command.
+
+    Without it, the run's own ``sync -f`` (before it names a snapshot) would
+    also write what the floor's rsync of the round before left in the page
+    cache on the same filesystem, and a floor's ``btrfs subvolume snapshot``
+    what the mutation wrote.
+
+    :param cold: :data:`True` to drop the page cache, dentries and inodes (a cold-cache measurement).
+    """
     run('sync')
-    with open('/proc/sys/vm/drop_caches', 'w') as handle:
-        handle.write('3\n')
+    if cold:
+        with open('/proc/sys/vm/drop_caches', 'w') as handle:
+            handle.write('3\n')
 
 
 class Pair(object):
@@ -226,15 +238,13 @@ class Pair(object):
         :param rss_report: See :meth:`tool_command()`.
         :param cold: :data:`True` to drop the caches before each timed command.
         """
-        if cold:
-            drop_caches()
+        settle(cold)
         measurement = run_timed(self.tool_command(rss_report), environment, rss_report=rss_report)
         self.times['tool'].append(measurement.seconds)
         self.times['rss'].append(measurement.peak_rss_kib)
         seconds = 0.0
         for command in self.floor_commands(number):
-            if cold:
-                drop_caches()
+            settle(cold)
             seconds += run_timed(command, environment).seconds
         self.times['floor'].append(seconds)
 
