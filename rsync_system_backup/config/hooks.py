@@ -21,7 +21,7 @@ import time
 from humanfriendly import format_timespan
 
 from rsync_system_backup.exceptions import HookFailedError, RsyncSystemBackupError
-from rsync_system_backup.processes.signals import GRACE_PERIOD
+from rsync_system_backup.processes.signals import GRACE_PERIOD, status_fields
 
 POLL_INTERVAL = 0.05
 """Seconds between the looks at a stopped hook's processes."""
@@ -190,8 +190,7 @@ def group_members(group):
     for name in os.listdir('/proc'):
         if name.isdigit():
             try:
-                with open('/proc/%s/stat' % name) as handle:
-                    fields = handle.read().rsplit(')', 1)[1].split()
+                fields = status_fields(int(name))
             except (OSError, IndexError):
                 continue
             if fields[0] != 'Z' and int(fields[2]) == group:

@@ -165,6 +165,20 @@ def descendant_processes(pid):
     return found
 
 
+def status_fields(pid):
+    """
+    Read the fields of a process's ``/proc/PID/stat`` that follow its command's name.
+
+    :param pid: The process id.
+    :returns: A list of strings: the state (``Z`` for a zombie) first, then the
+              parent's process id, the process group, and so on (see :manpage:`proc(5)`).
+    :raises: :exc:`OSError` when the process is gone.
+    """
+    with open('/proc/%i/stat' % pid) as handle:
+        # The command's name is in parentheses and may hold anything, ')' and blanks included.
+        return handle.read().rsplit(')', 1)[1].split()
+
+
 def is_alive(pid):
     """
     Check whether a process still runs (zombies count as gone), reaping it if it is our child.
@@ -178,8 +192,7 @@ def is_alive(pid):
     except ChildProcessError:
         pass
     try:
-        with open('/proc/%i/stat' % pid) as handle:
-            return handle.read().rsplit(')', 1)[1].split()[0] != 'Z'
+        return status_fields(pid)[0] != 'Z'
     except OSError:
         return False
 
