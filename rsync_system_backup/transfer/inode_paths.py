@@ -50,7 +50,7 @@ def inode_paths(subvolume, inode):
     """
     descriptor = os.open(subvolume, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
     try:
-        names, complete = ask_kernel(descriptor, inode, ANSWER_SIZE)
+        names, complete = ask_kernel(descriptor, inode)
     finally:
         os.close(descriptor)
     if not complete:
@@ -58,18 +58,17 @@ def inode_paths(subvolume, inode):
     return names
 
 
-def ask_kernel(descriptor, inode, size):
+def ask_kernel(descriptor, inode):
     """
-    Run the ioctl once.
+    Run the ioctl once, with a buffer of :data:`ANSWER_SIZE` bytes for the answer.
 
     :param descriptor: An open directory of the subvolume (an integer).
     :param inode: The inode's number (an integer).
-    :param size: The size of the buffer for the answer (bytes).
     :returns: A tuple of the names (a list of bytes) and :data:`False` when
               the answer lacked room for some of them (:data:`True` when it is complete).
     """
-    buffer = ctypes.create_string_buffer(size)
-    arguments = bytearray(ARGUMENTS.pack(inode, size, 0, 0, 0, 0, ctypes.addressof(buffer)))
+    buffer = ctypes.create_string_buffer(ANSWER_SIZE)
+    arguments = bytearray(ARGUMENTS.pack(inode, ANSWER_SIZE, 0, 0, 0, 0, ctypes.addressof(buffer)))
     fcntl.ioctl(descriptor, INO_PATHS_REQUEST, arguments)
     data = buffer.raw
     _, missing, count, missed = CONTAINER.unpack_from(data)
