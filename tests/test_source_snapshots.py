@@ -115,6 +115,7 @@ def test_crash_leaves_at_most_one_parent_and_the_next_run_cleans_up(btrfs, tmp_p
     backup(btrfs, latest)
     parent_inode = os.stat(str(view(btrfs, PARENT))).st_ino
     write_script(fake_bin / 'rsync', 'kill -KILL $PPID\nsleep 5\n')
+    write_dated(view(btrfs, 'etc', 'changed'), b'before the crash')
     crashed = btrfs.run_cli(source_of(btrfs), latest, env=dict(PATH='%s:%s' % (fake_bin, os.environ['PATH'])))
     assert crashed.returncode == -9, crashed.output
     names = holder_names(btrfs)
@@ -135,6 +136,7 @@ def test_failed_transfer_keeps_the_earlier_parent(btrfs, tmp_path, fake_bin):
     backup(btrfs, latest)
     before = take_manifest(btrfs.view(source_of(btrfs) / PARENT), times=None)
     write_script(fake_bin / 'rsync', 'exit 12\n')
+    write_dated(view(btrfs, 'etc', 'changed'), b'while rsync fails')
     failed = btrfs.run_cli(source_of(btrfs), latest, env=dict(PATH='%s:%s' % (fake_bin, os.environ['PATH'])))
     assert failed.returncode != 0
     assert holder_names(btrfs) == ['.rsync-system-backup.lock', 'parent']

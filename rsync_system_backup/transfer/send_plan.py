@@ -35,10 +35,12 @@ How the commands become names:
    whose entries changed are looked at in both snapshots: such a directory
    that came or went is planned or deleted; one that stays is left alone,
    whatever attributes it shows.
-4. **Filters**: the candidate names, and every directory above them, go
-   through a dry run of rsync with the run's filter options
-   (:func:`filter_names()`): a name that rsync leaves out, or that lies
-   below a directory that it leaves out, never gets into the plan.
+4. **Filters**: the candidate names, and every directory above them, are
+   matched against the run's filter options (:func:`filter_names()`: in
+   this process when they are simple exclude rules, see
+   :mod:`.transfer.exclude_rules`, otherwise by a dry run of rsync): a name
+   that they leave out, or that lies below a directory that they leave out,
+   never gets into the plan.
 
 Whatever isn't as expected (no parent, a failing command, a stream this
 module doesn't know, a name that isn't in ``NEW``, a hard-link group whose
@@ -58,6 +60,7 @@ import stat
 import tempfile
 
 from rsync_system_backup.agent.tree import is_clean
+from rsync_system_backup.transfer.exclude_rules import excluded, parse_exclude_rules
 from rsync_system_backup.transfer.inode_paths import inode_paths
 from rsync_system_backup.transfer.plan import KIND_TESTS, PLAN_ENVIRONMENT, TransferPlan, files_from, unescape
 from rsync_system_backup.transfer.send_stream import StreamError, read_commands
@@ -633,18 +636,18 @@ def plan_from_snapshots(context, parent, snapshot, filter_options, sudo=False):
 
 def filter_names(builder, top, names, filter_options):
     """
-    Keep the names that the transfer takes, by asking rsync.
+    Keep the names that the transfer takes.
 
     :param builder: The :class:`PlanBuilder` (its context runs rsync).
     :param top: The snapshot that holds the names (bytes).
     :param names: Paths (bytes, clean).
     :param filter_options: See :func:`plan_from_snapshots()`.
-    :returns: The set of names that rsync takes, and whose directories it takes too.
+    :returns: The set of names that the rules take, and whose directories they take too.
 
-    rsync checks each listed name against the rules by itself, so every
-    directory above a name is listed too, and a name counts only when rsync
-    takes it and every directory above it. It runs as a dry run to an empty
-    directory of its own, where it would create every name it takes.
+    Every directory above a name is checked against the rules too, and a
+    name counts only when the rules take it and every directory above it.
+    Rules that :mod:`.transfer.exclude_rules` can match are matched in this
+    process; otherwise rsync decides (see :func:`ask_rsync()`).
     """
     if not names or not filter_options:
         return set(names)
@@ -653,14 +656,11 @@ def filter_names(builder, top, names, filter_options):
         while name and name not in candidates:
             candidates.add(name)
             name = posixpath.dirname(name)
-    scratch = tempfile.mkdtemp(prefix='rsync-system-backup-filter-')
-    try:
-        output = builder.run_command('rsync', *(FILTER_OPTIONS + tuple(filter_options) + (
-            os.fsdecode(top) + '/', os.path.join(scratch, 'empty') + '/')), input=files_from(sorted(candidates)),
-            environment=PLAN_ENVIRONMENT)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-    taken = set(unescape(line).rstrip(b'/') for line in output.split(b'\n') if line)
+    rules = parse_exclude_rules(filter_options)
+    if rules is None:
+        taken = ask_rsync(builder, top, candidates, filter_options)
+    else:
+        taken = set(name for name in candidates if not excluded(rules, name, lambda name=name: is_directory(top, name)))
     kept = set()
     for name in names:
         parent = name
@@ -669,6 +669,45 @@ def filter_names(builder, top, names, filter_options):
         if not parent:
             kept.add(name)
     return kept
+
+
+def ask_rsync(builder, top, candidates, filter_options):
+    """
+    Ask rsync which names the filter options take.
+
+    :param builder: The :class:`PlanBuilder` (its context runs rsync).
+    :param top: The snapshot that holds the names (bytes).
+    :param candidates: Paths (bytes, clean), with every directory above each of them.
+    :param filter_options: See :func:`plan_from_snapshots()`.
+    :returns: The set of the candidates that rsync takes (each checked by itself).
+
+    rsync checks each listed name against the rules by itself. It runs as
+    a dry run to an empty directory of its own, where it would create
+    every name it takes.
+    """
+    scratch = tempfile.mkdtemp(prefix='rsync-system-backup-filter-')
+    try:
+        output = builder.run_command('rsync', *(FILTER_OPTIONS + tuple(filter_options) + (
+            os.fsdecode(top) + '/', os.path.join(scratch, 'empty') + '/')), input=files_from(sorted(candidates)),
+            environment=PLAN_ENVIRONMENT)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return set(unescape(line).rstrip(b'/') for line in output.split(b'\n') if line)
+
+
+def is_directory(top, name):
+    """
+    Check whether an entry of a snapshot is a directory.
+
+    :param top: The snapshot (bytes).
+    :param name: The entry's path (bytes, clean).
+    :returns: :data:`True` when it is.
+    :raises: :exc:`SendPlanUnavailable` when it can't be looked up.
+    """
+    try:
+        return stat.S_ISDIR(os.lstat(join(top, name)).st_mode)
+    except OSError as error:
+        raise SendPlanUnavailable("can't find %r in a snapshot (%s)" % (os.fsdecode(name), error.strerror))
 
 
 def kind_letter(mode):
