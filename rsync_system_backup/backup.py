@@ -469,7 +469,8 @@ class RsyncSystemBackup(CheckedProperties, BackupSteps, PropertyManager):
                     tunnel = stack.enter_context(self.open_tunnel())
                     origin = stack.enter_context(self.snapshot_source())
                     choice = self.choose_plan(origin)
-                    with summary.timed('transfer'), self.transfer_target() as target:
+                    wanted = builder is not None and builder.uses_changes
+                    with summary.timed('transfer'), self.transfer_target(changes_wanted=wanted) as target:
                         summary.transfer_statistics = self.transfer_changes(tunnel, target, origin, choice)
                     origin.keep(complete=not summary.transfer_statistics.incomplete)
                     if choice is not None:

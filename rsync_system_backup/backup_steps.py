@@ -242,10 +242,13 @@ class BackupSteps:
         if (self.backup_enabled or self.snapshot_enabled) and not self.dry_run:
             self.snapshot_method_in_use.prepare()
 
-    def transfer_target(self):
+    def transfer_target(self, changes_wanted=False):
         """
         Choose where rsync writes, for the duration of a ``with`` block that runs it.
 
+        :param changes_wanted: :data:`True` when the snapshot's manifest can be
+                               built from what the transfer changed (see
+                               :attr:`.ManifestBuilder.uses_changes`).
         :returns: A context manager that gives a :class:`.TransferTarget`
                   (see :meth:`.SnapshotMethod.transfer_target()`), or one
                   that gives :data:`None` for dry runs and rsync daemons,
@@ -253,7 +256,8 @@ class BackupSteps:
         """
         if self.dry_run or self.destination.is_daemon:
             return contextlib.nullcontext()
-        return self.snapshot_method_in_use.transfer_target(snapshot=self.snapshot_enabled)
+        return self.snapshot_method_in_use.transfer_target(snapshot=self.snapshot_enabled,
+                                                           changes_wanted=changes_wanted)
 
     def snapshot_source(self):
         """
@@ -362,6 +366,7 @@ class BackupSteps:
             dry_run=self.dry_run,
             ionice=self.ionice,
             remove=method.remove_trees,
+            flush=not method.copies_reach_disk,
         )
 
     def claim_keep_name(self):

@@ -191,6 +191,34 @@ def test_build_from_changes(tmp_path, way):
 
 
 @pytest.mark.parametrize('way', sorted(WAYS))
+def test_build_after_attributes_changed_in_place(tmp_path, way):
+    """
+    A name whose attributes changed in place builds from the changes only when they list every name of its inode.
+
+    rsync changes the mode of a file with two names through one of them,
+    and both change: when the changes list one name, the program walks.
+    """
+    directory, latest = tmp_path / 'set', tmp_path / 'set' / 'latest'
+    write_file(latest / 'one', b'shared')
+    write_file(latest / 'other', b'alone')
+    os.link(str(latest / 'one'), str(latest / 'two'))
+    subprocess.run(['cp', '-a', str(latest), str(directory / FIRST)], check=True)
+    assert build(str(directory), str(latest), FIRST, 'reflink')['source'] == 'walk'
+    ionice = WAYS[way]
+    rounds = ((SECOND, 0o600, [b'one'], 'walk'), ('2024-01-03_00-00-00', 0o640, [b'one', b'two'], 'changes'))
+    described = FIRST
+    for name, mode, listed, source in rounds:
+        os.chmod(str(latest / 'one'), mode)
+        changes = (listed + [b'other'], [], listed + [b'other'])
+        built = build(str(directory), str(latest), name, 'reflink', described, changes, ionice=ionice)
+        assert built['source'] == source
+        lines = read_entry_lines(os.path.join(str(directory), manifest_name(name)))[2]
+        assert lines == [format_entry(entry)[:-1].encode() for entry in scan_tree(str(latest))]
+        subprocess.run(['cp', '-a', str(latest), str(directory / name)], check=True)
+        described = name
+
+
+@pytest.mark.parametrize('way', sorted(WAYS))
 def test_build_without_its_instructions(backups, way):
     """A build whose instructions end early (the run stopped before its snapshot) writes nothing."""
     before = sorted(os.listdir(os.path.join(backups, MANIFEST_DIRECTORY)))

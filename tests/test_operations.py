@@ -7,12 +7,15 @@ several times (the marker check, recovery, the snapshot and rotation), so
 context runs the commands on this system and records them.
 """
 
+import os
+import pathlib
 import re
 import subprocess
 
 import pytest
 
 from rsync_system_backup.backup_set.operations import list_directory
+from support.loop_filesystems import MountedFilesystem
 from support.stand_ins import real_program, write_script
 from support.trees import make_source, snapshot_names
 
@@ -89,6 +92,29 @@ def test_flush_before_the_final_renames(tmp_path, run_cli, fake_bin, method):
     assert len(calls) == len(expected), calls
     for call, pattern in zip(calls, expected):
         assert pattern.match(call), (call, pattern.pattern)
+
+
+def test_btrfs_snapshots_reach_the_disk_without_a_flush(tmp_path, fake_bin):
+    """
+    A btrfs snapshot commits a transaction, with ``latest``'s data: its rename needs no ``sync -f``.
+
+    The manifest, which no flush writes then, is on disk by itself (it is
+    fsynced, see :func:`.new_manifest()`), and ``--verify`` checks the snapshot.
+    """
+    source = tmp_path / 'source'
+    make_source(source)
+    log = tmp_path / 'sync.log'
+    write_script(fake_bin / 'sync', 'echo "$*" >> %s\nexec %s "$@"\n' % (log, real_program('sync')))
+    with MountedFilesystem('btrfs', tmp_path / 'btrfs') as filesystem:
+        latest = filesystem.mount_point / 'backups' / 'latest'
+        for _ in range(2):
+            result = filesystem.run_cli('-v', source, latest, env=dict(PATH='%s:%s' % (fake_bin, os.environ['PATH'])))
+            assert result.returncode == 0, result.output
+            assert "Using the btrfs snapshot method" in result.output
+        assert not log.exists(), log.read_text()
+        assert len(snapshot_names(pathlib.Path(filesystem.view(latest.parent)))) == 2
+        verified = filesystem.run_cli('--verify-all', latest)
+        assert verified.returncode == 0, verified.output
 
 
 @pytest.mark.parametrize('name', ['.rsync-system-backup', '.rsync-system-backup.lock'])

@@ -6,7 +6,7 @@ namespace (see :mod:`support.loop_filesystems`); the backups go to the
 test's directory (ext4: the safe-hardlink method, whose transfer is a
 planned one). A stand-in ``rsync`` logs every command line before it runs
 the real one, so a test sees whether rsync's dry run (the one with
-``--itemize-changes``) ran.
+``--dry-run`` and ``--itemize-changes``) ran.
 """
 
 import os
@@ -34,6 +34,18 @@ SENT = "Planned the transfer from the snapshots of %s (btrfs send), without rsyn
 
 DRY_RUN = "Planning the transfer with rsync's dry run: %s."
 """The INFO line of a fallback to rsync's dry run."""
+
+FROM_CHANGES = r"Built the manifest of \S+ from the previous one and \d+ changed name"
+"""A pattern of the DEBUG line of a manifest built from the transfer's changes."""
+
+WALKED = "by reading all of latest."
+"""The end of the DEBUG line of a manifest built by walking ``latest``."""
+
+FROM_CHANGES = r"Built the manifest of \S+ from the previous one and \d+ changed name"
+"""A pattern of the DEBUG line of a manifest built from the transfer's changes."""
+
+WALKED = "by reading all of latest."
+"""The end of the DEBUG line of a manifest built by walking ``latest``."""
 
 
 class Scene(object):
@@ -69,7 +81,7 @@ class Scene(object):
     def dry_runs(self):
         """The rsync dry runs that planned a transfer in the last run (a list of command lines)."""
         lines = self.log.read_text().splitlines() if self.log.exists() else []
-        return [line for line in lines if '--itemize-changes' in line]
+        return [line for line in lines if {'--dry-run', '--itemize-changes'} <= set(line.split())]
 
     def differences(self, latest, *options):
         """What rsync would still change from the parent snapshot to ``latest`` (a list of lines)."""
@@ -239,6 +251,7 @@ def test_failed_transfer_leaves_no_record(scene, tmp_path):
     scene.backup(latest)
     scene.backup(latest)
     write_script(scene.fake_bin / 'rsync', 'exit 12\n')
+    write_dated(scene.root / 'etc' / 'added', b'while rsync fails')
     scene.backup(latest, expect=1)
     assert scene.record(latest) is None
     scene.log_rsync()
@@ -318,5 +331,55 @@ def test_in_place_methods_apply_the_send_plan(scene, method):
     assert (info.st_ino, info.st_mode & 0o777) == (inode, 0o600)
     scene.set_full_check(latest, 0)
     output = scene.backup(inside, option)
+    assert "Planning the transfer with rsync's dry run: the last full check was" in output and scene.dry_runs()
+    assert scene.differences(inside) == []
+    # Without a manifest to build from the plan's names, the full check is one rsync over the whole tree.
+    scene.set_full_check(latest, 0)
+    output = scene.backup(inside, option, '--no-manifest')
     assert "Transferring with one rsync over the whole tree: the last full check was" in output
     assert scene.dry_runs() == [] and scene.differences(inside) == []
+
+
+@pytest.mark.parametrize('method', ['btrfs', 'reflink'])
+def test_in_place_methods_plan_with_a_dry_run_for_the_manifest(scene, method):
+    """
+    Without the source's snapshots, the in-place methods plan with rsync's dry run, and the manifest follows the plan.
+
+    Each new snapshot's manifest, built from the plan's names, describes it
+    exactly (``--verify`` reads it back) after random changes that include
+    names which look like rsync's own output, and a new mode of a file with
+    two names (rsync changes it in place through one of them, and its dry
+    run itemizes both). Without a manifest (``--no-manifest``) the transfer
+    is one rsync.
+    """
+    inside = scene.filesystem.mount_point / 'backups' / 'latest'
+    latest = pathlib.Path(scene.filesystem.view(inside))
+    options = ('--snapshot-method=%s' % method, '--source-snapshot=never', '-v')
+    rng = random.Random(5309)
+    builder = TreeBuilder(rng, str(scene.root / 'tree'))
+    builder.build()
+    write_dated(scene.root / 'etc' / 'passwd', b'root:x:0:0::/root:/bin/sh\n')
+    os.link(str(scene.root / 'etc' / 'passwd'), str(scene.root / 'etc' / 'passwd.linked'))
+    output = scene.backup(inside, *options)
+    assert WALKED in output and scene.dry_runs() == []
+    sources = []
+    for number in range(10):
+        if number == 8:
+            os.chmod(str(scene.root / 'etc' / 'passwd'), 0o600)
+        elif number == 9:
+            write_dated(scene.root / 'etc' / 'hostname', b'renamed-host\n')
+        else:
+            Mutator(builder).mutate(rng.randint(1, 6))
+        before = snapshots_of(latest)
+        output = scene.backup(inside, *options, *(('--no-manifest',) if number == 9 else ()))
+        sources.append('changes' if re.search(FROM_CHANGES, output) else 'walk' if WALKED in output else None)
+        assert bool(scene.dry_runs()) == (number < 9)
+        compared = scene.filesystem.run('rsync', '-naHAX', '--numeric-ids', '--delete', '-i', '--exclude=/tmp/',
+                                        '%s/' % scene.source, '%s/' % inside, env=dict(LC_ALL='C'))
+        assert compared.stdout.splitlines() == []
+        after = snapshots_of(latest)
+        assert all(after[name] == manifest for name, manifest in before.items() if name in after)
+        if number < 9:
+            verified = scene.filesystem.run_cli('--verify', inside)
+            assert verified.returncode == 0, verified.output
+    assert sources == ['changes'] * 9 + [None], sources

@@ -347,21 +347,33 @@ def new_manifest(directory, snapshot_name):
     The file is created with :func:`tempfile.mkstemp()` (a random name,
     ``O_EXCL``, readable only by its owner) in :data:`MANIFEST_DIRECTORY`,
     never inside a snapshot or ``latest``; when the block fails, it is
-    removed again.
+    removed again. The file and its new name are on disk when this returns
+    (``fsync()`` of the file, then of the directory), so that the
+    snapshot's final name, which comes later, never outlives its manifest
+    in a power cut, also when nothing else flushes the filesystem (the
+    btrfs method, see :attr:`.SnapshotMethod.copies_reach_disk`).
 
     :param directory: The directory that holds the snapshot (a string).
     :param snapshot_name: The snapshot's name (a string).
     :returns: A context manager that gives the file (a binary stream).
     """
+    manifests = make_manifest_directory(directory)
     handle, temporary = tempfile.mkstemp(prefix=snapshot_name + MANIFEST_SUFFIX + '.', suffix=TEMPORARY_SUFFIX,
-                                         dir=make_manifest_directory(directory))
+                                         dir=manifests)
     try:
         with os.fdopen(handle, 'wb') as raw:
             yield raw
+            raw.flush()
+            os.fsync(raw.fileno())
         os.rename(temporary, os.path.join(directory, manifest_name(snapshot_name)))
     except BaseException:
         os.unlink(temporary)
         raise
+    descriptor = os.open(manifests, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
 
 
 def write_manifest(directory, snapshot_name, method, lines=None, encoded=None):

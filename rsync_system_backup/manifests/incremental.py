@@ -17,6 +17,14 @@ manifest that describing and reading all of ``latest`` would give (see
 :func:`.scan_tree()`), as far as the previous one was, at a cost that grows
 with the changes.
 
+When the btrfs and reflink methods apply a plan in place, rsync changes the
+attributes of an inode that has several names through one of them, and all
+its names change (see :attr:`.TransferPlan.attributes_only`). rsync's dry run
+itemizes each of them, but a name can drop out of the plan (it changed in the
+source since the dry run). So when a name marked :data:`CHANGED_IN_PLACE`
+shares its inode with names that the changes don't list, all of ``latest``
+is walked instead.
+
 The lines of a manifest come in the order of :func:`.manifests.scan.walk()`:
 a directory, then what it holds, names sorted. :func:`order_key()` turns a
 path into a string that sorts in that order, so the previous manifest's
@@ -49,6 +57,12 @@ DELETED = b'-'
 
 TOUCHED = b'+'
 """The mark of any other name that the transfer touched."""
+
+CHANGED_IN_PLACE = b'~'
+"""
+The mark of a name whose attributes the transfer changed in place, maybe
+without naming the other names of its inode (which then changed too).
+"""
 
 WALK = b'*'
 """The mark that says the changes aren't known: all of ``latest`` is walked."""
@@ -112,18 +126,24 @@ def encode_instructions(name, changes):
     :param name: The snapshot's name (a string).
     :param changes: What the transfer changed in ``latest``: a tuple of the
                     names it touched and those among them it deleted
-                    (bytes, relative to ``latest``), or :data:`None` when
+                    (bytes, relative to ``latest``), and maybe a third
+                    list, of those whose attributes it changed in place
+                    without naming the inode's other names (see
+                    :attr:`.SnapshotMethod.changes`); or :data:`None` when
                     that isn't known.
     :returns: Bytes: records that each start with a mark and end with a NUL
               byte: :data:`SNAPSHOT` and the name, then :data:`WALK`, or each
-              name after :data:`DELETED` or :data:`TOUCHED`; last :data:`END`.
+              name after :data:`DELETED`, :data:`CHANGED_IN_PLACE` or
+              :data:`TOUCHED`; last :data:`END`.
     """
     records = [SNAPSHOT + name.encode(**ENCODING_OPTIONS)]
     if changes is None:
         records.append(WALK)
     else:
         touched, deleted = set(changes[0]), set(changes[1])
-        records.extend((DELETED if name in deleted else TOUCHED) + name for name in sorted(touched | deleted))
+        in_place = set(changes[2]) if len(changes) > 2 else set()
+        records.extend((DELETED if name in deleted else CHANGED_IN_PLACE if name in in_place else TOUCHED) + name
+                       for name in sorted(touched | deleted))
     records.append(END)
     return b''.join(record + b'\0' for record in records)
 
@@ -135,8 +155,8 @@ def decode_instructions(data):
     :param data: Bytes.
     :returns: A tuple of the snapshot's name (a string) and the changes: a
               dict from each name (a string, decoded as :func:`os.listdir()`
-              decodes names) to :data:`True` when the transfer deleted it, or
-              :data:`None` to walk.
+              decodes names) to its mark (:data:`DELETED`,
+              :data:`CHANGED_IN_PLACE` or :data:`TOUCHED`), or :data:`None` to walk.
     :raises: :exc:`~exceptions.ValueError` when the instructions are
              incomplete (the run stopped before its snapshot).
     """
@@ -146,7 +166,7 @@ def decode_instructions(data):
     name, records = records[0][1:].decode(**ENCODING_OPTIONS), records[1:-2]
     if records == [WALK]:
         return name, None
-    return name, {os.fsdecode(record[1:]): record[:1] == DELETED for record in records}
+    return name, {os.fsdecode(record[1:]): record[:1] for record in records}
 
 
 class TreeLookup(object):
@@ -228,10 +248,15 @@ def build_from_changes(tree, lines, changes, previous_snapshot):
     :param previous_snapshot: The previous snapshot (a string), whose inodes tell which files kept their content.
     :returns: The new manifest's entry lines (a list of bytes without line feeds).
     :raises: :exc:`~exceptions.OSError` or :exc:`.ChangedDuringWalk` when
-             ``latest`` can't be read.
+             ``latest`` can't be read; :exc:`~exceptions.ValueError` when
+             the previous manifest has no top directory, or when a name
+             marked :data:`CHANGED_IN_PLACE` shares its inode with names
+             that the changes don't list.
     """
     removals, inserts = [], []
     below_new, position = None, 0
+    # For each inode with several names: how many, how many the changes list, and one changed in place.
+    shared = {}
     latest, previous = TreeLookup(tree), TreeLookup(previous_snapshot)
     try:
         for path in sorted(set(changes) | {'.'}, key=order_key):
@@ -243,7 +268,7 @@ def build_from_changes(tree, lines, changes, previous_snapshot):
                 if start < len(lines) and line_key(lines[start]) == key else None
             found = latest.find(path)
             # Nothing below an entry that was deleted, or wasn't or isn't a directory, is left from before.
-            replaced = old is None or old.type != 'd' or changes.get(path, False) or found is None \
+            replaced = old is None or old.type != 'd' or changes.get(path) == DELETED or found is None \
                 or not stat.S_ISDIR(found[0].st_mode)
             if replaced and path == '.':
                 raise ValueError("the previous manifest doesn't describe a top directory")
@@ -251,6 +276,11 @@ def build_from_changes(tree, lines, changes, previous_snapshot):
             if found is None:
                 continue
             info, parent, name = found
+            if not stat.S_ISDIR(info.st_mode) and info.st_nlink > 1:
+                names = shared.setdefault((info.st_dev, info.st_ino), [info.st_nlink, 0, None])
+                names[1] += 1
+                if changes.get(path) == CHANGED_IN_PLACE:
+                    names[2] = path
             inserts.append((start, describe_entry(path, info, parent, name, old, previous)))
             if replaced and stat.S_ISDIR(info.st_mode):
                 below_new = key + '\0'
@@ -258,6 +288,9 @@ def build_from_changes(tree, lines, changes, previous_snapshot):
     finally:
         latest.close()
         previous.close()
+    for count, listed, path in shared.values():
+        if path is not None and listed < count:
+            raise ValueError("the attributes of %s changed in place, and the changes don't list its other names" % path)
     return merge_lines(lines, removals, inserts)
 
 

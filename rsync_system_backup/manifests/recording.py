@@ -65,6 +65,13 @@ class ManifestBuilder(object):
         self.agent = StartedAgent(context, 'build', parent_directory, tree, method, described or '', sudo=sudo,
                                   ionice=ionice)
         self.pending = True
+        self.uses_changes = bool(tree and described)
+        """
+        :data:`True` when the manifest is built from the previous one and
+        what the transfer changed, if the snapshot method knows that (see
+        :attr:`.SnapshotMethod.changes`): it has entries, and a manifest
+        described ``latest`` before the transfer.
+        """
 
     def finish(self, name, changes):
         """

@@ -58,7 +58,7 @@ class TransferTarget(object):
 
     """Where rsync writes a backup, and the options that go with it."""
 
-    def __init__(self, directory, rsync_options=(), protect=None, check=None, in_place=False):
+    def __init__(self, directory, rsync_options=(), protect=None, check=None, in_place=False, dry_run_plan=False):
         """
         Describe where rsync writes.
 
@@ -74,16 +74,23 @@ class TransferTarget(object):
                       after the apply (see :meth:`.SafeHardlinkMethod.check()`).
         :param in_place: :data:`True` when no snapshot shares an inode with
                          ``latest``: the transfer is a planned one only when
-                         the source's snapshots give the plan (otherwise one
-                         rsync walks the whole tree), and its apply changes
+                         the source's snapshots give the plan or
+                         `dry_run_plan` is set (otherwise one rsync walks
+                         the whole tree), and its apply changes
                          attributes in place and carries out the deletions
                          and new hard links itself (see :data:`.IN_PLACE_APPLY_OPTIONS`).
+        :param dry_run_plan: With `in_place`: :data:`True` to plan with
+                             rsync's dry run when the source's snapshots give
+                             no plan (so that the manifest can be built from
+                             the plan's names), :data:`False` for one rsync
+                             over the whole tree then.
         """
         self.directory = directory
         self.rsync_options = list(rsync_options)
         self.protect = protect
         self.check = check
         self.in_place = in_place
+        self.dry_run_plan = dry_run_plan
 
 
 class SnapshotMethod(object):
@@ -96,6 +103,14 @@ class SnapshotMethod(object):
     shares_files_with_latest = False
     """:data:`True` when snapshots share inodes with ``latest`` (hard links)."""
 
+    copies_reach_disk = False
+    """
+    :data:`True` when :meth:`copy_tree()` returns only once the snapshot,
+    with all of ``latest``'s data in it, is on disk; otherwise the
+    filesystem is flushed before the snapshot gets its final name (see
+    :func:`.create_snapshot()`).
+    """
+
     writes_shared_files = True
     """
     :data:`True` when the transfer updates the files in ``latest`` in place,
@@ -107,8 +122,11 @@ class SnapshotMethod(object):
     """
     What this run's transfer changed in ``latest``: a tuple of the names it
     touched and those among them it deleted (lists of bytes, relative to
-    ``latest``), or :data:`None` when the method doesn't know (then the
-    manifest is built by walking all of ``latest``, see :mod:`.manifests.recording`).
+    ``latest``), and maybe a third list, of those whose attributes it
+    changed in place, maybe without naming the inode's other names (see
+    :attr:`.TransferPlan.attributes_only`), or :data:`None` when the
+    method doesn't know (then the manifest is built by walking all of
+    ``latest``, see :mod:`.manifests.recording`).
     """
 
     plans_in_place = False
@@ -153,13 +171,20 @@ class SnapshotMethod(object):
         return self.replacement.recover()
 
     @contextlib.contextmanager
-    def transfer_target(self, snapshot=False):
+    def transfer_target(self, snapshot=False, changes_wanted=False):
         """
         Tell rsync where to write, for the duration of a ``with`` block that runs it.
 
         :param snapshot: :data:`True` when a snapshot follows the transfer in
                          this run (safe-hardlink starts copying then, see
                          :mod:`.early_copy`; the other methods don't need to know).
+        :param changes_wanted: :data:`True` when this run's manifest can be
+                               built from what the transfer changed (see
+                               :attr:`changes`): the methods that
+                               :attr:`plans_in_place` then plan with rsync's
+                               dry run when the source's snapshots give no
+                               plan, rather than run one rsync over the whole
+                               tree, after which the manifest would read all of ``latest``.
         :returns: A context manager that gives a :class:`TransferTarget`:
                   ``latest`` itself, for the methods that write in place.
 
@@ -171,7 +196,8 @@ class SnapshotMethod(object):
         """
         self.replacement.adopt_first_backup()
         if self.plans_in_place:
-            yield TransferTarget(self.directory, protect=self.note_plan, check=self.check, in_place=True)
+            yield TransferTarget(self.directory, protect=self.note_plan, check=self.check, in_place=True,
+                                 dry_run_plan=changes_wanted)
         else:
             yield TransferTarget(self.directory)
 
@@ -183,7 +209,7 @@ class SnapshotMethod(object):
         :returns: Two empty lists: the apply itself deletes and links (see :data:`.IN_PLACE_APPLY_OPTIONS`),
                   so nothing is left out or undeleted here.
         """
-        self.changes = (plan.touched_names(), sorted(plan.deletions))
+        self.changes = (plan.touched_names(), sorted(plan.deletions), sorted(plan.attributes_only))
         return [], []
 
     def check(self, plan, source, carried_out, incomplete=False):
@@ -330,11 +356,12 @@ class LinkDestMethod(HardlinkMethod):
     writes_shared_files = False
 
     @contextlib.contextmanager
-    def transfer_target(self, snapshot=False):
+    def transfer_target(self, snapshot=False, changes_wanted=False):
         """
         Let rsync build a new tree beside ``latest``, which replaces ``latest`` when the block ends normally.
 
         :param snapshot: See :meth:`SnapshotMethod.transfer_target()`.
+        :param changes_wanted: See :meth:`SnapshotMethod.transfer_target()` (the new tree's manifest walks it).
         :returns: A context manager that gives a :class:`TransferTarget`.
 
         When the block raises (rsync failed or was interrupted), the new tree
@@ -387,6 +414,8 @@ class BtrfsMethod(SnapshotMethod):
 
     name = 'btrfs'
     plans_in_place = True
+    copies_reach_disk = True
+    """``btrfs subvolume snapshot`` writes ``latest``'s dirty data and commits a transaction before it returns."""
 
     def prepare(self):
         """

@@ -120,7 +120,7 @@ def remove_leftovers(context, parent_directory, names, sudo=False, ionice=None, 
 
 
 def create_snapshot(context, directory, parent_directory, copy_tree, sudo=False, dry_run=False, ionice=None,
-                    remove=remove_trees):
+                    remove=remove_trees, flush=True):
     """
     Snapshot a directory, atomically.
 
@@ -137,6 +137,10 @@ def create_snapshot(context, directory, parent_directory, copy_tree, sudo=False,
     :param remove: The function that removes leftovers and a failed copy
                    (with the signature of :func:`.operations.remove_trees()`,
                    which is the default).
+    :param flush: :data:`True` to flush the filesystem before the snapshot
+                  gets its final name (see :func:`.rename_directory()`),
+                  :data:`False` when `copy_tree` leaves the snapshot on disk
+                  by itself (see :attr:`.SnapshotMethod.copies_reach_disk`).
     :returns: The pathname of the new snapshot (a string).
     :raises: :exc:`.SnapshotFailedError` when the copy fails; nothing is left
              behind under a snapshot name then.
@@ -152,7 +156,7 @@ def create_snapshot(context, directory, parent_directory, copy_tree, sudo=False,
     logger.info("Creating snapshot %s ..", final_pathname)
     try:
         copy_tree(directory, temporary_pathname)
-        rename_directory(context, temporary_pathname, final_pathname, sudo=sudo, flush=True)
+        rename_directory(context, temporary_pathname, final_pathname, sudo=sudo, flush=flush)
     except BaseException:
         with cleanup(failing=True):
             remove(context, [temporary_pathname], sudo=sudo)

@@ -105,7 +105,7 @@ class SafeHardlinkMethod(SnapshotMethod):
         return (self.touched_names, self.deleted_names) if self.planned else None
 
     @contextlib.contextmanager
-    def transfer_target(self, snapshot=False):
+    def transfer_target(self, snapshot=False, changes_wanted=False):
         """
         Make the transfer a planned one into ``latest`` (see :meth:`protect()`).
 
@@ -113,6 +113,8 @@ class SafeHardlinkMethod(SnapshotMethod):
                          copy is made while rsync plans the transfer, and
                          brought up to date when the block ends normally
                          (see :class:`.EarlyCopy`).
+        :param changes_wanted: See :meth:`.SnapshotMethod.transfer_target()`
+                               (the plan names the changes anyway).
         :returns: A context manager that gives a :class:`.TransferTarget`.
 
         A first backup (no ``latest`` yet) is one plain rsync: no snapshot

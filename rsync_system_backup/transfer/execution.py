@@ -130,7 +130,8 @@ def transfer_changes(backup, tunnel=None, target=None, origin=None, choice=None)
     with ErrorOutputRecorder(write=monitor.progress_line.write_above if monitor.progress_line else None) as errors:
         runner = RsyncRunner(backup, errors, target, tunnel, origin)
         plan = choose_plan(choice, target)
-        if target is not None and target.protect is not None and (plan is not None or not target.in_place):
+        if target is not None and target.protect is not None and \
+                (plan is not None or not target.in_place or target.dry_run_plan):
             rsync, returncode = transfer_planned(runner, monitor, target, plan)
         else:
             rsync = runner.run(list(monitor.rsync_options), monitor=monitor)
@@ -173,12 +174,13 @@ def choose_plan(choice, target):
     :param choice: The :class:`.PlanChoice`, or :data:`None`.
     :param target: The :class:`.TransferTarget`, or :data:`None`.
     :returns: A :class:`.SendPlan`, or :data:`None` when the transfer plans
-              with rsync's dry run (safe-hardlink) or is one rsync (the
-              in-place methods), or isn't a planned one.
+              with rsync's dry run (safe-hardlink, and the in-place methods
+              when the manifest is built from the plan's names) or is one
+              rsync (the in-place methods otherwise), or isn't a planned one.
     """
     if choice is None or target is None or target.protect is None:
         return None
-    return choice.plan(IN_PLACE_FALLBACK if target.in_place else DRY_RUN_FALLBACK)
+    return choice.plan(IN_PLACE_FALLBACK if target.in_place and not target.dry_run_plan else DRY_RUN_FALLBACK)
 
 
 class RsyncRunner(object):

@@ -197,6 +197,14 @@ class TransferPlan(object):
         self.changed_since = 0
         """How many lines named nothing that the source holds (it changed since the plan: the next run sees to it)."""
 
+        self.attributes_only = set()
+        """
+        The checked names of entries other than directories whose attributes
+        alone change (no new content, no new link): rsync changes them in
+        place in ``latest``, and with them every other name of the inode
+        (the dry run itemizes those too, but one can drop out of the plan).
+        """
+
     def add_line(self, line):
         """
         Add one line of the dry run's output.
@@ -260,6 +268,8 @@ class TransferPlan(object):
                         continue
                     hard_links.append((name, extra))
                 self.entries[name] = entry.kind
+                if entry.update == b'.' and entry.kind != b'd':
+                    self.attributes_only.add(name)
                 counted = True
             if unsearchable and not counted:
                 self.unchecked.add(unsearchable[0])
