@@ -465,6 +465,7 @@ class RsyncSystemBackup(CheckedProperties, BackupSteps, PropertyManager):
                 kept_marks = self.claim_keep_name() if self.keep_as else None
                 self.prepare_snapshot_method()
                 builder = stack.enter_context(self.manifest_builder())
+                pending_record = None
                 if self.backup_enabled:
                     tunnel = stack.enter_context(self.open_tunnel())
                     origin = stack.enter_context(self.snapshot_source())
@@ -474,7 +475,11 @@ class RsyncSystemBackup(CheckedProperties, BackupSteps, PropertyManager):
                         summary.transfer_statistics = self.transfer_changes(tunnel, target, origin, choice)
                     origin.keep(complete=not summary.transfer_statistics.incomplete)
                     if choice is not None:
-                        choice.record()
+                        if self.snapshot_enabled and self.snapshot_method_in_use.copies_reach_disk:
+                            # The snapshot will put latest on the disk: the record then needs no flush of its own.
+                            pending_record = choice
+                        else:
+                            choice.record()
                 elif self.daemon_exit_status is not None and self.snapshot_enabled and not self.destination.is_daemon:
                     self.forget_source_snapshot()
                 if self.destination.is_daemon and (self.snapshot_enabled or self.rotate_enabled):
@@ -483,6 +488,8 @@ class RsyncSystemBackup(CheckedProperties, BackupSteps, PropertyManager):
                 if self.snapshot_enabled:
                     with summary.timed('snapshot'):
                         summary.snapshot_pathname = self.create_snapshot(builder)
+                        if pending_record is not None:
+                            pending_record.record(flush=False)
                         if self.keep_as:
                             self.keep_new_snapshot(summary.snapshot_pathname, kept_marks)
                             summary.kept_as = self.keep_as

@@ -96,23 +96,33 @@ def test_flush_before_the_final_renames(tmp_path, run_cli, fake_bin, method):
 
 def test_btrfs_snapshots_reach_the_disk_without_a_flush(tmp_path, fake_bin):
     """
-    A btrfs snapshot commits a transaction, with ``latest``'s data: its rename needs no ``sync -f``.
+    A btrfs snapshot commits a transaction, with ``latest``'s data: neither its rename nor the source record needs
+    ``sync -f``.
 
     The manifest, which no flush writes then, is on disk by itself (it is
-    fsynced, see :func:`.new_manifest()`), and ``--verify`` checks the snapshot.
+    fsynced, see :func:`.new_manifest()`), and ``--verify`` checks the
+    snapshots. The source is a btrfs subvolume too, so the runs after the
+    first plan from its snapshots and write the record of the source
+    snapshot after the destination's snapshot.
     """
-    source = tmp_path / 'source'
-    make_source(source)
     log = tmp_path / 'sync.log'
     write_script(fake_bin / 'sync', 'echo "$*" >> %s\nexec %s "$@"\n' % (log, real_program('sync')))
     with MountedFilesystem('btrfs', tmp_path / 'btrfs') as filesystem:
+        source = filesystem.mount_point / 'src'
+        filesystem.run('btrfs', '-q', 'subvolume', 'create', source)
+        make_source(pathlib.Path(filesystem.view(source)))
         latest = filesystem.mount_point / 'backups' / 'latest'
-        for _ in range(2):
+        for number in range(3):
+            (pathlib.Path(filesystem.view(source)) / ('round-%i' % number)).write_text('round %i' % number)
             result = filesystem.run_cli('-v', source, latest, env=dict(PATH='%s:%s' % (fake_bin, os.environ['PATH'])))
             assert result.returncode == 0, result.output
             assert "Using the btrfs snapshot method" in result.output
+            assert ("Planned the transfer from the snapshots of %s" % source in result.output) == (number > 0)
         assert not log.exists(), log.read_text()
-        assert len(snapshot_names(pathlib.Path(filesystem.view(latest.parent)))) == 2
+        backups = pathlib.Path(filesystem.view(latest.parent))
+        assert len(snapshot_names(backups)) >= 2
+        assert (backups / '.rsync-system-backup.source-snapshot').exists()
+        assert (backups / 'latest' / 'round-2').read_text() == 'round 2'
         verified = filesystem.run_cli('--verify-all', latest)
         assert verified.returncode == 0, verified.output
 

@@ -260,6 +260,27 @@ def test_failed_transfer_leaves_no_record(scene, tmp_path):
     assert scene.differences(latest) == []
 
 
+def test_btrfs_destination_records_after_its_snapshot(scene):
+    """
+    To a btrfs destination the record follows the snapshot, which puts ``latest`` on the disk: no snapshot, no record.
+    """
+    inside = scene.filesystem.mount_point / 'backups' / 'latest'
+    latest = pathlib.Path(scene.filesystem.view(inside))
+    scene.backup(inside)
+    scene.backup(inside)
+    assert scene.record(latest) is not None
+    write_script(scene.fake_bin / 'btrfs', 'case "$*" in *"-- %s "*) echo "ERROR: a stand-in failure" >&2; exit 1;; '
+                 'esac\nexec "%s" "$@"\n' % (inside, real_program('btrfs')))
+    write_dated(scene.root / 'etc' / 'added', b'before the failing snapshot')
+    scene.backup(inside, expect=1)
+    assert scene.record(latest) is None
+    assert (latest / 'etc' / 'added').read_bytes() == b'before the failing snapshot'
+    (scene.fake_bin / 'btrfs').unlink()
+    output = scene.backup(inside)
+    assert DRY_RUN % ("the backup set records no complete transfer from a snapshot of %s" % scene.source) in output
+    assert scene.differences(inside) == [] and scene.record(latest) is not None
+
+
 @pytest.mark.parametrize('kind', ['ext4', 'tmpfs'])
 def test_other_filesystems_say_nothing_more(tmp_path, kind):
     """A source that isn't btrfs gets no line about the send plan, and its set no record."""

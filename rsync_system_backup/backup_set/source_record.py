@@ -132,7 +132,7 @@ def remove_record(context, directory, sudo=False):
         context.execute('sh', '-c', REMOVE_SCRIPT, 'remove', pathname, directory, sudo=sudo, shell=False, tty=False)
 
 
-def write_record(context, directory, record, sudo=False):
+def write_record(context, directory, record, sudo=False, flush=True):
     """
     Write the record of a backup set, after flushing its filesystem (``latest`` is on the disk before the claim).
 
@@ -140,6 +140,10 @@ def write_record(context, directory, record, sudo=False):
     :param directory: The set's directory (a string).
     :param record: A :class:`SourceRecord`.
     :param sudo: :data:`True` to write with superuser privileges.
+    :param flush: :data:`False` when ``latest`` is on the disk already
+                  (a btrfs snapshot of it was made since the transfer, see
+                  :attr:`.SnapshotMethod.copies_reach_disk`).
     """
-    flush_filesystem(context, directory, sudo=sudo)
+    if flush:
+        flush_filesystem(context, directory, sudo=sudo)
     write_file(context, posixpath.join(directory, RECORD_FILE_NAME), record.render(), sudo=sudo)

@@ -191,11 +191,15 @@ class PlanChoice(object):
                     "to transfer, %i to delete.", origin.source, len(plan.entries), len(plan.deletions))
         return plan
 
-    def record(self):
-        """Write the record after a complete transfer from a snapshot that became the parent (see :meth:`.keep()`)."""
+    def record(self, flush=True):
+        """
+        Write the record after a complete transfer from a snapshot that became the parent (see :meth:`.keep()`).
+
+        :param flush: See :func:`.write_record()`.
+        """
         if not self.origin.kept or self.snapshot_uuid is None:
             return
         full_check = self.last_full_check if self.used else self.started
         write_record(self.context, self.directory,
                      SourceRecord(self.snapshot_uuid, filter_fingerprint(self.filter_options), full_check),
-                     sudo=self.sudo)
+                     sudo=self.sudo, flush=flush)
