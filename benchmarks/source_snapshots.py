@@ -20,7 +20,10 @@ btrfs, ``cp -al`` on ext4). With ``--cold`` the page cache is dropped
 before every timed command (``/proc/sys/vm/drop_caches``: this slows the
 whole machine down for a moment); before every timed command, what
 earlier ones left to write is written back (``sync``), so that no command
-pays for another's writes. The table shows the medians, the ratio
+pays for another's writes. As in run.py's incremental case, the snapshots
+but the newest are removed before each round (untimed), so that the run's
+rotation removes none: the floor removes nothing either, and run.py
+measures rotation as a case of its own. The table shows the medians, the ratio
 to the floor, and the peak resident set size of rsync-system-backup's own
 Python process (see peak_rss.py). When the namespace ends, its mounts go
 and the loop devices detach themselves. Needs root, unshare and the mkfs
@@ -43,6 +46,7 @@ Options:
 import argparse
 import json
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -87,6 +91,9 @@ read-only snapshot, whose access times never change.
 
 ROW = '%-22s %10s %10s %8s %10s'
 """The layout of a line of the table."""
+
+SNAPSHOT_NAME = re.compile(r'^\d{4}-\d{2}-\d{2}_\d{2}-\d{2}-\d{2}$')
+"""The name of a snapshot that the program made."""
 
 
 def parse_arguments(arguments):
@@ -241,6 +248,16 @@ class Pair(object):
         for command in self.floor_commands(0):
             run(*command)
 
+    def keep_newest_snapshot(self):
+        """Remove the run's snapshots but the newest (untimed), so that the next run's rotation removes none."""
+        backups = os.path.dirname(self.latest)
+        names = sorted(name for name in os.listdir(backups) if SNAPSHOT_NAME.match(name))[:-1]
+        for name in names:
+            if self.destination_kind == 'btrfs':
+                run('btrfs', '-q', 'subvolume', 'delete', os.path.join(backups, name))
+            else:
+                run('rm', '-rf', '--', os.path.join(backups, name))
+
     def measure(self, number, environment, rss_report, cold):
         """
         Time one run and its floor.
@@ -250,6 +267,7 @@ class Pair(object):
         :param rss_report: See :meth:`tool_command()`.
         :param cold: :data:`True` to drop the caches before each timed command.
         """
+        self.keep_newest_snapshot()
         settle(cold)
         measurement = run_timed(self.tool_command(rss_report), environment, rss_report=rss_report)
         self.times['tool'].append(measurement.seconds)
