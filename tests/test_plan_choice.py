@@ -83,6 +83,11 @@ class Scene(object):
         lines = self.log.read_text().splitlines() if self.log.exists() else []
         return [line for line in lines if {'--dry-run', '--itemize-changes'} <= set(line.split())]
 
+    def filter_runs(self):
+        """The rsync dry runs that applied the filters to a send plan's names in the last run (a list)."""
+        lines = self.log.read_text().splitlines() if self.log.exists() else []
+        return [line for line in lines if '--out-format=%n' in line.split()]
+
     def differences(self, latest, *options):
         """What rsync would still change from the parent snapshot to ``latest`` (a list of lines)."""
         result = self.filesystem.run('rsync', '-naHAX', '--numeric-ids', '--delete', '-i', '--exclude=/%s/' % HOLDER,
@@ -138,7 +143,8 @@ def test_runs_plan_from_the_snapshots_and_latest_equals_the_parent(scene, tmp_pa
             assert DRY_RUN % "the excludes changed since the last transfer" in output
             continue
         assert SENT % scene.source in output, output
-        assert scene.dry_runs() == []
+        # The default excludes and *.skip are matched in this process (see transfer/exclude_rules.py).
+        assert scene.dry_runs() == [] and scene.filter_runs() == []
         assert re.search(r'done in [^:]+: [\d,]+ files? transferred, [\d.]+ \w+ sent;', output), output
         assert scene.differences(latest, '--exclude=*.skip') == []
         after = snapshots_of(latest)
@@ -149,6 +155,19 @@ def test_runs_plan_from_the_snapshots_and_latest_equals_the_parent(scene, tmp_pa
         record = scene.record(latest)
         assert record['uuid'] not in uuids
         uuids.append(record['uuid'])
+
+
+def test_other_excludes_are_applied_by_rsync(scene, tmp_path):
+    """A pattern that this process doesn't match (``**``) still plans from the snapshots, with rsync's filter run."""
+    latest = tmp_path / 'backups' / 'latest'
+    for number in range(3):
+        write_dated(scene.root / 'etc' / 'deep' / ('kept-%i' % number), b'kept')
+        write_dated(scene.root / 'etc' / 'deep' / ('left-%i.skip' % number), b'left out')
+        output = scene.backup(latest, '--exclude=/etc/**.skip')
+        assert (SENT % scene.source in output) == (number > 0)
+        assert bool(scene.filter_runs()) == (number > 0)
+        assert scene.differences(latest, '--exclude=/etc/**.skip') == []
+    assert sorted(os.listdir(str(latest / 'etc' / 'deep'))) == ['kept-0', 'kept-1', 'kept-2']
 
 
 def test_two_destinations_fall_back_in_turn(scene, tmp_path):
