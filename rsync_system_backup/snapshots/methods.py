@@ -208,8 +208,13 @@ class SnapshotMethod(object):
         :param plan: The checked :class:`.TransferPlan`.
         :returns: Two empty lists: the apply itself deletes and links (see :data:`.IN_PLACE_APPLY_OPTIONS`),
                   so nothing is left out or undeleted here.
+
+        A transfer planned with rsync's dry run may plan twice (see
+        :func:`.transfer_planned()`): the changes of both passes add up.
         """
-        self.changes = (plan.touched_names(), sorted(plan.deletions), sorted(plan.attributes_only))
+        touched, deleted, attributes_only = self.changes or ((), (), ())
+        self.changes = (sorted(set(touched) | set(plan.touched_names())), sorted(set(deleted) | plan.deletions),
+                        sorted(set(attributes_only) | plan.attributes_only))
         return [], []
 
     def check(self, plan, source, carried_out, incomplete=False):

@@ -455,9 +455,31 @@ def in_place_names(plan):
     :returns: A sorted list of names (bytes): the apply's names (see
               :meth:`TransferPlan.apply_names()`), the new hard links and the
               entries they link to (rsync links them when it sees both), and
-              the deletions (rsync deletes a listed name that the source lacks).
+              the deletions (rsync deletes a listed name that the source
+              lacks), but none below a deletion or below an entry that is no
+              directory in the source: rsync removes a directory with what
+              it holds (rsync's dry run itemizes each of those names, and
+              they lie below something that isn't a directory of the source).
     """
-    return sorted(set(plan.apply_names()) | set(plan.links) | set(plan.links.values()) | plan.deletions)
+    gone = plan.deletions | set(name for name, kind in plan.entries.items() if kind != b'd')
+    deletions = set(name for name in plan.deletions if not lies_below(name, gone))
+    return sorted(set(plan.apply_names()) | set(plan.links) | set(plan.links.values()) | deletions)
+
+
+def lies_below(name, directories):
+    """
+    Check whether a name lies below any of some names.
+
+    :param name: A path (bytes).
+    :param directories: A set of paths (bytes).
+    :returns: :data:`True` when a name above it is in the set.
+    """
+    parent = posixpath.dirname(name)
+    while parent:
+        if parent in directories:
+            return True
+        parent = posixpath.dirname(parent)
+    return False
 
 
 def drop_redirected_names(source, names):

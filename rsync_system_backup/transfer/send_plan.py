@@ -62,7 +62,14 @@ import tempfile
 from rsync_system_backup.agent.tree import is_clean
 from rsync_system_backup.transfer.exclude_rules import excluded, parse_exclude_rules
 from rsync_system_backup.transfer.inode_paths import inode_paths
-from rsync_system_backup.transfer.plan import KIND_TESTS, PLAN_ENVIRONMENT, TransferPlan, files_from, unescape
+from rsync_system_backup.transfer.plan import (
+    KIND_TESTS,
+    PLAN_ENVIRONMENT,
+    TransferPlan,
+    files_from,
+    lies_below,
+    unescape,
+)
 from rsync_system_backup.transfer.send_stream import StreamError, read_commands
 
 SEND_OPTIONS = ('--no-data', '-q')
@@ -721,22 +728,6 @@ def kind_letter(mode):
         if test(mode):
             return letter
     raise SendPlanUnavailable("the new snapshot holds an entry of an unknown kind (mode %o)" % mode)
-
-
-def lies_below(name, directories):
-    """
-    Check whether a name lies below any of some directories.
-
-    :param name: A path (bytes).
-    :param directories: A set of paths (bytes).
-    :returns: :data:`True` when a directory above the name is in the set.
-    """
-    parent = posixpath.dirname(name)
-    while parent:
-        if parent in directories:
-            return True
-        parent = posixpath.dirname(parent)
-    return False
 
 
 def split(path):
