@@ -92,6 +92,15 @@ class TransferTarget(object):
         self.in_place = in_place
         self.dry_run_plan = dry_run_plan
 
+    @property
+    def needs_send_plan(self):
+        """
+        :data:`True` for an in-place target that plans only from the source's
+        snapshots: without such a plan, its transfer is one rsync over the
+        whole tree (see `in_place` and `dry_run_plan`).
+        """
+        return self.in_place and not self.dry_run_plan
+
 
 class SnapshotMethod(object):
 

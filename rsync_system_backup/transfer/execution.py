@@ -130,8 +130,7 @@ def transfer_changes(backup, tunnel=None, target=None, origin=None, choice=None)
     with ErrorOutputRecorder(write=monitor.progress_line.write_above if monitor.progress_line else None) as errors:
         runner = RsyncRunner(backup, errors, target, tunnel, origin)
         plan = choose_plan(choice, target)
-        if target is not None and target.protect is not None and \
-                (plan is not None or not target.in_place or target.dry_run_plan):
+        if target is not None and target.protect is not None and (plan is not None or not target.needs_send_plan):
             rsync, returncode = transfer_planned(runner, monitor, target, plan)
         else:
             rsync = runner.run(list(monitor.rsync_options), monitor=monitor)
@@ -180,7 +179,7 @@ def choose_plan(choice, target):
     """
     if choice is None or target is None or target.protect is None:
         return None
-    return choice.plan(IN_PLACE_FALLBACK if target.in_place and not target.dry_run_plan else DRY_RUN_FALLBACK)
+    return choice.plan(IN_PLACE_FALLBACK if target.needs_send_plan else DRY_RUN_FALLBACK)
 
 
 class RsyncRunner(object):
