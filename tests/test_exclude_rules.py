@@ -10,13 +10,12 @@ listed names (as :func:`.send_plan.ask_rsync()` runs it) and through
 
 import os
 import random
-import subprocess
 
 import pytest
+from executor.contexts import LocalContext
 
 from rsync_system_backup.transfer.exclude_rules import excluded, parse_exclude_rules
-from rsync_system_backup.transfer.plan import PLAN_ENVIRONMENT, files_from, unescape
-from rsync_system_backup.transfer.send_plan import FILTER_OPTIONS
+from rsync_system_backup.transfer.send_plan import PlanBuilder, ask_rsync
 
 PIECES = [b'a', b'b', b'ab', b'.', b'x.tmp', b'*', b'?', b'\\', b'\\*', b' ', b'caf\xc3\xa9', b'\xff', b'-', b'#']
 """What the random names are made of."""
@@ -64,16 +63,6 @@ def random_pattern(rng, names):
     return pattern + ('/' if rng.random() < 0.3 else '')
 
 
-def taken_by_rsync(top, candidates, options):
-    """The candidates that rsync's filter dry run takes (a set of bytes)."""
-    scratch = os.path.join(os.path.dirname(top), 'scratch')
-    os.makedirs(scratch, exist_ok=True)
-    result = subprocess.run(['rsync', *FILTER_OPTIONS, *options, os.fsdecode(top) + '/', scratch + '/'],
-                            input=files_from(sorted(candidates)), capture_output=True, check=True,
-                            env=dict(os.environ, **PLAN_ENVIRONMENT))
-    return set(unescape(line).rstrip(b'/') for line in result.stdout.split(b'\n') if line)
-
-
 @pytest.mark.parametrize('seed', range(12))
 def test_rules_match_as_rsync_does(tmp_path, seed):
     """Random names and random patterns from them: the names rsync takes are the names this module takes."""
@@ -90,7 +79,7 @@ def test_rules_match_as_rsync_does(tmp_path, seed):
             continue
         taken = set(name for name in names if not excluded(
             rules, name, lambda name=name: os.path.isdir(os.path.join(top.encode(), name))))
-        assert taken == taken_by_rsync(top, names, options), patterns
+        assert taken == ask_rsync(PlanBuilder(LocalContext(), top, top), top.encode(), set(names), options), patterns
 
 
 @pytest.mark.parametrize('options', [
