@@ -473,6 +473,9 @@ class RsyncSystemBackup(CheckedProperties, BackupSteps, PropertyManager):
                     wanted = builder is not None and builder.uses_changes
                     with summary.timed('transfer'), self.transfer_target(changes_wanted=wanted) as target:
                         summary.transfer_statistics = self.transfer_changes(tunnel, target, origin, choice)
+                    if builder is not None:
+                        # The manifest is described from here on, while the snapshot is made.
+                        builder.give_changes(self.transferred_changes())
                     origin.keep(complete=not summary.transfer_statistics.incomplete)
                     if choice is not None:
                         if self.snapshot_enabled and self.snapshot_method_in_use.copies_reach_disk:

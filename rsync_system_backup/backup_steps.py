@@ -439,19 +439,27 @@ class BackupSteps:
                   :attr:`~.RsyncSystemBackup.manifests_enabled` is set.
 
         The recorder tells the builder what this run's transfer changed in
-        ``latest`` (see :attr:`.SnapshotMethod.changes`), or that nothing
-        was transferred; an rsync daemon's ``post-xfer exec`` run can't know
-        what the daemon changed.
+        ``latest`` (see :meth:`transferred_changes()`).
         """
         method = self.snapshot_method_in_use
         if builder is None:
             return method.copy_tree
-        if self.backup_enabled:
-            changes = method.changes
-        else:
-            changes = ([], []) if self.daemon_exit_status is None else None
         return ManifestRecorder(self.destination_context, self.destination.parent_directory, method.copy_tree,
-                                builder, changes, sudo=self.sudo_enabled)
+                                builder, self.transferred_changes(), sudo=self.sudo_enabled)
+
+    def transferred_changes(self):
+        """
+        Say what this run's transfer changed in ``latest``, for the manifest (see :meth:`.ManifestBuilder.finish()`).
+
+        :returns: The snapshot method's :attr:`~.SnapshotMethod.changes`
+                  after a transfer, two empty lists when this run
+                  transferred nothing, or :data:`None` after an rsync
+                  daemon's transfer (a ``post-xfer exec`` run can't know
+                  what the daemon changed).
+        """
+        if self.backup_enabled:
+            return self.snapshot_method_in_use.changes
+        return ([], []) if self.daemon_exit_status is None else None
 
     def rotate_snapshots(self):
         """

@@ -86,7 +86,7 @@ def test_encoded_lines_in_parts(tmp_path):
                for number in range(20000)]
     encoded = ''.join(map(format_entry, entries)).encode('utf-8', 'surrogateescape')
     assert len(encoded) > 2 * MINIMUM_PART_SIZE
-    pathname = write_manifest(str(tmp_path), '2024-05-01_10-00-00', 'safe-hardlink', encoded=encoded)
+    pathname = write_manifest(str(tmp_path), '2024-05-01_10-00-00', 'safe-hardlink', compressed=compress_parts(encoded))
     assert read_manifest(pathname).entries == {entry.path: entry for entry in entries}
     method, complete, lines = read_entry_lines(pathname)
     assert (method, complete) == ('safe-hardlink', True)

@@ -6,9 +6,12 @@ scheduling class makes it one, as on another system); the known problems
 come back the same either way.
 """
 
+import hashlib
+import io
 import os
 import pathlib
 import subprocess
+import time
 
 import pytest
 from executor.contexts import LocalContext
@@ -21,7 +24,15 @@ from rsync_system_backup.manifests.format import (
     manifest_name,
     read_entry_lines,
 )
-from rsync_system_backup.manifests.incremental import END, encode_instructions, order_key
+from rsync_system_backup.manifests.incremental import (
+    END,
+    InstructionReader,
+    encode_changes,
+    encode_instructions,
+    encode_name,
+    order_key,
+)
+from rsync_system_backup.manifests.recording import ManifestBuilder
 from rsync_system_backup.manifests.remote import AgentFailedError, run_agent
 from rsync_system_backup.manifests.scan import scan_tree, walk
 from rsync_system_backup.exceptions import RemoteCommandError
@@ -230,3 +241,57 @@ def test_build_without_its_instructions(backups, way):
                       data=data, ionice=WAYS[way])
         assert str(raised.value) == "No manifest was written: the run stopped before its snapshot."
     assert sorted(os.listdir(os.path.join(backups, MANIFEST_DIRECTORY))) == before
+
+
+class TrickleStream(io.RawIOBase):
+
+    """A binary stream whose ``read1()`` gives one byte at a time, as a slow pipe might."""
+
+    def __init__(self, data):
+        """Hold the bytes to give."""
+        self.data = data
+
+    def read1(self, size=-1):
+        """Give the next byte (or nothing at the end)."""
+        chunk, self.data = self.data[:1], self.data[1:]
+        return chunk
+
+
+def test_instructions_read_in_two_parts():
+    """The changes and the name read back from any split of the stream; a cut anywhere raises ValueError."""
+    changes = ([b'a', b'b/c', b'gone', b'.', b'/odd'], [b'gone'], [b'b/c'])
+    data = encode_instructions('2024-01-05_00-00-00', changes)
+    assert data == encode_changes(changes) + encode_name('2024-01-05_00-00-00')
+    for stream in (io.BytesIO(data), TrickleStream(data)):
+        reader = InstructionReader(stream)
+        assert reader.read_changes() == {'a': b'+', 'b/c': b'~', 'gone': b'-', '.': b'+', '/odd': b'+'}
+        assert reader.read_name() == '2024-01-05_00-00-00'
+    assert InstructionReader(io.BytesIO(encode_instructions('x', None))).read_changes() is None
+    assert InstructionReader(io.BytesIO(encode_instructions('x', ([], [])))).read_changes() == {}
+    for cut in range(len(data)):
+        reader = InstructionReader(TrickleStream(data[:cut]))
+        with pytest.raises(ValueError):
+            reader.read_changes()
+            reader.read_name()
+
+
+@pytest.mark.parametrize('way', sorted(WAYS))
+def test_changes_described_before_the_name_comes(tmp_path, way):
+    """
+    Given the changes, the program describes them at once, before the snapshot's name comes.
+
+    A changed file is changed once more after the changes were given (which
+    no run does): the manifest holds the first change, so it was read then.
+    """
+    directory, latest = tmp_path / 'set', tmp_path / 'set' / 'latest'
+    write_file(latest / 'file', b'old')
+    subprocess.run(['cp', '-a', str(latest), str(directory / FIRST)], check=True)
+    assert build(str(directory), str(latest), FIRST, 'reflink')['source'] == 'walk'
+    write_file(latest / 'file', b'new')
+    builder = ManifestBuilder(LocalContext(), str(directory), str(latest), 'reflink', FIRST, ionice=WAYS[way])
+    builder.give_changes(([b'file'], []))
+    time.sleep(2)
+    write_file(latest / 'file', b'newer')
+    assert builder.finish(SECOND, ([b'file'], []))['source'] == 'changes'
+    lines = read_entry_lines(os.path.join(str(directory), manifest_name(SECOND)))[2]
+    assert len(lines) == 2 and lines[1].endswith(hashlib.sha256(b'new').hexdigest().encode())

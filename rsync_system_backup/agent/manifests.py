@@ -16,6 +16,7 @@ import os
 
 from rsync_system_backup.manifests.compare import COMPARED_FIELDS, compare_trees
 from rsync_system_backup.manifests.format import (
+    compress_parts,
     copy_manifest,
     list_manifests,
     manifest_name,
@@ -26,7 +27,7 @@ from rsync_system_backup.manifests.format import (
     write_latest_record,
     write_manifest,
 )
-from rsync_system_backup.manifests.incremental import build_from_changes, decode_instructions
+from rsync_system_backup.manifests.incremental import InstructionReader, build_from_changes
 from rsync_system_backup.manifests.scan import ChangedDuringWalk, build_lines, scan_tree
 from rsync_system_backup.backup_set.exclusive_sizes import measure_exclusive_sizes
 
@@ -52,45 +53,72 @@ def build_manifest(directory, tree, method, described, instructions):
     :param described: The snapshot whose manifest described ``latest``
                       before this run changed it (a string, see
                       :func:`.take_latest_description()`; empty when none did).
-    :param instructions: A binary stream that gives the snapshot's name and
-                         what the transfer changed (see
-                         :func:`.encode_instructions()`) when the snapshot is
-                         made: the program may start while rsync works, and
-                         meanwhile reads the manifest of `described`.
+    :param instructions: A binary stream that gives what the transfer
+                         changed (when it ends) and then the snapshot's
+                         name (when the snapshot is made, see
+                         :func:`.encode_instructions()`): the program may
+                         start while rsync works, and meanwhile reads the
+                         manifest of `described`; it describes the changes
+                         and compresses the result while the snapshot is made.
     :returns: A dict with the manifest's ``pathname`` and how it was built
               (``source``: ``changes``, ``walk`` or ``none`` for the header alone).
     :raises: :exc:`AgentError` when the instructions end early (nothing is written then).
 
     With the changes, the manifest is built from the previous one (see
     :func:`.build_from_changes()`) when that one described ``latest`` before
-    the changes: it is the manifest of the newest older snapshot, with
-    entries, of the same method, and `described` names it. Otherwise all of
-    the tree is walked, and the newest manifest of an older snapshot that
-    still exists lends its checksums (see :func:`.build_lines()`). Either
+    the changes: it is the manifest of the newest snapshot that has one
+    (see :func:`newest_snapshot()`), with entries, of the same method, and
+    `described` names it. Otherwise all of the tree is walked, and that
+    newest manifest lends its checksums (see :func:`.build_lines()`). Either
     way the manifest then describes ``latest``, and :data:`.LATEST_RECORD` says so.
     """
     lines = read_described(directory, described, method) if tree and described else None
-    try:
-        name, changes = decode_instructions(instructions.read())
-    except ValueError as e:
-        raise AgentError("No manifest was written: %s." % e)
+    reader = InstructionReader(instructions)
+    changes = read_instructions(reader.read_changes)
     if not tree:
-        return dict(pathname=write_manifest(directory, name, method), source='none')
-    previous = max((other for other in list_manifests(directory)
-                    if other < name and os.path.isdir(os.path.join(directory, other))), default=None)
+        return dict(pathname=write_manifest(directory, read_instructions(reader.read_name), method), source='none')
+    previous = newest_snapshot(directory)
     usable = lines is not None and changes is not None and previous == described
+    compressed = None
+    if usable and changes:
+        encoded = build_from_previous(tree, lines, changes, os.path.join(directory, previous))
+        compressed = compress_parts(encoded) if encoded is not None else None
+    name = read_instructions(reader.read_name)
     if usable and not changes:
         # Nothing has written to latest since that manifest described it (a snapshot alone): the same file serves.
         pathname, source = copy_manifest(directory, name, described), 'changes'
+    elif compressed is not None:
+        pathname, source = write_manifest(directory, name, method, compressed=compressed), 'changes'
     else:
-        encoded = build_from_previous(tree, lines, changes, os.path.join(directory, previous)) if usable else None
-        if encoded is not None:
-            pathname, source = write_manifest(directory, name, method, encoded=encoded), 'changes'
-        else:
-            pathname, source = write_manifest(directory, name, method, build_lines(tree, read_previous_checksums(
-                directory, previous))), 'walk'
+        pathname, source = write_manifest(directory, name, method, build_lines(tree, read_previous_checksums(
+            directory, previous))), 'walk'
     write_latest_record(directory, name)
     return dict(pathname=pathname, source=source)
+
+
+def read_instructions(read):
+    """
+    Read a part of the instructions of :func:`build_manifest()`.
+
+    :param read: A method of an :class:`.InstructionReader`.
+    :returns: What it gives.
+    :raises: :exc:`AgentError` when the instructions end early.
+    """
+    try:
+        return read()
+    except ValueError as e:
+        raise AgentError("No manifest was written: %s." % e)
+
+
+def newest_snapshot(directory):
+    """
+    Find the newest snapshot that has a manifest (before this run's snapshot is made).
+
+    :param directory: The directory that holds the snapshots (a string).
+    :returns: Its name (a string), or :data:`None`.
+    """
+    return max((other for other in list_manifests(directory) if os.path.isdir(os.path.join(directory, other))),
+               default=None)
 
 
 def read_described(directory, described, method):
@@ -117,7 +145,7 @@ def build_from_previous(tree, lines, changes, previous):
 
     :param tree: ``latest`` (a string).
     :param lines: The previous manifest's entry lines (see :func:`read_described()`).
-    :param changes: The changes (see :func:`.decode_instructions()`).
+    :param changes: The changes (see :meth:`.InstructionReader.read_changes()`).
     :param previous: The previous snapshot (a pathname).
     :returns: The lines (see :func:`.build_from_changes()`), each ending in
               a line feed and joined (bytes), or :data:`None` when

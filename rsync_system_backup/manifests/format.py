@@ -376,7 +376,7 @@ def new_manifest(directory, snapshot_name):
         os.close(descriptor)
 
 
-def write_manifest(directory, snapshot_name, method, lines=None, encoded=None):
+def write_manifest(directory, snapshot_name, method, lines=None, compressed=None):
     """
     Write a snapshot's manifest (see :func:`new_manifest()`).
 
@@ -384,14 +384,14 @@ def write_manifest(directory, snapshot_name, method, lines=None, encoded=None):
     :param snapshot_name: The snapshot's name (a string).
     :param method: The snapshot method that made the snapshot (a string).
     :param lines: The manifest lines (an iterable of strings from :func:`format_entry()`).
-    :param encoded: The manifest lines as bytes, encoded and joined already (instead of `lines`).
+    :param compressed: The manifest lines compressed already, as :func:`compress_parts()` gives them
+                       (instead of `lines`).
     :returns: The manifest's pathname (a string).
 
-    Without `lines` and `encoded` the manifest is the header alone.
-    `encoded` lines are compressed in parts at once (see :func:`compress_parts()`).
+    Without `lines` and `compressed` the manifest is the header alone.
     """
     with new_manifest(directory, snapshot_name) as raw:
-        header = format_header(method, complete=lines is not None or encoded is not None)
+        header = format_header(method, complete=lines is not None or compressed is not None)
         with gzip.GzipFile(fileobj=raw, mode='wb', compresslevel=COMPRESSION_LEVEL) as stream:
             stream.write(header.encode(**ENCODING_OPTIONS))
             if lines is not None:
@@ -399,8 +399,8 @@ def write_manifest(directory, snapshot_name, method, lines=None, encoded=None):
                 text.writelines(lines)
                 text.flush()
                 text.detach()
-        if encoded is not None:
-            raw.writelines(compress_parts(encoded))
+        if compressed is not None:
+            raw.writelines(compressed)
     return os.path.join(directory, manifest_name(snapshot_name))
 
 

@@ -50,7 +50,7 @@ MISSING_ERRORS = (errno.ENOENT, errno.ENOTDIR, errno.ELOOP)
 """What opening a directory gives when a name on the way isn't a real directory (absent, no directory, a link)."""
 
 SNAPSHOT = b'='
-"""The mark of the snapshot's name, the first record of :func:`encode_instructions()`."""
+"""The mark of the snapshot's name, which comes after the changes (see :func:`encode_name()`)."""
 
 DELETED = b'-'
 """The mark of a name that the transfer deleted (maybe to put something else there)."""
@@ -67,8 +67,14 @@ without naming the other names of its inode (which then changed too).
 WALK = b'*'
 """The mark that says the changes aren't known: all of ``latest`` is walked."""
 
+CHANGES_END = b'/'
+"""The record that ends the changes: the program may describe them before the snapshot has a name."""
+
 END = b'.'
 """The mark of the last record: the instructions are complete."""
+
+READ_SIZE = 65536
+"""At most how many bytes of instructions are read at a time."""
 
 
 def order_key(path):
@@ -124,6 +130,16 @@ def encode_instructions(name, changes):
     Tell the manifests' program which manifest to build, and from what (see :func:`.agent.manifests.build_manifest()`).
 
     :param name: The snapshot's name (a string).
+    :param changes: See :func:`encode_changes()`.
+    :returns: Bytes: what :func:`encode_changes()` gives, then what :func:`encode_name()` gives.
+    """
+    return encode_changes(changes) + encode_name(name)
+
+
+def encode_changes(changes):
+    """
+    Give the first part of the manifests' program's instructions: what the transfer changed.
+
     :param changes: What the transfer changed in ``latest``: a tuple of the
                     names it touched and those among them it deleted
                     (bytes, relative to ``latest``), and maybe a third
@@ -132,41 +148,92 @@ def encode_instructions(name, changes):
                     :attr:`.SnapshotMethod.changes`); or :data:`None` when
                     that isn't known.
     :returns: Bytes: records that each start with a mark and end with a NUL
-              byte: :data:`SNAPSHOT` and the name, then :data:`WALK`, or each
-              name after :data:`DELETED`, :data:`CHANGED_IN_PLACE` or
-              :data:`TOUCHED`; last :data:`END`.
+              byte: :data:`WALK`, or each name after :data:`DELETED`,
+              :data:`CHANGED_IN_PLACE` or :data:`TOUCHED`; last :data:`CHANGES_END`.
     """
-    records = [SNAPSHOT + name.encode(**ENCODING_OPTIONS)]
     if changes is None:
-        records.append(WALK)
+        records = [WALK]
     else:
         touched, deleted = set(changes[0]), set(changes[1])
         in_place = set(changes[2]) if len(changes) > 2 else set()
-        records.extend((DELETED if name in deleted else CHANGED_IN_PLACE if name in in_place else TOUCHED) + name
-                       for name in sorted(touched | deleted))
-    records.append(END)
+        records = [(DELETED if name in deleted else CHANGED_IN_PLACE if name in in_place else TOUCHED) + name
+                   for name in sorted(touched | deleted)]
+    records.append(CHANGES_END)
     return b''.join(record + b'\0' for record in records)
 
 
-def decode_instructions(data):
+def encode_name(name):
     """
-    Read what :func:`encode_instructions()` wrote.
+    Give the last part of the manifests' program's instructions: the snapshot's name.
 
-    :param data: Bytes.
-    :returns: A tuple of the snapshot's name (a string) and the changes: a
-              dict from each name (a string, decoded as :func:`os.listdir()`
-              decodes names) to its mark (:data:`DELETED`,
-              :data:`CHANGED_IN_PLACE` or :data:`TOUCHED`), or :data:`None` to walk.
-    :raises: :exc:`~exceptions.ValueError` when the instructions are
-             incomplete (the run stopped before its snapshot).
+    :param name: The snapshot's name (a string).
+    :returns: Bytes: :data:`SNAPSHOT` and the name, then :data:`END`, each record ending with a NUL byte.
     """
-    records = data.split(b'\0')
-    if records[-2:] != [END, b''] or records[0][:1] != SNAPSHOT:
-        raise ValueError("the run stopped before its snapshot")
-    name, records = records[0][1:].decode(**ENCODING_OPTIONS), records[1:-2]
-    if records == [WALK]:
-        return name, None
-    return name, {os.fsdecode(record[1:]): record[:1] for record in records}
+    return SNAPSHOT + name.encode(**ENCODING_OPTIONS) + b'\0' + END + b'\0'
+
+
+class InstructionReader(object):
+
+    """Reads the two parts of what :func:`encode_instructions()` wrote, each as soon as it has come."""
+
+    def __init__(self, stream):
+        """
+        Prepare to read.
+
+        :param stream: A binary stream (with ``read1()``, as standard input has).
+        """
+        self.stream = stream
+        self.unread = bytearray()
+
+    def read_changes(self):
+        """
+        Read the changes.
+
+        :returns: A dict from each name (a string, decoded as
+                  :func:`os.listdir()` decodes names) to its mark
+                  (:data:`DELETED`, :data:`CHANGED_IN_PLACE` or
+                  :data:`TOUCHED`), or :data:`None` to walk.
+        :raises: :exc:`~exceptions.ValueError` when they end early (the run stopped before its snapshot).
+        """
+        records = self.read_records(CHANGES_END)
+        if records == [WALK]:
+            return None
+        return {os.fsdecode(record[1:]): record[:1] for record in records}
+
+    def read_name(self):
+        """
+        Read the snapshot's name, after the changes.
+
+        :returns: A string.
+        :raises: :exc:`~exceptions.ValueError` when it doesn't come (the run stopped before its snapshot).
+        """
+        records = self.read_records(END)
+        if len(records) != 1 or records[0][:1] != SNAPSHOT:
+            raise ValueError("the run stopped before its snapshot")
+        return records[0][1:].decode(**ENCODING_OPTIONS)
+
+    def read_records(self, last):
+        """
+        Read records up to one that is `last`.
+
+        :param last: A record (bytes).
+        :returns: The records before it (a list of bytes).
+        :raises: :exc:`~exceptions.ValueError` when the stream ends first.
+        """
+        wanted = b'\0' + last + b'\0'
+        # A NUL byte in front lets the first record match as every other does.
+        data = bytearray(b'\0') + self.unread
+        start = 0
+        while True:
+            found = data.find(wanted, start)
+            if found >= 0:
+                self.unread = data[found + len(wanted):]
+                return bytes(data[1:found + 1]).split(b'\0')[:-1]
+            start = max(0, len(data) - len(wanted) + 1)
+            chunk = self.stream.read1(READ_SIZE)
+            if not chunk:
+                raise ValueError("the run stopped before its snapshot")
+            data += chunk
 
 
 class TreeLookup(object):

@@ -22,7 +22,9 @@ described ``latest`` when the transfer began: the run takes
 :func:`take_latest_description()`), and a manifest built from ``latest``
 writes it again. Anything else walks all of ``latest``. The program that
 builds it starts before the transfer (see :class:`ManifestBuilder`), so
-that reading the previous manifest costs no time.
+that reading the previous manifest costs no time, and gets the changes
+when the transfer ends, so that it describes them while the snapshot is
+made; only writing the file waits for the snapshot's name.
 """
 
 import logging
@@ -30,7 +32,7 @@ import posixpath
 import threading
 
 from rsync_system_backup.manifests.format import LATEST_RECORD, MANIFEST_DIRECTORY, manifest_name, orphaned_manifests
-from rsync_system_backup.manifests.incremental import encode_instructions
+from rsync_system_backup.manifests.incremental import encode_changes, encode_name
 from rsync_system_backup.manifests.remote import StartedAgent
 from rsync_system_backup.snapshots.naming import INCOMPLETE_SUFFIX
 from rsync_system_backup.backup_set.operations import list_directory, remove_trees, take_file
@@ -45,8 +47,8 @@ class ManifestBuilder(object):
 
     Started early, it reads the manifest that described ``latest`` (the
     part of the work that doesn't depend on the transfer) while rsync works,
-    and waits for the snapshot's name and the transfer's changes (see
-    :meth:`finish()`).
+    then waits for the transfer's changes (see :meth:`give_changes()`) and
+    the snapshot's name (see :meth:`finish()`).
     """
 
     def __init__(self, context, parent_directory, tree, method, described, sudo=False, ionice=None):
@@ -65,6 +67,8 @@ class ManifestBuilder(object):
         self.agent = StartedAgent(context, 'build', parent_directory, tree, method, described or '', sudo=sudo,
                                   ionice=ionice)
         self.pending = True
+        self.feeder = None
+        """The thread that gives the program the changes (see :meth:`give_changes()`), once started."""
         self.uses_changes = bool(tree and described)
         """
         :data:`True` when the manifest is built from the previous one and
@@ -73,9 +77,25 @@ class ManifestBuilder(object):
         described ``latest`` before the transfer.
         """
 
+    def give_changes(self, changes):
+        """
+        Tell the program what the transfer changed, as soon as the transfer is done.
+
+        :param changes: See :meth:`finish()`.
+
+        The program then describes the changes and compresses the manifest
+        while the snapshot is made, and waits for the snapshot's name. The
+        changes are written by a thread of their own, so that this thread
+        never waits for the program to read them.
+        """
+        if self.feeder is None:
+            self.feeder = threading.Thread(target=self.agent.feed, args=(encode_changes(changes),),
+                                           name='manifest changes')
+            self.feeder.start()
+
     def finish(self, name, changes):
         """
-        Give the program the snapshot's name and the transfer's changes, and wait until the manifest is written.
+        Give the program the snapshot's name (and the transfer's changes, unless given already), and wait for it.
 
         :param name: The snapshot's name (a string).
         :param changes: What this run's transfer changed in ``latest``: a
@@ -87,12 +107,18 @@ class ManifestBuilder(object):
         :raises: As :func:`.run_agent()`.
         """
         self.pending = False
-        return self.agent.finish(encode_instructions(name, changes))
+        if self.feeder is None:
+            self.agent.feed(encode_changes(changes))
+        else:
+            self.feeder.join()
+        return self.agent.finish(encode_name(name))
 
     def stop(self):
         """Stop the program when no snapshot came (it writes nothing then), and wait for it."""
         if self.pending:
             self.pending = False
+            if self.feeder is not None:
+                self.feeder.join()
             self.agent.stop()
 
 

@@ -79,9 +79,17 @@ class StartedAgent(object):
         self.program = start_program(context, PROGRAM_MODULES, [verb] + list(arguments), NO_PYTHON,
                                      sudo=options.get('sudo', False), ionice=options.get('ionice'))
 
+    def feed(self, data):
+        """
+        Give the program a part of its input; the rest comes later.
+
+        :param data: Bytes.
+        """
+        self.program.feed(data)
+
     def finish(self, data):
         """
-        Give the program its input and wait for its answer.
+        Give the program the rest of its input and wait for its answer.
 
         :param data: Its standard input (bytes).
         :returns: The verb's result (a dict).
