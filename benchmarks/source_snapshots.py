@@ -249,7 +249,13 @@ class Pair(object):
             run(*command)
 
     def keep_newest_snapshot(self):
-        """Remove the run's snapshots but the newest (untimed), so that the next run's rotation removes none."""
+        """
+        Remove the run's snapshots but the newest (untimed), so that the next run's rotation removes none.
+
+        On btrfs the kernel frees a deleted subvolume's blocks in the
+        background, after the delete returns: ``btrfs subvolume sync`` waits
+        for that, so that it doesn't compete with the timed run.
+        """
         backups = os.path.dirname(self.latest)
         names = sorted(name for name in os.listdir(backups) if SNAPSHOT_NAME.match(name))[:-1]
         for name in names:
@@ -257,6 +263,8 @@ class Pair(object):
                 run('btrfs', '-q', 'subvolume', 'delete', os.path.join(backups, name))
             else:
                 run('rm', '-rf', '--', os.path.join(backups, name))
+        if names and self.destination_kind == 'btrfs':
+            run('btrfs', '-q', 'subvolume', 'sync', backups)
 
     def measure(self, number, environment, rss_report, cold):
         """
