@@ -16,10 +16,13 @@ import signal
 import subprocess
 import tempfile
 import threading
+import time
 from pathlib import Path
 
 import pytest
+from executor import ExternalCommand
 
+from rsync_system_backup.connections import shared_connection
 from rsync_system_backup.exceptions import ProgramNotFoundError, RemoteCommandError, SSHConnectionError
 from rsync_system_backup.connections.ssh import (
     ConfiguredRemoteContext,
@@ -526,3 +529,19 @@ def test_connection_session_output_is_discarded(tmp_path, source):
     assert 'hello' not in listing.stdout + listing.stderr
     assert len(snapshot_names(tmp_path / 'backups')) == 1
     assert snapshot_names(tmp_path / 'backups')[0] in listing.stdout
+
+
+def test_master_that_doesnt_end_is_terminated(monkeypatch):
+    """
+    A master connection that doesn't end when its input closes (a session still runs through it) is terminated.
+
+    A plain ``sleep`` that ignores its input stands in for such a master.
+    """
+    monkeypatch.setattr(shared_connection, 'STOP_TIMEOUT', 0.2)
+    master = ExternalCommand('sleep', '60', asynchronous=True, input=True, shell=False, check=False)
+    master.start()
+    started = time.monotonic()
+    shared_connection.stop_master_connection(ConfiguredRemoteContext(ssh_alias='host'), master)
+    assert time.monotonic() - started < 5
+    assert not process_exists(master.pid)
+    assert master.returncode == -signal.SIGTERM
