@@ -202,6 +202,7 @@ class Pair(object):
         :param destination_kind: Its filesystem (a string).
         """
         self.source = source
+        self.source_kind = source_kind
         self.name = '%s -> %s' % (source_kind, destination_kind)
         self.destination_kind = destination_kind
         base = os.path.join(destination_root, 'from-' + source_kind)
@@ -280,6 +281,9 @@ class Pair(object):
         measurement = run_timed(self.tool_command(rss_report), environment, rss_report=rss_report)
         self.times['tool'].append(measurement.seconds)
         self.times['rss'].append(measurement.peak_rss_kib)
+        if self.source_kind == 'btrfs':
+            # The run removed the source's older snapshot: its blocks are freed before the floor reads the source.
+            run('btrfs', '-q', 'subvolume', 'sync', self.source)
         seconds = 0.0
         for command in self.floor_commands(number):
             settle(cold)
