@@ -311,7 +311,7 @@ def build_from_changes(tree, lines, changes, previous_snapshot):
                   walk order, without line feeds (bytes, see
                   :func:`.read_entry_lines()`); it described ``latest``
                   before the transfer.
-    :param changes: What the transfer changed (see :func:`decode_instructions()`).
+    :param changes: What the transfer changed (see :meth:`InstructionReader.read_changes()`).
     :param previous_snapshot: The previous snapshot (a string), whose inodes tell which files kept their content.
     :returns: The new manifest's entry lines (a list of bytes without line feeds).
     :raises: :exc:`~exceptions.OSError` or :exc:`.ChangedDuringWalk` when
