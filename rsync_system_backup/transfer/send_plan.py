@@ -441,7 +441,7 @@ class PlanBuilder(object):
         """
         try:
             before = os.lstat(join(self.old_top, old_path) if old_path else self.old_top)
-            after = os.lstat(join(self.new_top, name) if name else self.new_top)
+            after = self.look_up(name) if name else os.lstat(self.new_top)
         except OSError:
             return False
         return before.st_mtime_ns == after.st_mtime_ns
@@ -577,18 +577,28 @@ class PlanBuilder(object):
         if not is_clean(name):
             raise SendPlanUnavailable("the send stream gives the name %r" % os.fsdecode(name))
         try:
-            found = self.looked_up.get(name)
-            if isinstance(found, OSError):
-                raise found
-            return found or os.lstat(join(self.new_top, name))
+            return self.look_up(name)
         except OSError as error:
             if missing_ok:
                 return None
             raise SendPlanUnavailable("can't find %r in the new snapshot (%s)" % (os.fsdecode(name), error.strerror))
 
+    def look_up(self, name):
+        """
+        Give the :func:`os.lstat()` result of an entry of ``NEW``, as :meth:`look_up_new()` found it if it did.
+
+        :param name: Its path (bytes).
+        :returns: An :class:`os.stat_result`.
+        :raises: :exc:`~exceptions.OSError` when it can't be looked up.
+        """
+        found = self.looked_up.get(name)
+        if isinstance(found, OSError):
+            raise found
+        return found or os.lstat(join(self.new_top, name))
+
     def look_up_new(self, names):
         """
-        Look up many entries of ``NEW`` at once, for :meth:`lstat_new()`, in :data:`LOOKUP_THREADS` threads.
+        Look up many entries of ``NEW`` at once, for :meth:`look_up()`, in :data:`LOOKUP_THREADS` threads.
 
         :param names: Their paths (bytes); those that aren't clean are left to :meth:`lstat_new()` to refuse.
 
