@@ -1,16 +1,28 @@
 """Tests of the walk-free plan (``transfer/send_plan.py``, ``transfer/send_stream.py``) on real btrfs snapshots."""
 
+import io
 import os
 import struct
 import subprocess
+import threading
 import time
 
 import pytest
 
-from rsync_system_backup.transfer.send_plan import Replay, SendPlanUnavailable
-from rsync_system_backup.transfer.send_stream import STREAM_MAGIC, Command, StreamError, read_commands
+from executor.contexts import LocalContext
+
+from rsync_system_backup.transfer.send_plan import Replay, SendPlanUnavailable, replay_send
+from rsync_system_backup.transfer.send_stream import (
+    ATTRIBUTE_HEADER,
+    COMMAND_HEADER,
+    STREAM_MAGIC,
+    Command,
+    StreamError,
+    read_commands,
+)
 from support.loop_filesystems import MountedFilesystem
 from support.send_plans import COPY_OPTIONS, SendPlanSeed, apply_plan, plan_in_namespace, remaining_differences
+from support.stand_ins import write_script
 
 SEEDS = range(1, 61)
 """The seeds of the randomised check, each on a filesystem of its own (failing seeds found later join them)."""
@@ -171,7 +183,7 @@ def test_stream_matches_the_dump(btrfs):
                                                      btrfs.top / 'new'), check=True, capture_output=True).stdout
     dump = btrfs.filesystem.run('sh', '-c', 'btrfs send --no-data -q -p "$1" "$2" | btrfs receive --dump', 'dump',
                                 btrfs.top / 'old', btrfs.top / 'new').stdout
-    names = [command.name for command in read_commands(stream)]
+    names = [command.name for command in read_commands(io.BytesIO(stream))]
     assert ['snapshot'] + names[1:] == [line.split()[0] for line in dump.splitlines()]
     assert {'mkfile', 'rename', 'set_xattr', 'utimes'} <= set(names)
 
@@ -186,8 +198,69 @@ def test_stream_matches_the_dump(btrfs):
 def test_streams_that_cant_be_read(data, problem):
     """A stream that isn't one, is cut short, or has an unknown version or command raises StreamError."""
     with pytest.raises(StreamError) as raised:
-        read_commands(data)
+        list(read_commands(io.BytesIO(data)))
     assert problem in str(raised.value)
+
+
+def encode_command(number, path):
+    """Encode one command of a version 1 send stream with a path attribute (bytes)."""
+    attribute = ATTRIBUTE_HEADER.pack(15, len(path)) + path
+    return COMMAND_HEADER.pack(len(attribute), number, 0) + attribute
+
+
+STREAM_START = STREAM_MAGIC + struct.pack('<I', 1) + encode_command(2, b'new')
+"""The start of a stream: its header and the ``snapshot`` command."""
+
+
+def test_commands_come_while_the_stream_is_written():
+    """Each command is given as soon as it has been read, not when the stream ends."""
+    reader, writer = os.pipe()
+    got = []
+    with io.open(reader, 'rb') as stream, io.open(writer, 'wb', buffering=0) as output:
+        output.write(STREAM_START + encode_command(4, b'o257-5-0'))
+        commands = read_commands(stream)
+        thread = threading.Thread(target=lambda: got.extend(next(commands) for _ in range(2)))
+        thread.start()
+        thread.join(5)
+        assert [command.name for command in got] == ['snapshot', 'mkdir'], "the reader waited for the end"
+        output.write(COMMAND_HEADER.pack(0, 21, 0))
+        assert list(commands) == []
+
+
+def test_send_that_fails_halfway(fake_bin, monkeypatch, tmp_path):
+    """A send that stops in the middle of a command is reported with its own message, not as a cut stream."""
+    stream = tmp_path / 'stream'
+    stream.write_bytes(STREAM_START + encode_command(4, b'o257-5-0')[:-3])
+    write_script(fake_bin / 'btrfs', 'cat "%s"\necho "ERROR: a stand-in broke off" >&2\nexit 1\n' % stream)
+    monkeypatch.setenv('PATH', '%s:%s' % (fake_bin, os.environ['PATH']))
+    with pytest.raises(SendPlanUnavailable) as raised:
+        replay_send(LocalContext(), str(tmp_path / 'old'), str(tmp_path / 'new'))
+    assert raised.value.reason == 'btrfs send failed: ERROR: a stand-in broke off'
+
+
+def test_send_whose_stream_cannot_be_read(fake_bin, monkeypatch, tmp_path):
+    """A stream that isn't one is reported as such, also when much follows (which is read, so the send ends well)."""
+    write_script(fake_bin / 'btrfs', "printf 'not a stream'\nhead -c 1000000 /dev/zero\n")
+    monkeypatch.setenv('PATH', '%s:%s' % (fake_bin, os.environ['PATH']))
+    with pytest.raises(SendPlanUnavailable) as raised:
+        replay_send(LocalContext(), str(tmp_path / 'old'), str(tmp_path / 'new'))
+    assert raised.value.reason == "can't read the send stream: it isn't a btrfs send stream"
+
+
+def test_send_is_stopped_when_its_stream_cannot_be_replayed(fake_bin, monkeypatch, tmp_path):
+    """A command that the replay refuses ends the plan at once, and the send, which would write forever, is stopped."""
+    stream = tmp_path / 'stream'
+    stream.write_bytes(STREAM_START + encode_command(18, b'a/../b'))
+    pid_file = tmp_path / 'pid'
+    write_script(fake_bin / 'btrfs', 'echo $$ > "%s"\ncat "%s"\nexec yes\n' % (pid_file, stream))
+    monkeypatch.setenv('PATH', '%s:%s' % (fake_bin, os.environ['PATH']))
+    started = time.monotonic()
+    with pytest.raises(SendPlanUnavailable) as raised:
+        replay_send(LocalContext(), str(tmp_path / 'old'), str(tmp_path / 'new'))
+    assert "names 'a/../b'" in raised.value.reason
+    assert time.monotonic() - started < 5
+    with pytest.raises(ProcessLookupError):
+        os.kill(int(pid_file.read_text()), 0)
 
 
 @pytest.mark.parametrize('commands, reason', [

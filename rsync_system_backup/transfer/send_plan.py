@@ -5,9 +5,10 @@ rsync's dry run (see :mod:`.transfer.plan`) walks the whole source to find
 what changed. On a btrfs source, two read-only snapshots of the subvolume
 (``OLD``, the parent, which equals ``latest``, and ``NEW``) already know:
 :func:`plan_from_snapshots()` runs ``btrfs send --no-data -p OLD NEW``,
-reads its commands (see :mod:`.transfer.send_stream`) and turns them into a
-:class:`SendPlan`, which the protect and apply steps take as they take the
-dry run's plan. Its cost grows with the changes, not with the tree.
+replays its commands while it writes them (see :func:`replay_send()` and
+:mod:`.transfer.send_stream`) and turns them into a :class:`SendPlan`,
+which the protect and apply steps take as they take the dry run's plan.
+Its cost grows with the changes, not with the tree.
 
 How the commands become names:
 
@@ -53,6 +54,7 @@ Both snapshots are read by this process (directory listings and
 when asked.
 """
 
+import io
 import os
 import posixpath
 import shutil
@@ -61,6 +63,7 @@ import tempfile
 import threading
 
 from rsync_system_backup.agent.tree import is_clean
+from rsync_system_backup.processes.waiting import wait_for_exit
 from rsync_system_backup.transfer.exclude_rules import excluded, parse_exclude_rules
 from rsync_system_backup.transfer.inode_paths import inode_paths
 from rsync_system_backup.transfer.plan import (
@@ -93,6 +96,9 @@ ATTRIBUTE_COMMANDS = ('set_xattr', 'remove_xattr', 'chmod', 'chown', 'utimes', '
 
 CONTENT_COMMANDS = ('write', 'clone', 'truncate', 'update_extent', 'fallocate', 'encoded_write', 'enable_verity')
 """The stream's commands that change a file's content."""
+
+READ_SIZE = 65536
+"""How many bytes :func:`replay_send()` reads at a time of what follows the stream's end (or the part it can't read)."""
 
 LOOKUP_THREADS = 2
 """How many threads :meth:`PlanBuilder.look_up_new()` looks up names in."""
@@ -189,13 +195,17 @@ class Replay(object):
         """
         Carry out a stream's commands.
 
-        :param commands: The :class:`.Command` objects of an incremental stream.
+        :param commands: The :class:`.Command` objects of an incremental
+                         stream (an iterable, such as the generator of
+                         :func:`.read_commands()`: each is carried out as it comes).
         :raises: :exc:`SendPlanUnavailable` for a stream without a parent, a
                  command this module doesn't know, or a path it can't follow.
         """
-        if not commands or commands[0].name != 'snapshot':
+        commands = iter(commands)
+        first = next(commands, None)
+        if first is None or first.name != 'snapshot':
             raise SendPlanUnavailable("the send stream isn't relative to a parent snapshot")
-        for command in commands[1:]:
+        for command in commands:
             self.carry_out(command)
 
     def carry_out(self, command):
@@ -672,14 +682,7 @@ def plan_from_snapshots(context, parent, snapshot, filter_options, sudo=False):
     :raises: :exc:`SendPlanUnavailable` (see the module's documentation).
     """
     builder = PlanBuilder(context, parent, snapshot, sudo=sudo)
-    stream = builder.run_command('btrfs', 'send', *(SEND_OPTIONS + ('-p', parent, '--', snapshot)))
-    try:
-        commands = read_commands(stream)
-    except StreamError as error:
-        raise SendPlanUnavailable("can't read the send stream: %s" % error)
-    replay = Replay()
-    replay.run(commands)
-    builder.build(replay)
+    builder.build(replay_send(context, parent, snapshot, sudo=sudo))
     plan = SendPlan()
     plan.root_changed = builder.root_changed
     kept = filter_names(builder, builder.new_top, builder.kinds, filter_options)
@@ -687,6 +690,68 @@ def plan_from_snapshots(context, parent, snapshot, filter_options, sudo=False):
     plan.content_changes = set(name for name in builder.content if name in kept)
     plan.deletions = filter_names(builder, builder.old_top, builder.deletions, filter_options)
     return plan
+
+
+def replay_send(context, parent, snapshot, sudo=False):
+    """
+    Run ``btrfs send`` from one snapshot to the other and replay its commands while it writes them.
+
+    :param context: The execution context of the snapshots.
+    :param parent: ``OLD`` (a string).
+    :param snapshot: ``NEW`` (a string).
+    :param sudo: :data:`True` to run it with superuser privileges.
+    :returns: The :class:`Replay` that ran.
+    :raises: :exc:`SendPlanUnavailable` when ``btrfs send`` fails (with
+             the last line of its messages), or its stream can't be read
+             or replayed (``btrfs send`` is stopped then).
+
+    The kernel writes the stream as it compares the snapshots, so the
+    replay takes no time of its own: at 100,000 files with 1% changed
+    (six runs each), reading the stream after the send ended took the plan
+    from about 240 ms to 205 ms, and replaying it while it comes takes as
+    long as the send alone.
+    """
+    replay = Replay()
+    # A file with a name: executor reads a file it is given by its name (and closes a descriptor it is given as one).
+    with tempfile.NamedTemporaryFile(prefix='rsync-system-backup-send-') as messages:
+        send = context.execute('btrfs', 'send', *(SEND_OPTIONS + ('-p', parent, '--', snapshot)),
+                               asynchronous=True, capture=True, buffered=False, stderr_file=messages,
+                               check=False, shell=False, tty=False, sudo=sudo)
+        problem = None
+        try:
+            with io.BufferedReader(send.stdout) as stream:
+                try:
+                    replay.run(read_commands(stream))
+                except StreamError as error:
+                    problem = "can't read the send stream: %s" % error
+                # Read to the end, so that a send that failed says why, and none dies of a closed pipe (closed
+                # right after the end command, btrfs send died of SIGPIPE in some runs of the tests).
+                while stream.read(READ_SIZE):
+                    pass
+        except BaseException:
+            if send.is_running:
+                send.terminate(use_spinner=False)
+            wait_for_exit(send)
+            raise
+        wait_for_exit(send)
+        check_send(send, messages)
+    if problem:
+        raise SendPlanUnavailable(problem)
+    return replay
+
+
+def check_send(send, messages):
+    """
+    Check that ``btrfs send`` succeeded.
+
+    :param send: The finished command.
+    :param messages: The file that got its standard error.
+    :raises: :exc:`SendPlanUnavailable` with the last line of its messages when it failed.
+    """
+    if send.returncode != 0:
+        messages.seek(0)
+        lines = messages.read().decode('utf-8', 'replace').strip().splitlines()
+        raise SendPlanUnavailable("btrfs send failed: %s" % (lines[-1] if lines else "exit code %i" % send.returncode))
 
 
 def filter_names(builder, top, names, filter_options):

@@ -5,8 +5,9 @@ Reading a btrfs send stream: the commands that turn one snapshot into another.
 the commands that a receiver would carry out to turn a copy of ``OLD`` into
 ``NEW``: create an entry, rename, link, unlink, remove a directory, change
 attributes, and (without the data) which files' contents change.
-:func:`read_commands()` reads them into :class:`Command` objects whose paths
-are bytes exactly as the kernel wrote them.
+:func:`read_commands()` reads them, while ``btrfs send`` still writes,
+into :class:`Command` objects whose paths are bytes exactly as the kernel
+wrote them.
 
 The binary stream is read instead of ``btrfs receive --dump``'s text: the
 dump escapes paths (a backslash before a space, ``\\\\`` for a backslash,
@@ -80,36 +81,41 @@ class Command(object):
         return 'Command(%r, %r)' % (self.name, self.attributes)
 
 
-def read_commands(data):
+def read_commands(stream):
     """
-    Read a send stream.
+    Read a send stream as it comes.
 
-    :param data: The whole stream (bytes).
-    :returns: A list of :class:`Command` objects, up to and without the ``end`` command.
-    :raises: :exc:`StreamError` when the stream is cut short, isn't one, or
-             has a version or command number this module doesn't know.
+    :param stream: A binary stream whose ``read(n)`` gives `n` bytes unless
+                   the stream ends first (a buffered pipe from ``btrfs
+                   send``, or :class:`io.BytesIO`).
+    :returns: A generator of :class:`Command` objects, up to and without the ``end`` command.
+    :raises: :exc:`StreamError` (while iterating) when the stream is cut
+             short, isn't one, or has a version or command number this
+             module doesn't know.
+
+    Each command is given as soon as its last byte is read, so whoever
+    reads them works while ``btrfs send`` still writes the rest.
     """
-    if not data.startswith(STREAM_MAGIC) or len(data) < len(STREAM_MAGIC) + 4:
+    header = stream.read(len(STREAM_MAGIC) + 4)
+    if not header.startswith(STREAM_MAGIC) or len(header) < len(STREAM_MAGIC) + 4:
         raise StreamError("it isn't a btrfs send stream")
-    version = struct.unpack_from('<I', data, len(STREAM_MAGIC))[0]
+    version = struct.unpack_from('<I', header, len(STREAM_MAGIC))[0]
     if version not in VERSIONS:
         raise StreamError("it has version %i" % version)
-    offset = len(STREAM_MAGIC) + 4
-    commands = []
     while True:
-        if offset + COMMAND_HEADER.size > len(data):
+        head = stream.read(COMMAND_HEADER.size)
+        if len(head) < COMMAND_HEADER.size:
             raise StreamError("it ends without an end command")
-        length, number, _ = COMMAND_HEADER.unpack_from(data, offset)
-        start = offset + COMMAND_HEADER.size
-        offset = start + length
-        if offset > len(data):
+        length, number, _ = COMMAND_HEADER.unpack(head)
+        block = stream.read(length)
+        if len(block) < length:
             raise StreamError("a command is cut short")
         if number not in COMMAND_NAMES:
             raise StreamError("it has an unknown command (number %i)" % number)
         name = COMMAND_NAMES[number]
         if name == 'end':
-            return commands
-        commands.append(Command(name, read_attributes(data[start:offset], version)))
+            return
+        yield Command(name, read_attributes(block, version))
 
 
 def read_attributes(block, version):
