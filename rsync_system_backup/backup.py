@@ -490,7 +490,9 @@ class RsyncSystemBackup(CheckedProperties, BackupSteps, PropertyManager):
                     raise DestinationContextUnavailable(explain_daemon_steps(self.destination, transferred=True))
                 if self.snapshot_enabled:
                     with summary.timed('snapshot'):
-                        summary.snapshot_pathname = self.create_snapshot(builder)
+                        # The method was prepared under the lock, and listed the set then (a dry run prepares nothing).
+                        listed = None if self.dry_run else self.snapshot_method_in_use.replacement.parent_names
+                        summary.snapshot_pathname = self.create_snapshot(builder, listed)
                         if pending_record is not None:
                             pending_record.record(flush=False)
                         if self.keep_as:

@@ -335,25 +335,30 @@ class BackupSteps:
             return []
         return exclude_backup_from_source(self.source, self.destination.directory, self.destination.parent_directory)
 
-    def create_snapshot(self, builder=None):
+    def create_snapshot(self, builder=None, names=None):
         """
         Snapshot the destination directory into its parent directory.
 
         :param builder: The :class:`.ManifestBuilder` of this run (see
                         :meth:`manifest_builder()`), or :data:`None` to start
                         one here (for a caller of this step alone).
+        :param names: The names in the parent directory, listed under the
+                      lock that the run holds since (see
+                      :func:`.naming.create_snapshot()`), or :data:`None`
+                      (for a caller of this step alone) to list them.
         :returns: The pathname of the new snapshot (a string).
         """
         if builder is None and not self.dry_run:
             with self.manifest_builder() as started:
-                return self.copy_latest(started)
-        return self.copy_latest(builder)
+                return self.copy_latest(started, names)
+        return self.copy_latest(builder, names)
 
-    def copy_latest(self, builder):
+    def copy_latest(self, builder, names=None):
         """
         Snapshot the destination directory, with the manifest that a builder records.
 
         :param builder: A :class:`.ManifestBuilder`, or :data:`None` (for a dry run).
+        :param names: See :meth:`create_snapshot()`.
         :returns: The pathname of the new snapshot (a string).
         """
         method = self.snapshot_method_in_use
@@ -367,6 +372,7 @@ class BackupSteps:
             ionice=self.ionice,
             remove=method.remove_trees,
             flush=not method.copies_reach_disk,
+            names=names,
         )
 
     def claim_keep_name(self):

@@ -242,6 +242,34 @@ def test_two_runs_in_one_second_make_two_snapshots(run_cli, source, backups):
     assert take_manifest(backups / newest, times='seconds') == take_manifest(source, times='seconds')
 
 
+def test_a_run_lists_the_set_once_for_its_snapshot(source, backups, monkeypatch):
+    """
+    The snapshot step names the snapshot from the listing made under the lock (one round trip less over SSH).
+
+    A caller of the snapshot step alone still lists the set: it removes an
+    interrupted copy that it couldn't know of otherwise.
+    """
+    from rsync_system_backup import RsyncSystemBackup
+    from rsync_system_backup.backup_set import operations
+    from rsync_system_backup.snapshots import naming, replacement
+    listed = []
+
+    def list_directory(context, directory, sudo=False):
+        listed.append(directory)
+        return operations.list_directory(context, directory, sudo=sudo)
+    options = dict(source=str(source), destination=str(backups / 'latest'), notifications_enabled=False)
+    RsyncSystemBackup(**options).execute()
+    monkeypatch.setattr(naming, 'list_directory', list_directory)
+    monkeypatch.setattr(replacement, 'list_directory', list_directory)
+    RsyncSystemBackup(**options).execute()
+    assert listed.count(str(backups)) == 1 and len(snapshot_names(backups)) == 2
+    del listed[:]
+    leftover = backups / '2001-01-01_00-00-00.incomplete'
+    os.makedirs(str(leftover))
+    RsyncSystemBackup(backup_enabled=False, rotate_enabled=False, **options).create_snapshot()
+    assert listed.count(str(backups)) == 1 and not leftover.exists() and len(snapshot_names(backups)) == 3
+
+
 def test_after_snapshot_runs_between_the_snapshot_and_rotation(source, backups):
     """The after_snapshot function sees the new snapshot and the snapshots that rotation then removes (issue 24)."""
     from rsync_system_backup import RsyncSystemBackup

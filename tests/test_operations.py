@@ -2,8 +2,8 @@
 Tests of ``backup_set/operations.py``: listing a directory on another system takes one command, flushing.
 
 Over SSH every command is a round trip, and a run lists the backup directory
-several times (the marker check, recovery, the snapshot and rotation), so
-:func:`.list_directory()` asks with a single command. Here a stand-in
+several times (the marker check, recovery, whose listing the snapshot
+reuses, and rotation), so :func:`.list_directory()` asks with a single command. Here a stand-in
 context runs the commands on this system and records them.
 """
 
