@@ -63,6 +63,7 @@ import tempfile
 import threading
 
 from rsync_system_backup.agent.tree import is_clean
+from rsync_system_backup.connections.ssh import decode_output, last_line
 from rsync_system_backup.processes.waiting import wait_for_exit
 from rsync_system_backup.transfer.exclude_rules import excluded, parse_exclude_rules
 from rsync_system_backup.transfer.inode_paths import inode_paths
@@ -658,9 +659,7 @@ class PlanBuilder(object):
         finished = self.context.execute(*command, capture=True, capture_stderr=True, check=False, shell=False,
                                         tty=False, sudo=self.sudo, **options)
         if finished.returncode != 0:
-            lines = finished.stderr.decode('utf-8', 'replace').strip().splitlines()
-            raise SendPlanUnavailable("%s failed: %s" % (' '.join(command[:2]),
-                                                         lines[-1] if lines else "exit code %i" % finished.returncode))
+            raise command_failed(' '.join(command[:2]), finished.returncode, finished.stderr)
         return finished.stdout
 
 
@@ -733,24 +732,25 @@ def replay_send(context, parent, snapshot, sudo=False):
             wait_for_exit(send)
             raise
         wait_for_exit(send)
-        check_send(send, messages)
+        if send.returncode != 0:
+            messages.seek(0)
+            raise command_failed('btrfs send', send.returncode, messages.read())
     if problem:
         raise SendPlanUnavailable(problem)
     return replay
 
 
-def check_send(send, messages):
+def command_failed(name, returncode, messages):
     """
-    Check that ``btrfs send`` succeeded.
+    Say why the plan is unavailable after one of its commands failed.
 
-    :param send: The finished command.
-    :param messages: The file that got its standard error.
-    :raises: :exc:`SendPlanUnavailable` with the last line of its messages when it failed.
+    :param name: The command (a string, such as ``btrfs send``).
+    :param returncode: Its exit code.
+    :param messages: Its standard error (bytes).
+    :returns: A :exc:`SendPlanUnavailable` with the last line of the messages, or the exit code when there are none.
     """
-    if send.returncode != 0:
-        messages.seek(0)
-        lines = messages.read().decode('utf-8', 'replace').strip().splitlines()
-        raise SendPlanUnavailable("btrfs send failed: %s" % (lines[-1] if lines else "exit code %i" % send.returncode))
+    return SendPlanUnavailable("%s failed: %s" % (name, last_line(decode_output(messages))
+                                                  or "exit code %i" % returncode))
 
 
 def filter_names(builder, top, names, filter_options):
